@@ -1,0 +1,115 @@
+//! Message ids and dedup keys.
+//!
+//! Ids are strings everywhere: some providers send 64-bit numbers that a float would corrupt,
+//! so numeric ids are read as integers and printed exactly.
+
+use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
+
+/// An id a provider sends as a string or as an integer, kept as its exact decimal text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Id(pub String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Id;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or integer id")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Id, E> {
+                Ok(Id(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Id, E> {
+                Ok(Id(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Id, E> {
+                Ok(Id(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Id, E> {
+                Ok(Id(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Id, E> {
+                // Only integral values that a double holds exactly are ids; anything else would
+                // be a corrupted one.
+                if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+                    Ok(Id(format!("{v:.0}")))
+                } else {
+                    Err(E::custom("a fractional or imprecise number is not an id"))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Id {
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A dedup key from a provider's own stable event id: `<provider>:<id>`.
+pub fn dedup_from_id(provider: &str, event_id: &str) -> String {
+    format!("{provider}:{event_id}")
+}
+
+/// A dedup key from the fields that identify one event when the provider has no stable event id:
+/// `<provider>:h:<hash>`. The fields are length-prefixed so that no two different lists collide.
+pub fn dedup_from_fields(provider: &str, fields: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for field in fields {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    let digest = hasher.finalize();
+    format!(
+        "{provider}:h:{}",
+        hex::encode(digest.get(..16).unwrap_or_default())
+    )
+}
+
+/// Strips one pair of surrounding angle brackets and whitespace from a Message-ID.
+pub fn strip_angle_brackets(id: &str) -> &str {
+    let id = id.trim();
+    id.strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+        .unwrap_or(id)
+        .trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_stay_exact() {
+        let ids: Vec<Id> =
+            serde_json::from_str(r#"["abc", 1152921504606846976, -5, 12.0]"#).unwrap();
+        let texts: Vec<_> = ids.iter().map(Id::as_str).collect();
+        assert_eq!(texts, ["abc", "1152921504606846976", "-5", "12"]);
+        assert!(serde_json::from_str::<Id>("1.5").is_err());
+        assert!(serde_json::from_str::<Id>("null").is_err());
+    }
+
+    #[test]
+    fn field_hashes_do_not_collide_on_concatenation() {
+        assert_ne!(
+            dedup_from_fields("p", &["ab", "c"]),
+            dedup_from_fields("p", &["a", "bc"])
+        );
+        assert_eq!(
+            dedup_from_fields("p", &["a", "b"]),
+            dedup_from_fields("p", &["a", "b"])
+        );
+    }
+
+    #[test]
+    fn angle_brackets() {
+        assert_eq!(strip_angle_brackets(" <a@b> "), "a@b");
+        assert_eq!(strip_angle_brackets("a@b"), "a@b");
+        assert_eq!(strip_angle_brackets("<"), "<");
+    }
+}

@@ -1,0 +1,47 @@
+//! The core of Tidings: the normalized event model, the [`ProviderParser`] contract every
+//! provider crate implements, the provider registry, the signature helpers providers share and
+//! the order-independent message status fold.
+//!
+//! Everything here is pure: no I/O, no async, no clock. The time a request was received comes in
+//! through [`RawRequest::received_at`], so parsing is deterministic.
+//!
+//! A provider crate implements [`ProviderParser`] on a unit struct and registers it with one line:
+//!
+//! ```ignore
+//! tidings_core::register_provider!(SendGrid);
+//! ```
+
+mod error;
+mod event;
+pub mod fold;
+pub mod ids;
+mod provider;
+mod registry;
+mod request;
+pub mod signature;
+mod status;
+pub mod time;
+
+pub use error::{Error, Rejection, Result};
+pub use event::{Control, Event, EventBody, Failure, Ignored, Parsed, WebhookResult, wire_date};
+pub use provider::{Credentials, Freshness, ProviderParser, Signature};
+pub use registry::{Registration, Registry, registry};
+pub use request::{Form, MediaType, RawRequest};
+pub use signature::Secret;
+pub use status::{Channel, Status};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}
+
+/// Registers a provider parser (a `const` value implementing [`ProviderParser`], usually a unit
+/// struct) in the process-wide [`registry`]. One line per provider crate.
+#[macro_export]
+macro_rules! register_provider {
+    ($parser:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::Registration::new(&$parser)
+        }
+    };
+}

@@ -1,0 +1,123 @@
+//! The contract every provider crate implements.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+
+use crate::{Channel, Error, Parsed, RawRequest, Result, Secret};
+
+/// The signature scheme a provider uses, as listed by `tidings providers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// The provider does not sign its requests (protect them with an API key or Basic auth).
+    None,
+    /// Verified with a key configured on the integration (`signing_key`). The text names the
+    /// scheme, e.g. `hmac-sha256`.
+    Keyed(&'static str),
+    /// Verified without a configured key (the request carries a certificate URL the verifier
+    /// checks against a fixed trust rule, as Amazon SNS does).
+    Keyless(&'static str),
+}
+
+impl Signature {
+    /// The scheme's name, or `None`.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Signature::None => None,
+            Signature::Keyed(name) | Signature::Keyless(name) => Some(name),
+        }
+    }
+}
+
+/// How strictly signed timestamps are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// The provider's own documented tolerance (or its default, where the provider names none).
+    #[default]
+    ProviderDefault,
+    /// A configured tolerance.
+    Within(Duration),
+    /// Timestamps are not checked (verifying a recorded request offline).
+    Unchecked,
+}
+
+impl Freshness {
+    /// The tolerance to apply, given the provider's default (`None`: the provider documents no
+    /// window and its own libraries check none).
+    pub fn tolerance(self, provider_default: Option<Duration>) -> Option<Duration> {
+        match self {
+            Freshness::ProviderDefault => provider_default,
+            Freshness::Within(tolerance) => Some(tolerance),
+            Freshness::Unchecked => None,
+        }
+    }
+}
+
+/// What an integration holds for verifying its provider's signatures.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The signing keys; a request is genuine if it verifies with any of them (key rotation).
+    pub signing_keys: &'a [Secret],
+    /// Provider-specific settings from the integration's configuration (for example an
+    /// allow-list of topics), by name.
+    pub options: &'a BTreeMap<String, String>,
+    /// Documents the service fetched for this request, keyed by the URLs
+    /// [`ProviderParser::remote_keys`] named (signing certificates).
+    pub fetched: &'a BTreeMap<String, Vec<u8>>,
+    /// How signed timestamps are checked.
+    pub freshness: Freshness,
+}
+
+impl<'a> Credentials<'a> {
+    /// Tries `verify_with` for every signing key: `Ok` as soon as one verifies, else the error of
+    /// the last key, or [`Error::NoSigningKey`] when there are none.
+    pub fn any_key(&self, mut verify_with: impl FnMut(&Secret) -> Result<()>) -> Result<()> {
+        let mut last = Error::NoSigningKey;
+        for key in self.signing_keys {
+            match verify_with(key) {
+                Ok(()) => return Ok(()),
+                Err(err) => last = err,
+            }
+        }
+        Err(last)
+    }
+
+    /// A provider-specific option.
+    pub fn option(&self, name: &str) -> Option<&'a str> {
+        self.options.get(name).map(String::as_str)
+    }
+}
+
+/// A provider's webhook parser and verifier. Implementations are unit structs registered with
+/// [`register_provider!`](crate::register_provider): synchronous, pure and total (any bytes give
+/// `Ok` or `Err`, never a panic).
+pub trait ProviderParser: Send + Sync + 'static {
+    /// The provider id, as Novu names it (`sendgrid`, `ses`, `nexmo`, ...).
+    fn id(&self) -> &'static str;
+
+    /// Other names users know the provider by (`vonage`, `brevo`).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The channel the provider delivers on.
+    fn channel(&self) -> Channel;
+
+    /// The provider's signature scheme.
+    fn signature(&self) -> Signature;
+
+    /// URLs of documents (signing certificates) the service must fetch before calling
+    /// [`verify`](Self::verify). Each URL must already be checked against the provider's trust
+    /// rule here: the service fetches exactly what this returns.
+    fn remote_keys(&self, _request: &RawRequest<'_>) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// Proves the request genuine with the provider's own signature, over the exact raw bytes, in
+    /// constant time. Errors say precisely why, and never echo a secret.
+    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()>;
+
+    /// Normalizes the request into events. Unknown or unmapped provider events are
+    /// [`Parsed::ignored`], never an error; a body that is not this provider's format is an error.
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed>;
+}
