@@ -30,6 +30,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(Secret::new)
+    }
+}
+
 impl From<&str> for Secret {
     fn from(value: &str) -> Secret {
         Secret::new(value)

@@ -1,0 +1,475 @@
+//! The request handler: routing, limits, auth, idempotency, parsing and the durable commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+use tidings_core::{
+    Credentials, Freshness, MediaType, ProviderParser, RawRequest, Rejection, Secret, Signature,
+    registry, signature::ct_eq,
+};
+use tidings_store::{IdempotencyRecord, Ingest, SqliteStore};
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, Integration};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Idempotency records are replayed for this long.
+const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
+/// Longest accepted `Idempotency-Key`.
+const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// Everything a request needs, shared by all connections.
+pub struct App {
+    config: Config,
+    store: SqliteStore,
+    pub(crate) metrics: Metrics,
+    in_flight: Semaphore,
+    idempotency_in_flight: Mutex<BTreeSet<(String, String)>>,
+    integrations: BTreeMap<(String, String), Route>,
+}
+
+/// What an `(environment, integration)` path leads to: the integration, its parser, its keys.
+type Route = (Integration, &'static dyn ProviderParser, Vec<Secret>);
+
+/// The response body type.
+pub type Body = Full<Bytes>;
+
+impl App {
+    /// Builds the app from a validated configuration and an open store.
+    pub fn new(config: Config, store: SqliteStore) -> App {
+        let integrations = config
+            .integrations
+            .iter()
+            .filter_map(|i| {
+                let parser = registry().get(&i.provider)?;
+                Some((
+                    (i.environment.clone(), i.id.clone()),
+                    (i.clone(), parser, i.keys()),
+                ))
+            })
+            .collect();
+        App {
+            in_flight: Semaphore::new(config.limits.max_in_flight),
+            config,
+            store,
+            metrics: Metrics::default(),
+            idempotency_in_flight: Mutex::new(BTreeSet::new()),
+            integrations,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let path = request.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let response = match (request.method(), segments.as_slice()) {
+            (
+                &Method::POST,
+                [
+                    "v2",
+                    "inbound-webhooks",
+                    "delivery-providers",
+                    env,
+                    integration,
+                ],
+            ) => {
+                let (env, integration) = ((*env).to_owned(), (*integration).to_owned());
+                let timeout = Duration::from_secs(self.config.limits.request_timeout_secs);
+                let outcome = tokio::time::timeout(
+                    timeout,
+                    Arc::clone(&self).ingest(request, &env, &integration),
+                )
+                .await
+                .unwrap_or_else(|_| Err(ApiError::timeout()));
+                let (provider, response) = match outcome {
+                    Ok((provider, response)) => (provider, response),
+                    Err(err) => (err.provider.unwrap_or("unknown"), err.into_response(&path)),
+                };
+                let latency = started.elapsed();
+                self.metrics
+                    .request(provider, response.status().as_u16(), latency);
+                tracing::info!(
+                    provider,
+                    environment = env,
+                    integration,
+                    status = response.status().as_u16(),
+                    latency_ms = latency.as_secs_f64() * 1000.0,
+                    "Webhook answered."
+                );
+                return response;
+            }
+            (_, ["v2", "inbound-webhooks", "delivery-providers", _, _]) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Use POST for webhooks.",
+            )),
+            (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
+            (&Method::GET, ["readyz"]) => match self.store.ping() {
+                Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
+                Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
+            },
+            (&Method::GET, ["metrics"]) => Ok(text(
+                StatusCode::OK,
+                &self.metrics.render(self.store.stats()),
+                "text/plain; version=0.0.4",
+            )),
+            (_, ["healthz" | "readyz" | "metrics"]) => {
+                Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Use GET."))
+            }
+            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "Not found.")),
+        };
+        response.unwrap_or_else(|err| err.into_response(&path))
+    }
+
+    async fn ingest(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        env: &str,
+        integration_id: &str,
+    ) -> Result<(&'static str, Response<Body>), ApiError> {
+        // Refuse at once rather than queue without bound: providers retry on 503.
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| ApiError::unavailable("Too many requests in flight; retry shortly."))?;
+        let environment = self
+            .config
+            .environments
+            .iter()
+            .find(|e| e.id == env)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Environment `{env}` was not found."),
+                )
+            })?;
+        let (integration, parser, keys) = self
+            .integrations
+            .get(&(env.to_owned(), integration_id.to_owned()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Integration `{integration_id}` was not found in environment `{env}`."),
+                )
+            })?;
+        let provider = parser.id();
+        let with_provider = |e: ApiError| e.for_provider(provider);
+
+        let (parts, body) = request.into_parts();
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if MediaType::of(content_type.as_deref()) == MediaType::Other {
+            return Err(with_provider(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Send application/json, application/x-www-form-urlencoded, multipart/form-data or text/plain.",
+            )));
+        }
+        let idempotency_key = match parts.headers.get("idempotency-key") {
+            None => None,
+            Some(value) => {
+                let key = value.to_str().map_err(|_| {
+                    with_provider(ApiError::bad_request(
+                        "Idempotency-Key must be visible ASCII.",
+                    ))
+                })?;
+                if key.len() > IDEMPOTENCY_KEY_MAX {
+                    return Err(with_provider(ApiError::bad_request(format!(
+                        "Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
+                    ))));
+                }
+                Some(key.to_owned())
+            }
+        };
+        let limit = self.config.limits.max_body_bytes;
+        if let Some(length) = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            && length > limit as u64
+        {
+            return Err(with_provider(ApiError::too_large(limit)));
+        }
+        let body = read_limited(body, limit).await.map_err(with_provider)?;
+        let received_at = Utc::now();
+        let url = self.public_url(&parts.uri);
+        let raw = RawRequest {
+            body: &body,
+            content_type: content_type.as_deref(),
+            headers: &parts.headers,
+            url: url.as_deref(),
+            received_at,
+        };
+        self.authenticate(
+            &parts.headers,
+            environment.secret_key.expose(),
+            integration,
+            *parser,
+            keys,
+            &raw,
+        )
+        .map_err(with_provider)?;
+
+        let body_hash = Sha256::digest(&body).to_vec();
+        let _idempotency_guard = match &idempotency_key {
+            None => None,
+            Some(key) => {
+                if let Some(replay) = self.replay(env, key, &body_hash).map_err(with_provider)? {
+                    return Ok((provider, replay));
+                }
+                Some(self.claim(env, key).map_err(with_provider)?)
+            }
+        };
+
+        let parsed = parser.parse(&raw).map_err(|err| {
+            let status = match err.rejection() {
+                Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
+                Rejection::BadRequest => StatusCode::BAD_REQUEST,
+            };
+            with_provider(ApiError::new(status, err.to_string()))
+        })?;
+        for control in &parsed.controls {
+            tracing::warn!(
+                provider,
+                environment = env,
+                integration = integration_id,
+                ?control,
+                "The provider asks for an action; confirm it by hand."
+            );
+        }
+        let response_body =
+            serde_json::to_vec(&parsed.results()).map_err(|e| ApiError::internal(&e))?;
+        let statuses: Vec<&'static str> = parsed
+            .events
+            .iter()
+            .map(|e| e.body.status.as_str())
+            .collect();
+        let ingest = Ingest {
+            environment_id: env.to_owned(),
+            integration_id: integration_id.to_owned(),
+            provider: provider.to_owned(),
+            received_at,
+            content_type: content_type.clone(),
+            headers_json: headers_json(&parts.headers),
+            body: body.to_vec(),
+            events: parsed.events,
+            ignored_json: serde_json::to_string(&parsed.ignored).unwrap_or_else(|_| "[]".into()),
+            idempotency: idempotency_key.map(|key| IdempotencyRecord {
+                key,
+                body_hash,
+                status: 200,
+                response: response_body.clone(),
+            }),
+        };
+        let outcome = self.store.ingest(ingest).await.map_err(|err| {
+            tracing::error!(provider, error = %err, "Store refused the request.");
+            with_provider(ApiError::unavailable(
+                "Storage is unavailable; retry shortly.",
+            ))
+        })?;
+        self.metrics
+            .events(provider, statuses.into_iter(), outcome.duplicates);
+        let mut response = Response::new(Full::new(Bytes::from(response_body)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Ok((provider, response))
+    }
+
+    fn public_url(&self, uri: &http::Uri) -> Option<String> {
+        let base = self.config.public_url.as_deref()?.trim_end_matches('/');
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        Some(format!("{base}{path}"))
+    }
+
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        environment_secret: &str,
+        integration: &Integration,
+        parser: &dyn ProviderParser,
+        keys: &[Secret],
+        raw: &RawRequest<'_>,
+    ) -> Result<(), ApiError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let value = value.to_str().unwrap_or("");
+            if let Some(secret) = strip_scheme(value, "apikey") {
+                return if ct_eq(secret.trim().as_bytes(), environment_secret.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(ApiError::unauthorized(
+                        "The API key is not valid for this environment.",
+                    ))
+                };
+            }
+            if let Some(encoded) = strip_scheme(value, "basic") {
+                let Some(expected) = &integration.basic_auth else {
+                    return Err(ApiError::unauthorized(
+                        "This integration has no Basic credentials configured.",
+                    ));
+                };
+                let decoded = tidings_core::signature::base64_decode(encoded)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
+                let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+                let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
+                let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
+                return if user_ok & password_ok {
+                    Ok(())
+                } else {
+                    Err(ApiError::unauthorized(
+                        "The Basic credentials are not valid.",
+                    ))
+                };
+            }
+            // Other schemes (a provider's own bearer token) fall through to the signature.
+        }
+        let verifiable = !keys.is_empty() || matches!(parser.signature(), Signature::Keyless(_));
+        if verifiable {
+            let fetched = BTreeMap::new();
+            let freshness = integration
+                .signature_tolerance_secs
+                .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
+                .unwrap_or_default();
+            let credentials = Credentials {
+                signing_keys: keys,
+                options: &integration.options,
+                fetched: &fetched,
+                freshness,
+            };
+            return parser.verify(raw, &credentials).map_err(|e| {
+                ApiError::unauthorized(format!("Signature verification failed: {e}."))
+            });
+        }
+        if integration.allow_unauthenticated {
+            return Ok(());
+        }
+        Err(ApiError::unauthorized(
+            "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
+        ))
+    }
+
+    /// A stored response for this key, or the error the key calls for.
+    fn replay(
+        &self,
+        env: &str,
+        key: &str,
+        body_hash: &[u8],
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        let stored = self
+            .store
+            .idempotent_response(env, key)
+            .map_err(|_| ApiError::unavailable("Storage is unavailable; retry shortly."))?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        if Utc::now().signed_duration_since(stored.created_at) > IDEMPOTENCY_TTL {
+            return Ok(None);
+        }
+        if stored.body_hash != body_hash {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This Idempotency-Key was already used with a different request body.",
+            ));
+        }
+        let mut response = Response::new(Full::new(Bytes::from(stored.response)));
+        *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Ok(value) = http::HeaderValue::from_str(key) {
+            headers.insert("idempotency-key", value);
+        }
+        headers.insert("idempotency-replay", http::HeaderValue::from_static("true"));
+        Ok(Some(response))
+    }
+
+    fn claim(self: &Arc<Self>, env: &str, key: &str) -> Result<ClaimGuard, ApiError> {
+        let entry = (env.to_owned(), key.to_owned());
+        let mut set = self
+            .idempotency_in_flight
+            .lock()
+            .map_err(|_| ApiError::unavailable("Busy; retry shortly."))?;
+        if !set.insert(entry.clone()) {
+            return Err(ApiError::conflict());
+        }
+        Ok(ClaimGuard {
+            app: Arc::clone(self),
+            entry,
+        })
+    }
+}
+
+/// Releases an in-flight idempotency key when the request ends, however it ends.
+struct ClaimGuard {
+    app: Arc<App>,
+    entry: (String, String),
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.app.idempotency_in_flight.lock() {
+            set.remove(&self.entry);
+        }
+    }
+}
+
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = value.trim().split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest.trim())
+}
+
+/// Reads the body, stopping with 413 as soon as it passes the limit.
+async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(limit))
+        }
+        Err(_) => Err(ApiError::bad_request("The request body could not be read.")),
+    }
+}
+
+/// Request headers worth keeping with the raw request: everything but credentials.
+fn headers_json(headers: &HeaderMap) -> String {
+    let mut map = BTreeMap::new();
+    for (name, value) in headers {
+        if name == header::AUTHORIZATION || name == header::COOKIE {
+            continue;
+        }
+        if let Ok(value) = value.to_str() {
+            map.insert(name.as_str().to_owned(), value.to_owned());
+        }
+    }
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+}
+
+fn text(status: StatusCode, body: &str, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}

@@ -1,0 +1,379 @@
+//! Configuration: a TOML file with `${ENV_VAR}` interpolation, or the embedded local demo.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use tidings_core::{Secret, Signature, registry};
+
+/// The demo environment's secret key, printed with a warning at start.
+pub const DEMO_SECRET: &str = "dev-secret";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The public base URL providers call (`https://hooks.example.com`); URL-signed schemes
+    /// (Twilio, Mandrill, Plivo) verify against it.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Storage.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Environments: who may call.
+    #[serde(default)]
+    pub environments: Vec<Environment>,
+    /// Integrations: which provider sends to which path, with its credentials.
+    #[serde(default)]
+    pub integrations: Vec<Integration>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:3000".into()
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// `full` (default: a 200 survives power loss) or `normal` (survives a process crash).
+    #[serde(default = "default_synchronous")]
+    pub synchronous: String,
+}
+
+fn default_store_url() -> String {
+    "sqlite://./tidings-data/tidings.db".into()
+}
+
+fn default_synchronous() -> String {
+    "full".into()
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            url: default_store_url(),
+            synchronous: default_synchronous(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Seconds a client has to send its request headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a request (body included) may take before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// Open connections at most; further ones are answered 503 and closed.
+    pub max_connections: usize,
+    /// Requests processed at once at most; further ones are answered 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Seconds to finish in-flight requests on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 4096,
+            max_in_flight: 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: String,
+    /// A `tracing` filter, e.g. `info` or `tidings=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            format: "human".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[[environments]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// The id in the path.
+    pub id: String,
+    /// The secret key callers send as `Authorization: ApiKey <secret>`.
+    pub secret_key: Secret,
+}
+
+/// `[[integrations]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    /// The id in the path.
+    pub id: String,
+    /// The environment it belongs to.
+    pub environment: String,
+    /// The provider id or alias.
+    pub provider: String,
+    /// The provider's signing key (or several, during a rotation).
+    #[serde(default)]
+    pub signing_key: Option<Secret>,
+    /// More signing keys accepted alongside `signing_key`.
+    #[serde(default)]
+    pub signing_keys: Vec<Secret>,
+    /// Seconds a signed timestamp may be off (default: the provider's own window).
+    #[serde(default)]
+    pub signature_tolerance_secs: Option<i64>,
+    /// HTTP Basic credentials the provider embeds in the URL.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Accept requests with no credentials at all. Off by default.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    /// Provider-specific settings.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `basic_auth = { username = "...", password = "..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: Secret,
+}
+
+impl Integration {
+    /// Every signing key.
+    pub fn keys(&self) -> Vec<Secret> {
+        self.signing_key
+            .iter()
+            .chain(&self.signing_keys)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Replaces `${NAME}` with the environment variable `NAME`; every missing variable is reported.
+pub fn interpolate(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(text.len());
+    let mut missing = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            missing.push("an unterminated `${`".to_owned());
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        match lookup(name) {
+            Some(value) => out.push_str(&value),
+            None => missing.push(format!("environment variable `{name}` is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
+}
+
+impl Config {
+    /// Reads a config file, interpolating `${ENV}`; every problem at once.
+    pub fn load(path: &std::path::Path) -> Result<Config, Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+        Config::parse(&text)
+    }
+
+    /// Parses config text, interpolating `${ENV}`, then validates it.
+    pub fn parse(text: &str) -> Result<Config, Vec<String>> {
+        let text = interpolate(text, |name| std::env::var(name).ok())?;
+        let config: Config = toml::from_str(&text).map_err(|e| vec![e.to_string()])?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The local demo: environment `dev` with secret `dev-secret`, one integration per provider.
+    pub fn demo() -> Config {
+        Config {
+            listen: default_listen(),
+            public_url: None,
+            store: StoreConfig::default(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+            environments: vec![Environment {
+                id: "dev".into(),
+                secret_key: Secret::new(DEMO_SECRET),
+            }],
+            integrations: registry()
+                .iter()
+                .map(|p| Integration {
+                    id: p.id().into(),
+                    environment: "dev".into(),
+                    provider: p.id().into(),
+                    signing_key: None,
+                    signing_keys: Vec::new(),
+                    signature_tolerance_secs: None,
+                    basic_auth: None,
+                    allow_unauthenticated: false,
+                    options: BTreeMap::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every problem with this configuration.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "listen: `{}` is not an address like 127.0.0.1:3000",
+                self.listen
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problems.push(format!(
+                "public_url: `{url}` must start with https:// or http://"
+            ));
+        }
+        if self.store_path().is_none() {
+            problems.push(format!(
+                "store.url: `{}` is not supported (use sqlite://path/to/file.db)",
+                self.store.url
+            ));
+        }
+        if !matches!(self.store.synchronous.as_str(), "full" | "normal") {
+            problems.push(format!(
+                "store.synchronous: `{}` must be full or normal",
+                self.store.synchronous
+            ));
+        }
+        if self.limits.max_body_bytes == 0
+            || self.limits.max_in_flight == 0
+            || self.limits.max_connections == 0
+        {
+            problems.push(
+                "limits: max_body_bytes, max_in_flight and max_connections must be above 0".into(),
+            );
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            problems.push(format!(
+                "log.format: `{}` must be human or json",
+                self.log.format
+            ));
+        }
+        let mut env_ids = std::collections::BTreeSet::new();
+        for env in &self.environments {
+            if !env_ids.insert(env.id.as_str()) {
+                problems.push(format!("environments: `{}` is defined twice", env.id));
+            }
+            if env.secret_key.expose().len() < 8 && env.secret_key.expose() != DEMO_SECRET {
+                problems.push(format!(
+                    "environments.{}: secret_key must be at least 8 characters",
+                    env.id
+                ));
+            }
+        }
+        let mut integration_ids = std::collections::BTreeSet::new();
+        for integration in &self.integrations {
+            let name = format!("integrations.{}", integration.id);
+            if !integration_ids.insert((integration.environment.as_str(), integration.id.as_str()))
+            {
+                problems.push(format!(
+                    "{name}: defined twice in environment `{}`",
+                    integration.environment
+                ));
+            }
+            if !env_ids.contains(integration.environment.as_str()) {
+                problems.push(format!(
+                    "{name}: environment `{}` is not defined",
+                    integration.environment
+                ));
+            }
+            match registry().get(&integration.provider) {
+                None => problems.push(format!(
+                    "{name}: unknown provider `{}` (see `tidings providers`)",
+                    integration.provider
+                )),
+                Some(parser) => {
+                    if matches!(parser.signature(), Signature::None)
+                        && !integration.keys().is_empty()
+                    {
+                        problems.push(format!(
+                            "{name}: provider `{}` does not sign its requests; use basic_auth instead of signing_key",
+                            parser.id()
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// The SQLite file of `store.url`.
+    pub fn store_path(&self) -> Option<PathBuf> {
+        self.store
+            .url
+            .strip_prefix("sqlite://")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_reports_every_missing_variable() {
+        let lookup = |name: &str| (name == "A").then(|| "x".to_owned());
+        assert_eq!(
+            interpolate("k = \"${A}-${A}\"", lookup).unwrap(),
+            "k = \"x-x\""
+        );
+        assert_eq!(interpolate("${B} ${C}", lookup).unwrap_err().len(), 2);
+    }
+}

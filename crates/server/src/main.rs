@@ -1,0 +1,401 @@
+//! `tidings`: the service (`serve`) and its command line (`providers`, `parse`, `check-config`,
+//! `events`, `messages`).
+
+// A binary crate: `pub` marks each module's interface to the rest of the binary.
+#![allow(unreachable_pub)]
+
+mod app;
+mod config;
+mod error;
+mod metrics;
+mod server;
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use tidings_core::{Credentials, Freshness, RawRequest, Secret, registry};
+use tidings_store::{SqliteOptions, SqliteStore};
+
+use tidings_providers as _;
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tidings",
+    version,
+    about = "Receives, verifies and normalizes delivery webhooks of email, SMS and push providers."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the service. With no configuration: a local demo (environment `dev`, key `dev-secret`).
+    Serve {
+        /// The configuration file (default: $TIDINGS_CONFIG, else the demo).
+        #[arg(long, env = "TIDINGS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Checks a configuration file and reports every problem at once.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, env = "TIDINGS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Lists every provider: id, aliases, channel, signature scheme.
+    Providers {
+        /// As a JSON array of {id, aliases, channel, signature}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints the 200 response body the endpoint would give for a recorded request.
+    Parse {
+        /// Provider id or alias.
+        #[arg(long)]
+        provider: String,
+        /// Content type (default: from the file extension: .json, .form, .txt).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// The URL the provider called (URL-signed schemes).
+        #[arg(long)]
+        url: Option<String>,
+        /// Verify the signature with this key first (exit 3 when it does not verify).
+        #[arg(long)]
+        signing_key: Option<String>,
+        /// The receive time (RFC 3339). Also turns on the signature's timestamp window.
+        #[arg(long)]
+        received_at: Option<String>,
+        /// The body file, or `-` for standard input.
+        file: PathBuf,
+    },
+    /// Prints stored events as JSON lines, oldest first.
+    Events {
+        #[arg(long, env = "TIDINGS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only this environment.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Only this message id.
+        #[arg(long)]
+        message: Option<String>,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Prints each message's current status, milestone times and flags as JSON lines.
+    Messages {
+        #[arg(long, env = "TIDINGS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only this environment.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Only this message id.
+        #[arg(long)]
+        message: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, listen } => serve(config.as_deref(), listen),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Providers { json } => providers(json).map(|()| ExitCode::SUCCESS),
+        Command::Parse {
+            provider,
+            content_type,
+            headers,
+            url,
+            signing_key,
+            received_at,
+            file,
+        } => parse(ParseArgs {
+            provider,
+            content_type,
+            headers,
+            url,
+            signing_key,
+            received_at,
+            file,
+        }),
+        Command::Events {
+            config,
+            environment,
+            message,
+            after,
+        } => events(
+            config.as_deref(),
+            environment.as_deref(),
+            message.as_deref(),
+            after,
+        ),
+        Command::Messages {
+            config,
+            environment,
+            message,
+        } => messages(
+            config.as_deref(),
+            environment.as_deref(),
+            message.as_deref(),
+        ),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        None => Ok(Config::demo()),
+        Some(path) => Config::load(path).map_err(|problems| anyhow!("{}", problems.join("\n"))),
+    }
+}
+
+fn open_store(config: &Config) -> Result<SqliteStore> {
+    let path = config
+        .store_path()
+        .context("store.url must be sqlite://path")?;
+    let mut options = SqliteOptions::new(path);
+    options.synchronous_full = config.store.synchronous != "normal";
+    Ok(SqliteStore::open(options)?)
+}
+
+fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode> {
+    let mut config = load_config(config_path)?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    init_logging(&config);
+    if config_path.is_none() {
+        tracing::warn!(
+            "No configuration: serving the local demo. Environment `dev`, secret key `{}`, one integration per provider named by its id. For local use only.",
+            config::DEMO_SECRET
+        );
+    }
+    let store = open_store(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, store = %config.store.url, "Tidings is listening.");
+        // Tests and scripts read the bound address (useful with port 0) from this line.
+        println!("listening on {address}");
+        let _ = std::io::stdout().flush();
+        server::serve(Arc::new(app::App::new(config, store)), listener).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn check_config(path: &Path) -> Result<ExitCode> {
+    match Config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} environments, {} integrations)",
+                path.display(),
+                config.environments.len(),
+                config.integrations.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{}: {problem}", path.display());
+            }
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn providers(json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<_> = registry()
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.id(),
+                    "aliases": p.aliases(),
+                    "channel": p.channel(),
+                    "signature": p.signature().name(),
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<18} {:<7} {:<24} aliases",
+        "id", "channel", "signature"
+    )?;
+    for p in registry().iter() {
+        writeln!(
+            out,
+            "{:<18} {:<7} {:<24} {}",
+            p.id(),
+            p.channel().as_str(),
+            p.signature().name().unwrap_or("none"),
+            p.aliases().join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+struct ParseArgs {
+    provider: String,
+    content_type: Option<String>,
+    headers: Vec<String>,
+    url: Option<String>,
+    signing_key: Option<String>,
+    received_at: Option<String>,
+    file: PathBuf,
+}
+
+fn parse(args: ParseArgs) -> Result<ExitCode> {
+    let parser = registry().get(&args.provider).ok_or_else(|| {
+        anyhow!(
+            "unknown provider `{}` (see `tidings providers`)",
+            args.provider
+        )
+    })?;
+    let body = if args.file.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::stdin().read_to_end(&mut body)?;
+        body
+    } else {
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?
+    };
+    let content_type = args.content_type.or_else(|| {
+        match args.file.extension().and_then(|e| e.to_str()) {
+            Some("json") => Some("application/json"),
+            Some("form") => Some("application/x-www-form-urlencoded"),
+            Some("txt") => Some("text/plain"),
+            _ => None,
+        }
+        .map(str::to_owned)
+    });
+    let mut headers = http::HeaderMap::new();
+    for line in &args.headers {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| anyhow!("--header must look like `Name: value`"))?;
+        headers.append(
+            http::HeaderName::from_bytes(name.trim().as_bytes()).context("bad header name")?,
+            http::HeaderValue::from_str(value.trim()).context("bad header value")?,
+        );
+    }
+    let received_at = match &args.received_at {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .context("--received-at must be RFC 3339")?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let request = RawRequest {
+        body: &body,
+        content_type: content_type.as_deref(),
+        headers: &headers,
+        url: args.url.as_deref(),
+        received_at,
+    };
+    if let Some(key) = &args.signing_key {
+        let keys = [Secret::new(key.as_str())];
+        let options = BTreeMap::new();
+        let fetched = BTreeMap::new();
+        let credentials = Credentials {
+            signing_keys: &keys,
+            options: &options,
+            fetched: &fetched,
+            // A recorded request is old: its timestamp is only checked against an explicit time.
+            freshness: if args.received_at.is_some() {
+                Freshness::ProviderDefault
+            } else {
+                Freshness::Unchecked
+            },
+        };
+        if let Err(err) = parser.verify(&request, &credentials) {
+            eprintln!("signature rejected: {err}");
+            return Ok(ExitCode::from(3));
+        }
+    }
+    match parser.parse(&request) {
+        Ok(parsed) => {
+            println!("{}", serde_json::to_string_pretty(&parsed.results())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("cannot parse: {err}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn events(
+    config: Option<&Path>,
+    environment: Option<&str>,
+    message: Option<&str>,
+    after: i64,
+) -> Result<ExitCode> {
+    let store = open_store(&load_config(config)?)?;
+    let mut out = std::io::stdout().lock();
+    let mut cursor = after;
+    loop {
+        let page = store.events(environment, message, cursor, 1000)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        cursor = last.seq;
+        for event in &page {
+            writeln!(out, "{}", serde_json::to_string(event)?)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn messages(
+    config: Option<&Path>,
+    environment: Option<&str>,
+    message: Option<&str>,
+) -> Result<ExitCode> {
+    let store = open_store(&load_config(config)?)?;
+    let mut out = std::io::stdout().lock();
+    for row in store.messages(environment, message)? {
+        writeln!(out, "{}", serde_json::to_string(&row)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,43 @@
+//! Tidings' storage: every accepted request raw, its normalized events deduplicated by their
+//! dedup key, each message's folded status, and idempotency records, written in one
+//! transaction per group of requests so that a 200 always means durably committed.
+//!
+//! The embedded backend is SQLite in WAL mode with `synchronous=FULL`. One writer thread owns the
+//! write connection and commits every request waiting at that moment in one transaction (group
+//! commit), so fsync is paid per group, not per request.
+
+mod model;
+mod sqlite;
+
+pub use model::{
+    IdempotencyRecord, Ingest, IngestOutcome, MessageRow, StoredEvent, StoredResponse,
+};
+pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
+
+/// Why storage failed. The service answers 503 with `Retry-After` to all of these.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The writer's queue is full: too many requests are waiting to be committed.
+    #[error("storage is saturated")]
+    Saturated,
+    /// The writer has stopped (shutdown or a fatal error).
+    #[error("storage is unavailable")]
+    Unavailable,
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// Opening the database failed.
+    #[error("cannot open the store at {path}: {reason}")]
+    Open {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A result with the store [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,109 @@
+//! What goes into the store and what comes out.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tidings_core::Event;
+use tidings_core::fold::MessageState;
+
+/// One accepted request and everything it produced, committed together.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    /// The environment from the path.
+    pub environment_id: String,
+    /// The integration from the path.
+    pub integration_id: String,
+    /// The provider id.
+    pub provider: String,
+    /// When the request arrived.
+    pub received_at: DateTime<Utc>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// Request headers as a JSON object, without credentials.
+    pub headers_json: String,
+    /// The exact body.
+    pub body: Vec<u8>,
+    /// The normalized events, in body order.
+    pub events: Vec<Event>,
+    /// Provider events that mapped to no status, as JSON (kept for the record).
+    pub ignored_json: String,
+    /// The response to remember for an `Idempotency-Key`.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// A response remembered under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The key, as sent.
+    pub key: String,
+    /// SHA-256 of the request body.
+    pub body_hash: Vec<u8>,
+    /// The response status code.
+    pub status: u16,
+    /// The exact response body.
+    pub response: Vec<u8>,
+}
+
+/// A remembered response, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// SHA-256 of the request body that produced it.
+    pub body_hash: Vec<u8>,
+    /// The response status code.
+    pub status: u16,
+    /// The exact response body.
+    pub response: Vec<u8>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What committing one [`Ingest`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestOutcome {
+    /// The stored raw request's sequence number.
+    pub request_seq: i64,
+    /// Events stored for the first time.
+    pub stored: usize,
+    /// Events already stored (a provider retry): counted on the stored event, not stored again.
+    pub duplicates: usize,
+}
+
+/// A stored event, as `tidings events` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    /// Monotonic sequence: page through events with it.
+    pub seq: i64,
+    /// The environment.
+    pub environment_id: String,
+    /// The integration.
+    pub integration_id: String,
+    /// The provider id.
+    pub provider: String,
+    /// The message id (the result id).
+    pub id: String,
+    /// The normalized event with its extras.
+    pub event: Event,
+    /// The dedup key.
+    pub dedup_key: String,
+    /// How many times the provider delivered it again.
+    pub duplicates: i64,
+    /// When it was first received.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A message's current state, as `tidings messages` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRow {
+    /// The environment.
+    pub environment_id: String,
+    /// The message id.
+    pub id: String,
+    /// The provider of its latest event.
+    pub provider: String,
+    /// The folded state: status, milestones, flags.
+    #[serde(flatten)]
+    pub state: MessageState,
+    /// How many distinct events it has.
+    pub events: i64,
+}

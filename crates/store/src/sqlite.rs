@@ -1,0 +1,525 @@
+//! The embedded SQLite backend with its group-committing writer thread.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use tidings_core::fold::{Fact, MessageState};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    Error, IdempotencyRecord, Ingest, IngestOutcome, MessageRow, Result, StoredEvent,
+    StoredResponse,
+};
+
+/// Versioned migrations: `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE raw_requests (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        content_type TEXT,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        ignored TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        date TEXT NOT NULL,
+        event TEXT NOT NULL,
+        request_seq INTEGER NOT NULL REFERENCES raw_requests(seq),
+        received_at TEXT NOT NULL,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (environment_id, dedup_key)
+    );
+    CREATE INDEX events_by_message ON events (environment_id, message_id, seq);
+    CREATE TABLE messages (
+        environment_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        status TEXT NOT NULL,
+        state TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (environment_id, message_id)
+    );
+    CREATE TABLE idempotency (
+        environment_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body_hash BLOB NOT NULL,
+        status INTEGER NOT NULL,
+        response BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (environment_id, key)
+    );",
+];
+
+/// How the SQLite store is opened.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// `synchronous=FULL` (durable on power loss) when true, `NORMAL` otherwise.
+    pub synchronous_full: bool,
+    /// Requests that may wait for the writer before new ones are refused as saturated.
+    pub queue_capacity: usize,
+    /// Most requests committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl SqliteOptions {
+    /// Durable defaults for a database file.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
+        SqliteOptions {
+            path: path.into(),
+            synchronous_full: true,
+            queue_capacity: 4096,
+            max_batch: 512,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<IngestOutcome>>;
+
+/// Group commit statistics, for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Requests committed.
+    pub requests: u64,
+    /// Total time spent committing, in microseconds.
+    pub commit_micros: u64,
+}
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: mpsc::Sender<(Ingest, Reply)>,
+    reader: Arc<Mutex<Connection>>,
+    stats: Arc<Mutex<CommitStats>>,
+}
+
+fn open(path: &Path, synchronous_full: bool) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| Error::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if synchronous_full { "FULL" } else { "NORMAL" },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let applied: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database and starts the writer thread.
+    pub fn open(options: SqliteOptions) -> Result<SqliteStore> {
+        if let Some(parent) = options.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Open {
+                path: options.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let mut write_conn = open(&options.path, options.synchronous_full)?;
+        migrate(&mut write_conn)?;
+        let reader = open(&options.path, options.synchronous_full)?;
+        let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
+        let stats = Arc::new(Mutex::new(CommitStats::default()));
+        let thread_stats = Arc::clone(&stats);
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("tidings-sqlite-writer".into())
+            .spawn(move || writer_loop(write_conn, queue, max_batch, &thread_stats))
+            .map_err(|e| Error::Open {
+                path: options.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(SqliteStore {
+            writer,
+            reader: Arc::new(Mutex::new(reader)),
+            stats,
+        })
+    }
+
+    /// Commits one request with its events. Resolves once the transaction holding it is durable.
+    /// A full queue is [`Error::Saturated`] at once.
+    pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
+        let (reply, done) = oneshot::channel();
+        self.writer.try_send((ingest, reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Saturated,
+            mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+        })?;
+        done.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Group commit statistics so far.
+    pub fn stats(&self) -> CommitStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.reader.lock().map_err(|_| Error::Unavailable)?;
+        f(&conn)
+    }
+
+    /// Whether the database answers.
+    pub fn ping(&self) -> Result<()> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+
+    /// The response remembered under an idempotency key, if any.
+    pub fn idempotent_response(
+        &self,
+        environment_id: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT body_hash, status, response, created_at FROM idempotency
+                 WHERE environment_id = ?1 AND key = ?2",
+                params![environment_id, key],
+                |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, u16>(1)?,
+                        row.get::<_, Vec<u8>>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(body_hash, status, response, created_at)| {
+                Ok(StoredResponse {
+                    body_hash,
+                    status,
+                    response,
+                    created_at: parse_time(&created_at)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// Stored events, oldest first, optionally for one environment or message, after `after_seq`.
+    pub fn events(
+        &self,
+        environment_id: Option<&str>,
+        message_id: Option<&str>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, environment_id, integration_id, provider, message_id, event,
+                        dedup_key, duplicates, received_at
+                 FROM events
+                 WHERE seq > ?1 AND (?2 IS NULL OR environment_id = ?2)
+                   AND (?3 IS NULL OR message_id = ?3)
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![after_seq, environment_id, message_id, limit as i64],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                        row.get::<_, String>(6)?,
+                        row.get::<_, i64>(7)?,
+                        row.get::<_, String>(8)?,
+                    ))
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (
+                    seq,
+                    environment_id,
+                    integration_id,
+                    provider,
+                    id,
+                    event,
+                    dedup_key,
+                    duplicates,
+                    received_at,
+                ) = row?;
+                out.push(StoredEvent {
+                    seq,
+                    environment_id,
+                    integration_id,
+                    provider,
+                    id,
+                    event: serde_json::from_str(&event)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    dedup_key,
+                    duplicates,
+                    received_at: parse_time(&received_at)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Messages with their folded state, optionally for one environment or message.
+    pub fn messages(
+        &self,
+        environment_id: Option<&str>,
+        message_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT environment_id, message_id, provider, state, events FROM messages
+                 WHERE (?1 IS NULL OR environment_id = ?1) AND (?2 IS NULL OR message_id = ?2)
+                 ORDER BY environment_id, message_id",
+            )?;
+            let rows = stmt.query_map(params![environment_id, message_id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (environment_id, id, provider, state, events) = row?;
+                out.push(MessageRow {
+                    environment_id,
+                    id,
+                    provider,
+                    state: serde_json::from_str(&state)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    events,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many raw requests are stored.
+    pub fn raw_request_count(&self) -> Result<i64> {
+        self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM raw_requests", [], |r| r.get(0))?))
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn format_time(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<(Ingest, Reply)>,
+    max_batch: usize,
+    stats: &Mutex<CommitStats>,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        // Everything already waiting joins this transaction: one fsync for the group.
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let result = commit_group(&mut conn, &batch);
+        let elapsed = started.elapsed();
+        if let Ok(mut s) = stats.lock() {
+            s.commits += 1;
+            s.requests += batch.len() as u64;
+            s.commit_micros += elapsed.as_micros() as u64;
+        }
+        match result {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, requests = batch.len(), "Store commit failed.");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(Error::Unavailable));
+                }
+            }
+        }
+    }
+}
+
+fn commit_group(conn: &mut Connection, batch: &[(Ingest, Reply)]) -> Result<Vec<IngestOutcome>> {
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    // Message states touched by this group, written once at the end.
+    let mut touched: BTreeMap<(String, String), (String, MessageState, i64)> = BTreeMap::new();
+    {
+        let mut insert_request = tx.prepare_cached(
+            "INSERT INTO raw_requests
+               (environment_id, integration_id, provider, received_at, content_type, headers, body, ignored)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut insert_event = tx.prepare_cached(
+            "INSERT INTO events
+               (environment_id, integration_id, provider, message_id, dedup_key, status, date,
+                event, request_seq, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (environment_id, dedup_key) DO NOTHING",
+        )?;
+        let mut count_duplicate = tx.prepare_cached(
+            "UPDATE events SET duplicates = duplicates + 1
+             WHERE environment_id = ?1 AND dedup_key = ?2",
+        )?;
+        let mut load_message = tx.prepare_cached(
+            "SELECT state, events FROM messages WHERE environment_id = ?1 AND message_id = ?2",
+        )?;
+        let mut save_idempotency = tx.prepare_cached(
+            "INSERT INTO idempotency (environment_id, key, body_hash, status, response, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (environment_id, key) DO UPDATE SET
+               body_hash = excluded.body_hash, status = excluded.status,
+               response = excluded.response, created_at = excluded.created_at",
+        )?;
+        for (ingest, _) in batch {
+            let received_at = format_time(&ingest.received_at);
+            insert_request.execute(params![
+                ingest.environment_id,
+                ingest.integration_id,
+                ingest.provider,
+                received_at,
+                ingest.content_type,
+                ingest.headers_json,
+                ingest.body,
+                ingest.ignored_json,
+            ])?;
+            let request_seq = tx.last_insert_rowid();
+            let mut outcome = IngestOutcome {
+                request_seq,
+                ..IngestOutcome::default()
+            };
+            for event in &ingest.events {
+                let json =
+                    serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
+                let inserted = insert_event.execute(params![
+                    ingest.environment_id,
+                    ingest.integration_id,
+                    ingest.provider,
+                    event.id,
+                    event.dedup_key,
+                    event.body.status.as_str(),
+                    format_time(&event.body.date),
+                    json,
+                    request_seq,
+                    received_at,
+                ])?;
+                if inserted == 0 {
+                    count_duplicate.execute(params![ingest.environment_id, event.dedup_key])?;
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                outcome.stored += 1;
+                let key = (ingest.environment_id.clone(), event.id.clone());
+                let fact = Fact::from(event);
+                if let Some((provider, state, count)) = touched.get_mut(&key) {
+                    state.apply(fact);
+                    *count += 1;
+                    provider.clone_from(&ingest.provider);
+                    continue;
+                }
+                let existing = load_message
+                    .query_row(params![key.0, key.1], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .optional()?;
+                let (state, count) = match existing {
+                    Some((json, count)) => {
+                        let mut state: MessageState = serde_json::from_str(&json)
+                            .map_err(|e| Error::Corrupt(e.to_string()))?;
+                        state.apply(fact);
+                        (state, count + 1)
+                    }
+                    None => (MessageState::new(fact), 1),
+                };
+                touched.insert(key, (ingest.provider.clone(), state, count));
+            }
+            if let Some(IdempotencyRecord {
+                key,
+                body_hash,
+                status,
+                response,
+            }) = &ingest.idempotency
+            {
+                save_idempotency.execute(params![
+                    ingest.environment_id,
+                    key,
+                    body_hash,
+                    status,
+                    response,
+                    received_at,
+                ])?;
+            }
+            outcomes.push(outcome);
+        }
+        let mut save_message = tx.prepare_cached(
+            "INSERT INTO messages (environment_id, message_id, provider, status, state, events, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (environment_id, message_id) DO UPDATE SET
+               provider = excluded.provider, status = excluded.status, state = excluded.state,
+               events = excluded.events, updated_at = excluded.updated_at",
+        )?;
+        let now = format_time(&Utc::now());
+        for ((environment_id, message_id), (provider, state, count)) in &touched {
+            let json = serde_json::to_string(state).map_err(|e| Error::Corrupt(e.to_string()))?;
+            save_message.execute(params![
+                environment_id,
+                message_id,
+                provider,
+                state.status.as_str(),
+                json,
+                count,
+                now,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
