@@ -145,7 +145,11 @@ impl ProviderParser for PusherBeams {
             let (Some((status, failure)), Some(publish_id)) = (classified, publish_id.clone())
             else {
                 parsed.ignored.push(Ignored {
-                    provider_event,
+                    provider_event: if fan_out {
+                        format!("{provider_event}: {}", user.0)
+                    } else {
+                        provider_event
+                    },
                     id: publish_id,
                     reason: if classified.is_some() {
                         "the event carries no publish id".into()
