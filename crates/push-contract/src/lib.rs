@@ -66,9 +66,15 @@ pub fn is_json_like(request: &RawRequest<'_>) -> bool {
 
 /// Only the key that tells a contract body apart from a provider's own payload.
 #[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(rename = "eventType", borrow, default)]
-    event_type: Option<&'a RawValue>,
+struct Probe {
+    /// Whether `eventType` is present, whatever its value (`null` included), so that a bad
+    /// value is reported as such rather than as some other format.
+    #[serde(rename = "eventType", default, deserialize_with = "present")]
+    event_type: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// The contract body, read leniently so that each field gets its own precise error.
@@ -80,10 +86,10 @@ struct Contract<'a> {
     event_id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     timestamp: Option<&'a RawValue>,
-    #[serde(rename = "deviceId", default)]
-    device_id: Option<Id>,
-    #[serde(rename = "device_id", default)]
-    device_id_snake: Option<Id>,
+    #[serde(rename = "deviceId", borrow, default)]
+    device_id: Option<&'a RawValue>,
+    #[serde(rename = "device_id", borrow, default)]
+    device_id_snake: Option<&'a RawValue>,
 }
 
 /// Whether the body is a JSON object (its first non-blank byte is `{`): serde reads structs from
@@ -95,8 +101,7 @@ pub fn is_object(body: &[u8]) -> bool {
 /// Whether the body is a JSON object with an `eventType` key: Novu's contract rather than the
 /// provider's own payload.
 pub fn is_contract(body: &[u8]) -> bool {
-    is_object(body)
-        && serde_json::from_slice::<Probe<'_>>(body).is_ok_and(|probe| probe.event_type.is_some())
+    is_object(body) && serde_json::from_slice::<Probe>(body).is_ok_and(|probe| probe.event_type)
 }
 
 /// Parses a body in Novu's push contract for `provider`, or `None` when the body is not one
@@ -111,10 +116,11 @@ pub fn parse(provider: &'static str, request: &RawRequest<'_>) -> Option<Result<
 fn parse_contract(provider: &'static str, request: &RawRequest<'_>) -> Result<Parsed> {
     let contract: Contract<'_> =
         serde_json::from_slice(request.body).map_err(|e| Error::json(provider, &e))?;
-    let event_type = match serde_json::from_str::<&str>(contract.event_type.get()) {
+    let event_type = match serde_json::from_str::<String>(contract.event_type.get()) {
         Ok(text) => text,
         Err(_) => return Err(invalid_event_type(contract.event_type.get())),
     };
+    let event_type = event_type.as_str();
     let status = status(event_type).ok_or_else(|| invalid_event_type(event_type))?;
     let event_id = contract.event_id.ok_or(Error::MissingField("eventId"))?;
     let event_id = serde_json::from_str::<Id>(event_id.get())
@@ -133,11 +139,19 @@ fn parse_contract(provider: &'static str, request: &RawRequest<'_>) -> Result<Pa
             reason: "must be an ISO 8601 date or Unix seconds or milliseconds".into(),
         })?),
     };
-    let recipient = contract
-        .device_id
-        .or(contract.device_id_snake)
-        .map(|id| id.0)
-        .filter(|id| !id.is_empty());
+    let recipient = match contract.device_id.or(contract.device_id_snake) {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => Some(
+            serde_json::from_str::<Id>(raw.get())
+                .map_err(|_| Error::InvalidField {
+                    field: "deviceId",
+                    reason: "must be a string (the device token)".into(),
+                })?
+                .0,
+        ),
+    }
+    .filter(|id| !id.is_empty());
     let date_text = date.as_ref().map(wire_date::format).unwrap_or_default();
     let dedup_key = ids::dedup_from_fields(
         provider,
@@ -384,6 +398,13 @@ mod tests {
         let err = |body: &[u8]| parse("fcm", &request(body, &headers)).unwrap().unwrap_err();
         assert!(matches!(
             err(br#"{"eventType":"read","eventId":"m"}"#),
+            Error::InvalidField {
+                field: "eventType",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(br#"{"eventType":null,"eventId":"m"}"#),
             Error::InvalidField {
                 field: "eventType",
                 ..

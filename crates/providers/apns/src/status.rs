@@ -49,3 +49,16 @@ pub(crate) fn classify(reason: &str) -> Option<Failure> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_tokens_are_permanent_and_throttling_temporary() {
+        assert_eq!(classify("Unregistered"), Some(Failure::Permanent));
+        assert_eq!(classify("BadDeviceToken"), Some(Failure::Permanent));
+        assert_eq!(classify("TooManyRequests"), Some(Failure::Temporary));
+        assert_eq!(classify("SomethingNew"), None);
+    }
+}

@@ -38,3 +38,23 @@ pub(crate) fn classify(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ok_receipts_deliver_ok_tickets_wait() {
+        assert_eq!(classify(true, "ok", None), Some((Status::Delivered, None)));
+        assert_eq!(classify(false, "ok", None), None);
+        assert_eq!(
+            classify(false, "error", Some("DeviceNotRegistered")),
+            Some((Status::Failed, Some(Failure::Permanent)))
+        );
+        assert_eq!(
+            classify(true, "error", Some("MessageRateExceeded")),
+            Some((Status::Failed, Some(Failure::Temporary)))
+        );
+        assert_eq!(classify(true, "error", None), Some((Status::Failed, None)));
+    }
+}

@@ -40,3 +40,23 @@ pub(crate) fn classify(code: &str) -> Option<Failure> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_and_admin_codes_agree() {
+        assert_eq!(classify("UNREGISTERED"), Some(Failure::Permanent));
+        assert_eq!(
+            classify("messaging/registration-token-not-registered"),
+            Some(Failure::Permanent)
+        );
+        assert_eq!(classify("QUOTA_EXCEEDED"), Some(Failure::Temporary));
+        assert_eq!(
+            classify("messaging/message-rate-exceeded"),
+            Some(Failure::Temporary)
+        );
+        assert_eq!(classify("UNSPECIFIED_ERROR"), None);
+    }
+}

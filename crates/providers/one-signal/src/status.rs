@@ -44,3 +44,22 @@ pub(crate) fn classify_stream(kind: &str) -> Result<Status, &'static str> {
         _ => Err("not a push event (this integration is the push channel)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_clicks_are_opens_and_button_clicks_are_clicks() {
+        let click = |action| classify_web_push("notification.clicked", action);
+        assert_eq!(click(Some("track")), Some(Status::Clicked));
+        assert_eq!(click(Some("")), Some(Status::Opened));
+        assert_eq!(click(None), Some(Status::Opened));
+        assert_eq!(
+            classify_web_push("notification.displayed", None),
+            Some(Status::Delivered)
+        );
+        assert!(classify_stream("message.push.sent").is_err());
+        assert!(classify_stream("message.email.opened").is_err());
+    }
+}
