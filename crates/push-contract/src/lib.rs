@@ -20,8 +20,11 @@
 //! - `deviceId` / `device_id` (optional): the recipient. `platform` and `content` stay in `row`.
 //! - Dedup: a hash of `eventId`, `eventType`, `deviceId` and `timestamp`.
 //!
-//! Besides the contract, [`Forwarded`] reads the sender's own references from the query string
-//! of the URL it called, for provider send responses that carry no message id of their own.
+//! Besides the contract, the providers without webhooks (FCM, APNs, Expo) accept the send
+//! responses a sender forwards. Those share one shape here: [`Forwarded`] reads the sender's own
+//! references (`eventId`, `deviceId`, added to the forwarded object or to the query string of
+//! the URL it called), and [`Forwarded::event`] turns one [`Report`]ed outcome into an event
+//! with the same id, dedup and failure rules for every provider.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -268,7 +271,7 @@ impl Forwarded {
     }
 }
 
-/// A failure a provider's send response reports (an FCM or APNs error, an Expo ticket or
+/// One outcome a provider's send response reports (an FCM or APNs error, an Expo ticket or
 /// receipt), before the sender's references are added.
 #[derive(Debug, Clone, Default)]
 pub struct Report {

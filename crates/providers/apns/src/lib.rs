@@ -16,7 +16,8 @@
 //! - `date`: the contract's `timestamp`; responses carry no event time (a 410's `timestamp` is
 //!   when the token stopped being valid, kept in `row`), so the receive time.
 //! - Dedup: contract: a hash of `eventId`, `eventType`, `deviceId`, `timestamp`; responses: a
-//!   hash of the sender's references, `apns-id`, device and reason.
+//!   hash of the sender's references, `apns-id`, device and reason, plus the receive time when
+//!   neither `eventId` nor `apns-id` names the message.
 //! - Signature: none (APNs sends nothing); the service authenticates with `ApiKey`.
 
 mod status;

@@ -17,7 +17,8 @@
 //! - `date`: the contract's `timestamp`; Expo responses carry no time, so the receive time.
 //! - Dedup: contract: a hash of `eventId`, `eventType`, `deviceId`, `timestamp`; receipts: a
 //!   hash of the receipt id and outcome (a receipt polled twice is stored once); error
-//!   tickets: a hash of the references, token, error and position.
+//!   tickets: a hash of the references, token, error and position (plus the receive time when
+//!   the sender named no message).
 //! - Signature: none (Expo sends nothing); the service authenticates with `ApiKey`.
 
 mod status;

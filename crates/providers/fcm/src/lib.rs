@@ -17,7 +17,9 @@
 //!   [`tidings_push_contract::Forwarded`]).
 //! - `date`: the contract's `timestamp`; send responses carry no time, so the receive time.
 //! - Dedup: contract: a hash of `eventId`, `eventType`, `deviceId`, `timestamp`; responses: a
-//!   hash of the sender's references and the error code.
+//!   hash of the sender's references, the error code and the batch position, plus the receive
+//!   time when the sender named no message (so two unnamed failures are never merged). A
+//!   response forwarded with no reference at all gets that key as its id.
 //! - Signature: none (FCM sends nothing); the service authenticates with `ApiKey`.
 
 mod status;
