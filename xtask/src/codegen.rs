@@ -38,10 +38,24 @@ fn generated_rs(ids: &[String]) -> String {
     for id in ids {
         out.push_str(&format!("use {} as _;\n", crate_name(id).replace('-', "_")));
     }
-    out.push_str("\npub(crate) const LINKED: &[&str] = &[");
+    // Laid out as rustfmt lays it out (one line up to 100 columns, else one id per line), so
+    // that `cargo fmt` and this generator agree.
     let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
-    out.push_str(&quoted.join(", "));
-    out.push_str("];\n");
+    let one_line = format!(
+        "pub(crate) const LINKED: &[&str] = &[{}];",
+        quoted.join(", ")
+    );
+    out.push('\n');
+    if one_line.len() <= 100 {
+        out.push_str(&one_line);
+        out.push('\n');
+    } else {
+        out.push_str("pub(crate) const LINKED: &[&str] = &[\n");
+        for id in &quoted {
+            out.push_str(&format!("    {id},\n"));
+        }
+        out.push_str("];\n");
+    }
     out
 }
 

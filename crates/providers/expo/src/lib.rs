@@ -1,0 +1,187 @@
+//! Expo push: Expo posts no webhooks (receipts are polled), so Tidings takes Novu's push
+//! contract (what the app reports) and the tickets and receipts a sender forwards.
+//!
+//! Docs: <https://docs.expo.dev/push-notifications/sending-notifications/#push-receipts> and
+//! <https://docs.novu.co/platform/integrations/push/push-activity-tracking>.
+//!
+//! - Body: one JSON object, either Novu's push contract (see [`tidings_push_contract`]), or an
+//!   Expo response: receipts `{"data": {"<receipt id>": {"status": "ok"} | {"status": "error",
+//!   "message", "details": {"error"}}}}` give one event per receipt in body order (ok is
+//!   `delivered`, error `failed` with `details.error` as `code` and `message` as `response`);
+//!   tickets `{"data": [ticket, ...]}` (or one ticket) give `failed` per error ticket, ok tickets
+//!   are ignored (their receipt follows). Request-level `errors` are ignored.
+//! - Ids: the contract's `eventId`. A receipt's id is its receipt id (Novu keeps the ticket id,
+//!   which is the receipt id, as the message id), also `externalId`. An error ticket has no id:
+//!   the sender's `eventId` (object or query string, see
+//!   [`tidings_push_contract::Forwarded`]), else the `expoPushToken` it names.
+//! - `date`: the contract's `timestamp`; Expo responses carry no time, so the receive time.
+//! - Dedup: contract: a hash of `eventId`, `eventType`, `deviceId`, `timestamp`; receipts: a
+//!   hash of the receipt id and outcome (a receipt polled twice is stored once); error
+//!   tickets: a hash of the references, token, error and position (plus the receive time when
+//!   the sender named no message).
+//! - Signature: none (Expo sends nothing); the service authenticates with `ApiKey`.
+
+mod status;
+mod wire;
+
+use tidings_core::{
+    Channel, Credentials, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+};
+use tidings_push_contract::{Forwarded, Report};
+
+use crate::wire::{Body, Entries, Outcome};
+
+const ID: &str = "expo";
+
+/// Expo push notifications.
+pub struct Expo;
+
+tidings_core::register_provider!(Expo);
+
+impl ProviderParser for Expo {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Push
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // Expo signs nothing: the contract and forwarded responses authenticate with ApiKey.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        if !tidings_push_contract::is_json_like(request) {
+            return Err(request.unsupported(ID));
+        }
+        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
+            return parsed;
+        }
+        if !tidings_push_contract::is_object(request.body) {
+            return Err(not_expo());
+        }
+        let body: Body<'_> =
+            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let mut parsed = Parsed::default();
+        let forwarded = Forwarded::from_request(request);
+        match body.data {
+            Some(data) if data.get().starts_with('[') => {
+                let tickets: Vec<&serde_json::value::RawValue> =
+                    serde_json::from_str(data.get()).map_err(|e| Error::json(ID, &e))?;
+                for (position, row) in tickets.into_iter().enumerate() {
+                    ticket(request, &forwarded, position, row.get(), &mut parsed)?;
+                }
+            }
+            Some(data) if data.get().starts_with('{') => {
+                let single: Outcome =
+                    serde_json::from_str(data.get()).map_err(|e| Error::json(ID, &e))?;
+                if single.status.is_some() {
+                    ticket(request, &forwarded, 0, data.get(), &mut parsed)?;
+                } else {
+                    let receipts: Entries<'_> =
+                        serde_json::from_str(data.get()).map_err(|e| Error::json(ID, &e))?;
+                    for (receipt_id, row) in receipts.0 {
+                        receipt(request, receipt_id, row.get(), &mut parsed)?;
+                    }
+                }
+            }
+            Some(_) => return Err(not_expo()),
+            None if body.errors.is_none() => return Err(not_expo()),
+            None => {}
+        }
+        for error in body.errors.unwrap_or_default() {
+            parsed.ignored.push(Ignored {
+                provider_event: error
+                    .get("code")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or("error")
+                    .to_owned(),
+                id: None,
+                reason: "Expo refused the whole request: no message to update".into(),
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+/// One push receipt: `delivered` or `failed`, under its receipt id.
+fn receipt(request: &RawRequest<'_>, id: String, row: &str, parsed: &mut Parsed) -> Result<()> {
+    let outcome: Outcome = serde_json::from_str(row).map_err(|e| Error::json(ID, &e))?;
+    let state = outcome.status.clone().unwrap_or_default();
+    let error = outcome.details.as_ref().and_then(|d| d.error.clone());
+    let Some((status, failure)) = status::classify(true, &state, error.as_deref()) else {
+        parsed.ignored.push(Ignored {
+            provider_event: format!("receipt {state}"),
+            id: Some(id),
+            reason: "receipt status maps to no delivery status".into(),
+        });
+        return Ok(());
+    };
+    let report = Report {
+        provider_event: error.clone().unwrap_or_else(|| format!("receipt {state}")),
+        status: Some(status),
+        external_id: Some(id),
+        recipient: outcome.details.and_then(|d| d.expo_push_token),
+        code: error,
+        response: outcome.message,
+        failure,
+        row: row.to_owned(),
+        ..Report::default()
+    };
+    // A receipt names its message: the sender's request-level references do not apply.
+    parsed
+        .events
+        .push(Forwarded::default().event(ID, request, report));
+    Ok(())
+}
+
+/// One push ticket: errors are `failed`; ok tickets are ignored until their receipt.
+fn ticket(
+    request: &RawRequest<'_>,
+    forwarded: &Forwarded,
+    position: usize,
+    row: &str,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let outcome: Outcome = serde_json::from_str(row).map_err(|e| Error::json(ID, &e))?;
+    let state = outcome.status.clone().unwrap_or_default();
+    let error = outcome.details.as_ref().and_then(|d| d.error.clone());
+    let Some((status, failure)) = status::classify(false, &state, error.as_deref()) else {
+        parsed.ignored.push(Ignored {
+            provider_event: format!("ticket {state}"),
+            id: outcome.id.map(|id| id.0),
+            reason: "Expo queued the message; its push receipt reports the outcome".into(),
+        });
+        return Ok(());
+    };
+    parsed.events.push(forwarded.event(
+        ID,
+        request,
+        Report {
+            provider_event: error.clone().unwrap_or_else(|| format!("ticket {state}")),
+            status: Some(status),
+            external_id: outcome.id.map(|id| id.0),
+            recipient: outcome.details.and_then(|d| d.expo_push_token),
+            code: error,
+            response: outcome.message,
+            failure,
+            discriminator: position.to_string(),
+            row: row.to_owned(),
+            ..Report::default()
+        },
+    ));
+    Ok(())
+}
+
+fn not_expo() -> Error {
+    Error::malformed(
+        ID,
+        "expected Novu's push contract (`eventType`, `eventId`) or an Expo push response (`data`)",
+    )
+}

@@ -1,0 +1,96 @@
+//! Novu's `push-webhook` integration: a generic push channel whose device-side activity the
+//! sender forwards in Novu's push contract.
+//!
+//! Docs: <https://docs.novu.co/platform/integrations/push/push-webhook> (the outgoing request)
+//! and <https://docs.novu.co/platform/integrations/push/push-activity-tracking> (the contract).
+//!
+//! - Body: Novu's push contract (`eventType`, `eventId`, `timestamp`, `deviceId`, see
+//!   [`tidings_push_contract`]). The notification Novu itself posts to the push-webhook endpoint
+//!   (`title`, `content`, `target`, `payload`) is recognized and ignored: it carries content,
+//!   not a delivery status.
+//! - Ids: `eventId` is the result id; there is no provider message id.
+//! - `date`: the contract's `timestamp`, else the receive time.
+//! - Dedup: a hash of `eventId`, `eventType`, `deviceId` and `timestamp`.
+//! - Signature: `X-Novu-Signature` = hex HMAC-SHA256 of the raw body with the integration's
+//!   `hmacSecretKey` (the scheme Novu signs push-webhook requests with; a sender may sign its
+//!   forwarded events the same way). No timestamp, so no replay window. Without it the contract
+//!   authenticates with `Authorization: ApiKey`.
+
+mod status;
+mod wire;
+
+use tidings_core::signature::{hex_matches, hmac_sha256};
+use tidings_core::{
+    Channel, Credentials, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+};
+
+use crate::wire::Outgoing;
+
+const ID: &str = "push-webhook";
+const SIGNATURE_HEADER: &str = "x-novu-signature";
+
+/// Novu's generic push webhook channel.
+pub struct PushWebhook;
+
+tidings_core::register_provider!(PushWebhook);
+
+impl ProviderParser for PushWebhook {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Push
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::Keyed("hmac-sha256-hex")
+    }
+
+    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+        let given = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(Error::MissingHeader("X-Novu-Signature"))?;
+        let given = given.trim();
+        if given.len() != 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::MalformedSignature("X-Novu-Signature"));
+        }
+        credentials.any_key(|key| {
+            let expected = hmac_sha256(key.expose().as_bytes(), &[request.body]);
+            if hex_matches(&expected, given) {
+                Ok(())
+            } else {
+                Err(Error::SignatureMismatch)
+            }
+        })
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        if !tidings_push_contract::is_json_like(request) {
+            return Err(request.unsupported(ID));
+        }
+        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
+            return parsed;
+        }
+        let outgoing: Outgoing = serde_json::from_slice(request.body).map_err(|_| {
+            Error::malformed(
+                ID,
+                "expected Novu's push contract (an object with `eventType` and `eventId`)",
+            )
+        })?;
+        let Some(reason) = status::ignore_reason(&outgoing) else {
+            return Err(Error::malformed(
+                ID,
+                "expected Novu's push contract (an object with `eventType` and `eventId`)",
+            ));
+        };
+        Ok(Parsed {
+            ignored: vec![Ignored {
+                provider_event: "notification".into(),
+                id: outgoing.message_id(),
+                reason: reason.into(),
+            }],
+            ..Parsed::default()
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! Pusher Beams webhooks for publishes to Authenticated Users, and Novu's push contract.
+//!
+//! Docs: <https://pusher.com/docs/beams/concepts/webhooks/>,
+//! <https://pusher.com/docs/beams/reference/api/webhooks/> and
+//! <https://docs.novu.co/platform/integrations/push/push-activity-tracking>.
+//!
+//! - Body: one JSON envelope `{"payload", "metadata": {"event_type", "event_id",
+//!   "created_at"}, "custom_data"}`. `v1.UserNotificationAcknowledgement` and
+//!   `v1.UserNotificationOpen` are one event for `payload.user_id`; `v1.PublishToUsersAttempt`
+//!   fans out to one event per user in `users_no_devices` / `users_gateway_failed` (users
+//!   delivered to the gateway are ignored), each with the whole envelope as `row`. The
+//!   deprecated per-publish hooks (`{"publishId", "status": "STARTED" | "FINISHED"}`) are
+//!   ignored. Otherwise Novu's push contract (see [`tidings_push_contract`]).
+//! - Ids: `payload.publish_id` (what Novu keeps from `publishToUsers`) is the result id and
+//!   `externalId`; `user_id` is the recipient.
+//! - `date`: `metadata.created_at` (`2019-03-11T10:42:16+0000`).
+//! - Dedup: `metadata.event_id` (the same across Beams' retries, as `Webhook-Request-ID-UUID`),
+//!   with the user for fan-out events.
+//! - Signature: `Webhook-Signature` = hex HMAC-SHA1 of the raw body with the webhook secret.
+//!   No timestamp, so no replay window.
+
+mod status;
+mod wire;
+
+use tidings_core::signature::{hex_matches, hmac_sha1};
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest,
+    Result, Signature, ids, time,
+};
+
+use crate::status::Outcome;
+use crate::wire::{Envelope, LegacyHook};
+
+const ID: &str = "pusher-beams";
+const SIGNATURE_HEADER: &str = "webhook-signature";
+
+/// Pusher Beams.
+pub struct PusherBeams;
+
+tidings_core::register_provider!(PusherBeams);
+
+impl ProviderParser for PusherBeams {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Push
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::Keyed("hmac-sha1-hex")
+    }
+
+    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+        let given = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(Error::MissingHeader("Webhook-Signature"))?
+            .trim();
+        if given.len() != 40 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::MalformedSignature("Webhook-Signature"));
+        }
+        credentials.any_key(|key| {
+            let expected = hmac_sha1(key.expose().as_bytes(), &[request.body]);
+            if hex_matches(&expected, given) {
+                Ok(())
+            } else {
+                Err(Error::SignatureMismatch)
+            }
+        })
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        if !tidings_push_contract::is_json_like(request) {
+            return Err(request.unsupported(ID));
+        }
+        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
+            return parsed;
+        }
+        if !tidings_push_contract::is_object(request.body) {
+            return Err(not_beams());
+        }
+        let mut parsed = Parsed::default();
+        if let Ok(legacy) = serde_json::from_slice::<LegacyHook>(request.body) {
+            parsed.ignored.push(Ignored {
+                provider_event: format!("publish {}", legacy.status),
+                id: Some(legacy.publish_id.0),
+                reason: "deprecated publish hook: aggregate counts per platform, no user".into(),
+            });
+            return Ok(parsed);
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let row = tidings_push_contract::body_text(request);
+        let event_type = envelope.metadata.event_type.as_str();
+        let payload = &envelope.payload;
+        let outcomes: Vec<(Outcome, &ids::Id)> = match event_type {
+            "v1.UserNotificationAcknowledgement" | "v1.UserNotificationOpen" => {
+                let Some(user) = payload.user_id.as_ref() else {
+                    return Err(Error::MissingField("payload.user_id"));
+                };
+                let outcome = if event_type == "v1.UserNotificationOpen" {
+                    Outcome::Opened
+                } else {
+                    Outcome::Acknowledged
+                };
+                vec![(outcome, user)]
+            }
+            "v1.PublishToUsersAttempt" => payload
+                .users_delivered_to_gateway
+                .iter()
+                .map(|u| (Outcome::DeliveredToGateway, u))
+                .chain(
+                    payload
+                        .users_no_devices
+                        .iter()
+                        .map(|u| (Outcome::NoDevices, u)),
+                )
+                .chain(
+                    payload
+                        .users_gateway_failed
+                        .iter()
+                        .map(|u| (Outcome::GatewayFailed, u)),
+                )
+                .collect(),
+            _ => {
+                parsed.ignored.push(Ignored {
+                    provider_event: event_type.to_owned(),
+                    id: payload.publish_id.as_ref().map(|id| id.0.clone()),
+                    reason: "webhook event type maps to no delivery status".into(),
+                });
+                return Ok(parsed);
+            }
+        };
+        let fan_out = event_type == "v1.PublishToUsersAttempt";
+        for (outcome, user) in outcomes {
+            let provider_event = match outcome {
+                Outcome::DeliveredToGateway => format!("{event_type} (users_delivered_to_gateway)"),
+                Outcome::NoDevices => format!("{event_type} (users_no_devices)"),
+                Outcome::GatewayFailed => format!("{event_type} (users_gateway_failed)"),
+                Outcome::Acknowledged | Outcome::Opened => event_type.to_owned(),
+            };
+            let publish_id = payload.publish_id.as_ref().map(|id| id.0.clone());
+            let classified = status::classify(outcome);
+            let (Some((status, failure)), Some(publish_id)) = (classified, publish_id.clone())
+            else {
+                parsed.ignored.push(Ignored {
+                    provider_event: if fan_out {
+                        format!("{provider_event}: {}", user.0)
+                    } else {
+                        provider_event
+                    },
+                    id: publish_id,
+                    reason: if classified.is_some() {
+                        "the event carries no publish id".into()
+                    } else {
+                        "APNs / FCM accepted it; the device's acknowledgement is the delivery"
+                            .into()
+                    },
+                });
+                continue;
+            };
+            let date = envelope
+                .metadata
+                .created_at
+                .as_deref()
+                .and_then(time::parse);
+            let dedup_key = match envelope
+                .metadata
+                .event_id
+                .as_ref()
+                .filter(|id| !id.0.is_empty())
+            {
+                Some(event_id) if fan_out => {
+                    ids::dedup_from_id(ID, &format!("{}:{}", event_id.0, user.0))
+                }
+                Some(event_id) => ids::dedup_from_id(ID, &event_id.0),
+                None => ids::dedup_from_fields(
+                    ID,
+                    &[
+                        &publish_id,
+                        &provider_event,
+                        &user.0,
+                        envelope.metadata.created_at.as_deref().unwrap_or(""),
+                    ],
+                ),
+            };
+            parsed.events.push(Event {
+                id: publish_id.clone(),
+                body: EventBody {
+                    status,
+                    date: date.unwrap_or(request.received_at),
+                    external_id: Some(publish_id),
+                    attempts: None,
+                    response: None,
+                    row: Some(row.clone()),
+                },
+                dedup_key,
+                provider_event,
+                recipient: Some(user.0.clone()).filter(|u| !u.is_empty()),
+                failure,
+                code: None,
+                automated: None,
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+fn not_beams() -> Error {
+    Error::malformed(
+        ID,
+        "expected a Pusher Beams webhook (`payload`, `metadata`) or Novu's push contract (`eventType`, `eventId`)",
+    )
+}

@@ -1,0 +1,78 @@
+//! Pushpad (web push): Pushpad posts no webhooks, so Tidings takes Novu's push contract, which
+//! the sender's site forwards from its service worker or backend.
+//!
+//! Docs: <https://pushpad.xyz/docs/rest_api> and
+//! <https://docs.novu.co/platform/integrations/push/push-activity-tracking>.
+//!
+//! - Body: Novu's push contract (`eventType`, `eventId`, `timestamp`, `deviceId`, see
+//!   [`tidings_push_contract`]). Pushpad's own API answers a sender may forward (the create
+//!   response `{id, scheduled, uids}`, a notification with `successfully_sent_count` /
+//!   `opened_count`) are recognized and ignored: they are counters, not per-device events.
+//! - Ids: `eventId` is the result id (Novu keeps Pushpad's notification `id` as its provider
+//!   id, and its own message id reaches the device as `__nvMessageId`).
+//! - `date`: the contract's `timestamp`, else the receive time.
+//! - Dedup: a hash of `eventId`, `eventType`, `deviceId` and `timestamp`.
+//! - Signature: none; the service authenticates with `ApiKey`.
+
+mod status;
+mod wire;
+
+use tidings_core::{
+    Channel, Credentials, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+};
+
+use crate::wire::Notification;
+
+const ID: &str = "pushpad";
+
+/// Pushpad.
+pub struct Pushpad;
+
+tidings_core::register_provider!(Pushpad);
+
+impl ProviderParser for Pushpad {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Push
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // Pushpad signs nothing: the contract authenticates with ApiKey.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        if !tidings_push_contract::is_json_like(request) {
+            return Err(request.unsupported(ID));
+        }
+        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
+            return parsed;
+        }
+        let not_pushpad = || {
+            Error::malformed(
+                ID,
+                "expected Novu's push contract (an object with `eventType` and `eventId`)",
+            )
+        };
+        if !tidings_push_contract::is_object(request.body) {
+            return Err(not_pushpad());
+        }
+        let body: Notification = serde_json::from_slice(request.body).map_err(|_| not_pushpad())?;
+        let (provider_event, reason) = status::classify(&body).ok_or_else(not_pushpad)?;
+        Ok(Parsed {
+            ignored: vec![Ignored {
+                provider_event: provider_event.into(),
+                id: body.id.map(|id| id.0),
+                reason: reason.into(),
+            }],
+            ..Parsed::default()
+        })
+    }
+}
