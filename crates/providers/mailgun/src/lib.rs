@@ -149,7 +149,9 @@ fn signed_fields(request: &RawRequest<'_>) -> Result<Signed> {
 fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     let webhook: Webhook<'_> =
         serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
-    let row = webhook.event_data.ok_or(Error::MissingField("event-data"))?;
+    let row = webhook
+        .event_data
+        .ok_or(Error::MissingField("event-data"))?;
     let data: EventData = serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
     let token = webhook
         .signature
@@ -172,7 +174,9 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
         .or_else(|| event_id.clone())
         .or(token)
     else {
-        parsed.ignored.push(ignored(provider_event, None, "the event carries no id"));
+        parsed
+            .ignored
+            .push(ignored(provider_event, None, "the event carries no id"));
         return Ok(parsed);
     };
     let Some((status, failure)) = status::classify(
@@ -224,8 +228,7 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
         });
     let automated = is_engagement(status).then(|| {
         data.client_info.as_ref().is_some_and(|c| {
-            c.bot.as_ref().is_some_and(Scalar::flagged)
-                || c.client_type.as_deref() == Some("robot")
+            c.bot.as_ref().is_some_and(Scalar::flagged) || c.client_type.as_deref() == Some("robot")
         })
     });
     // `rejected` events have no `recipient`: the `To` header names it.
@@ -278,7 +281,9 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
         .or_else(|| external_id.clone())
         .or_else(|| token.clone())
     else {
-        parsed.ignored.push(ignored(event.to_owned(), None, "the event carries no id"));
+        parsed
+            .ignored
+            .push(ignored(event.to_owned(), None, "the event carries no id"));
         return Ok(parsed);
     };
     let Some((status, failure)) = status::classify(event, None, None) else {
@@ -402,4 +407,140 @@ fn fields_json(form: &Form<'_>) -> String {
         }
     }
     Value::Object(fields).to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+    use tidings_core::{Freshness, Secret};
+
+    use super::*;
+
+    const KEY: &str = "TEST_WEBHOOK_SIGNING_KEY";
+
+    fn request<'a>(
+        body: &'a [u8],
+        content_type: &'a str,
+        headers: &'a http::HeaderMap,
+    ) -> RawRequest<'a> {
+        RawRequest {
+            body,
+            content_type: Some(content_type),
+            headers,
+            url: None,
+            received_at: Utc.timestamp_opt(1_461_261_400, 0).unwrap(),
+        }
+    }
+
+    fn verify(request: &RawRequest<'_>) -> Result<()> {
+        let keys = [Secret::new(KEY)];
+        let options = BTreeMap::new();
+        let fetched = BTreeMap::new();
+        let credentials = Credentials {
+            signing_keys: &keys,
+            options: &options,
+            fetched: &fetched,
+            freshness: Freshness::ProviderDefault,
+        };
+        Mailgun.verify(request, &credentials)
+    }
+
+    fn sign(timestamp: &str, token: &str) -> String {
+        hex::encode(hmac_sha256(
+            KEY.as_bytes(),
+            &[timestamp.as_bytes(), token.as_bytes()],
+        ))
+    }
+
+    #[test]
+    fn legacy_signature_uses_the_last_values_and_the_window() {
+        let headers = http::HeaderMap::new();
+        let good = sign("1461261330", "real-token");
+        let body = format!(
+            "token=user&timestamp=1&signature={}&event=opened&token=real-token&timestamp=1461261330&signature={good}",
+            sign("1", "user")
+        );
+        let req = request(
+            body.as_bytes(),
+            "application/x-www-form-urlencoded",
+            &headers,
+        );
+        assert_eq!(verify(&req), Ok(()));
+        let late = RawRequest {
+            received_at: Utc.timestamp_opt(1_461_261_330 + 901, 0).unwrap(),
+            ..req
+        };
+        assert!(matches!(verify(&late), Err(Error::Stale { .. })));
+    }
+
+    #[test]
+    fn json_signature_errors_are_precise() {
+        let headers = http::HeaderMap::new();
+        let json =
+            |body: &'static str| verify(&request(body.as_bytes(), "application/json", &headers));
+        assert_eq!(
+            json(r#"{"event-data": {"event": "opened"}}"#),
+            Err(Error::MissingSignatureField("signature"))
+        );
+        assert_eq!(
+            json(r#"{"signature": {"timestamp": "1461261330", "token": "t"}}"#),
+            Err(Error::MissingSignatureField("signature.signature"))
+        );
+        assert_eq!(
+            json(r#"{"signature": {"timestamp": "1461261330", "token": "t", "signature": "zz"}}"#),
+            Err(Error::MalformedSignature("signature"))
+        );
+        assert!(matches!(json("not json"), Err(Error::Malformed { .. })));
+    }
+
+    #[test]
+    fn user_variables_give_the_result_id_as_object_or_json_text() {
+        let headers = http::HeaderMap::new();
+        let body = br#"{"event-data": {"event": "delivered", "timestamp": 1534108637.153125,
+            "message": {"headers": {"message-id": "<m1@example.org>"}},
+            "user-variables": "{\"__nvMessageId\": \"novu-1\"}"}}"#;
+        let parsed = Mailgun
+            .parse(&request(body, "application/json", &headers))
+            .unwrap();
+        let event = &parsed.events[0];
+        assert_eq!(event.id, "novu-1");
+        assert_eq!(event.body.external_id.as_deref(), Some("m1@example.org"));
+        assert_eq!(
+            wire::own_id(&serde_json::json!({"id": 42, "novuMessageId": "x"})),
+            Some("42".into())
+        );
+    }
+
+    #[test]
+    fn unknown_events_are_ignored_and_other_bodies_rejected() {
+        let headers = http::HeaderMap::new();
+        let stored =
+            br#"{"event-data": {"event": "stored", "message": {"headers": {"message-id": "m"}}}}"#;
+        let parsed = Mailgun
+            .parse(&request(stored, "application/json", &headers))
+            .unwrap();
+        assert!(parsed.events.is_empty());
+        assert_eq!(parsed.ignored[0].provider_event, "stored");
+
+        let inbound = b"recipient=a%40example.com&sender=b%40example.com&body-plain=hi";
+        let err = Mailgun
+            .parse(&request(
+                inbound,
+                "application/x-www-form-urlencoded",
+                &headers,
+            ))
+            .unwrap_err();
+        assert!(matches!(err, Error::Malformed { .. }));
+        assert_eq!(
+            Mailgun.parse(&request(b"{}", "application/json", &headers)),
+            Err(Error::MissingField("event-data"))
+        );
+        assert!(matches!(
+            Mailgun.parse(&request(b"<x/>", "application/xml", &headers)),
+            Err(Error::UnsupportedMediaType { .. })
+        ));
+    }
 }
