@@ -29,11 +29,10 @@
 mod status;
 mod wire;
 
-use serde_json::{Map, Value};
 use tidings_core::signature::{check_window, hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Form, Ignored, MediaType, Parsed,
-    ProviderParser, RawRequest, Result, Signature, Status, ids, time,
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, Status, ids, time,
 };
 
 use crate::wire::{EventData, Scalar, Webhook};
@@ -233,7 +232,7 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     });
     // `rejected` events have no `recipient`: the `To` header names it.
     let recipient = non_empty(data.recipient.as_deref())
-        .or_else(|| headers.and_then(|h| non_empty(h.to.as_deref().map(address))));
+        .or_else(|| headers.and_then(|h| non_empty(h.to.as_deref().map(wire::address))));
 
     parsed.events.push(Event {
         id,
@@ -268,7 +267,10 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
     };
     let external_id = non_empty(form.first("Message-Id"))
         .or_else(|| non_empty(form.first("message-id")))
-        .or_else(|| form.first("message-headers").and_then(message_id_header))
+        .or_else(|| {
+            form.first("message-headers")
+                .and_then(wire::message_id_header)
+        })
         .map(|id| ids::strip_angle_brackets(&id).to_owned())
         .filter(|id| !id.is_empty());
     let own_id = OWN_ID_FIELDS
@@ -324,7 +326,7 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
             response: non_empty(form.first("error"))
                 .or_else(|| non_empty(form.first("description")))
                 .or_else(|| non_empty(form.first("notification"))),
-            row: Some(fields_json(&form)),
+            row: Some(wire::fields_json(&form)),
         },
         dedup_key,
         provider_event: event.to_owned(),
@@ -367,46 +369,6 @@ fn non_empty(value: Option<&str>) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
-}
-
-/// The address in `Name <addr@example.com>`, or the value itself.
-fn address(value: &str) -> &str {
-    value
-        .rsplit_once('<')
-        .and_then(|(_, rest)| rest.split_once('>'))
-        .map_or(value, |(addr, _)| addr)
-}
-
-/// The `Message-Id` in legacy `message-headers`: the JSON text of `[[name, value], ...]`.
-fn message_id_header(text: &str) -> Option<String> {
-    let headers: Vec<Value> = serde_json::from_str(text).ok()?;
-    headers.iter().find_map(|pair| {
-        let pair = pair.as_array()?;
-        let name = pair.first()?.as_str()?;
-        let value = pair.get(1)?.as_str()?;
-        name.eq_ignore_ascii_case("message-id")
-            .then(|| value.to_owned())
-    })
-}
-
-/// The legacy fields as one JSON object; a repeated field becomes an array of its values in body
-/// order.
-fn fields_json(form: &Form<'_>) -> String {
-    let mut fields = Map::new();
-    for (name, value) in form.iter() {
-        let value = Value::String(value.to_owned());
-        match fields.get_mut(name) {
-            Some(Value::Array(values)) => values.push(value),
-            Some(first) => {
-                let first = first.take();
-                fields.insert(name.to_owned(), Value::Array(vec![first, value]));
-            }
-            None => {
-                fields.insert(name.to_owned(), value);
-            }
-        }
-    }
-    Value::Object(fields).to_string()
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! Mailgun's webhook JSON (webhooks "v3"), field for field. Unknown fields are kept in the raw row
-//! only. Scalars whose type varies (codes, attempt counts, bot flags) are read leniently.
+//! Mailgun's webhook JSON (webhooks "v3"), field for field, and readers for the legacy form fields.
+//! Unknown fields are kept in the raw row only. Scalars whose type varies (codes, attempt counts,
+//! bot flags) are read leniently.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tidings_core::Form;
 
 /// The body of a v3 webhook: one event and the signature over `timestamp ‖ token`.
 #[derive(Debug, Deserialize)]
@@ -48,7 +51,7 @@ pub(crate) struct EventData {
     /// The sender's `v:` variables / `X-Mailgun-Variables`: an object, a JSON string, or an empty
     /// array when there are none.
     #[serde(default, rename = "user-variables")]
-    pub(crate) user_variables: Option<serde_json::Value>,
+    pub(crate) user_variables: Option<Value>,
     /// Absent or `null` on events that made no delivery attempt.
     #[serde(default, rename = "delivery-status")]
     pub(crate) delivery_status: Option<DeliveryStatus>,
@@ -123,10 +126,10 @@ pub(crate) enum Scalar {
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-        Ok(match serde_json::Value::deserialize(d)? {
-            serde_json::Value::String(s) => Scalar::Text(s),
-            serde_json::Value::Bool(b) => Scalar::Bool(b),
-            serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => Scalar::Text(s),
+            Value::Bool(b) => Scalar::Bool(b),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
                 (Some(i), _, _) => Scalar::Int(i),
                 (None, Some(u), _) => Scalar::Text(u.to_string()),
                 (None, None, Some(f)) => Scalar::Float(f),
@@ -178,12 +181,12 @@ impl Scalar {
 
 /// The sender's own message id among the user variables (`id`, Novu's `novuMessageId` or
 /// `__nvMessageId`). Accepts an object or the JSON text of one.
-pub(crate) fn own_id(user_variables: &serde_json::Value) -> Option<String> {
+pub(crate) fn own_id(user_variables: &Value) -> Option<String> {
     let parsed;
     let object = match user_variables {
-        serde_json::Value::Object(map) => map,
-        serde_json::Value::String(text) => {
-            parsed = serde_json::from_str::<serde_json::Value>(text).ok()?;
+        Value::Object(map) => map,
+        Value::String(text) => {
+            parsed = serde_json::from_str::<Value>(text).ok()?;
             parsed.as_object()?
         }
         _ => return None,
@@ -191,8 +194,48 @@ pub(crate) fn own_id(user_variables: &serde_json::Value) -> Option<String> {
     ["id", "novuMessageId", "__nvMessageId"]
         .iter()
         .find_map(|key| match object.get(*key)? {
-            serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
             _ => None,
         })
+}
+
+/// The address in `Name <addr@example.com>`, or the value itself.
+pub(crate) fn address(value: &str) -> &str {
+    value
+        .rsplit_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map_or(value, |(addr, _)| addr)
+}
+
+/// The `Message-Id` in legacy `message-headers`: the JSON text of `[[name, value], ...]`.
+pub(crate) fn message_id_header(text: &str) -> Option<String> {
+    let headers: Vec<Value> = serde_json::from_str(text).ok()?;
+    headers.iter().find_map(|pair| {
+        let pair = pair.as_array()?;
+        let name = pair.first()?.as_str()?;
+        let value = pair.get(1)?.as_str()?;
+        name.eq_ignore_ascii_case("message-id")
+            .then(|| value.to_owned())
+    })
+}
+
+/// The legacy fields as one JSON object; a repeated field becomes an array of its values in body
+/// order.
+pub(crate) fn fields_json(form: &Form<'_>) -> String {
+    let mut fields = Map::new();
+    for (name, value) in form.iter() {
+        let value = Value::String(value.to_owned());
+        match fields.get_mut(name) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => {
+                let first = first.take();
+                fields.insert(name.to_owned(), Value::Array(vec![first, value]));
+            }
+            None => {
+                fields.insert(name.to_owned(), value);
+            }
+        }
+    }
+    Value::Object(fields).to_string()
 }
