@@ -40,7 +40,6 @@ use crate::wire::{EventData, Scalar, Webhook};
 const ID: &str = "mailgun";
 /// Mailgun recommends rejecting stale timestamps but names no window.
 const DEFAULT_TOLERANCE_MINUTES: i64 = 15;
-const OWN_ID_FIELDS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
 
 /// Mailgun webhooks, v3 JSON and legacy forms.
 pub struct Mailgun;
@@ -273,7 +272,7 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
         })
         .map(|id| ids::strip_angle_brackets(&id).to_owned())
         .filter(|id| !id.is_empty());
-    let own_id = OWN_ID_FIELDS
+    let own_id = wire::OWN_ID_FIELDS
         .iter()
         .find_map(|name| non_empty(form.first(name).map(str::trim)));
     let token = non_empty(form.last("token"));

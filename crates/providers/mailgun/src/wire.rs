@@ -179,6 +179,10 @@ impl Scalar {
     }
 }
 
+/// The user variables that carry the sender's own message id: `id`, and Novu's `novuMessageId`
+/// and `__nvMessageId`.
+pub(crate) const OWN_ID_FIELDS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
+
 /// The sender's own message id among the user variables (`id`, Novu's `novuMessageId` or
 /// `__nvMessageId`). Accepts an object or the JSON text of one.
 pub(crate) fn own_id(user_variables: &Value) -> Option<String> {
@@ -191,7 +195,7 @@ pub(crate) fn own_id(user_variables: &Value) -> Option<String> {
         }
         _ => return None,
     };
-    ["id", "novuMessageId", "__nvMessageId"]
+    OWN_ID_FIELDS
         .iter()
         .find_map(|key| match object.get(*key)? {
             Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
