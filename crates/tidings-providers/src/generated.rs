@@ -3,6 +3,7 @@
 use tidings_provider_apns as _;
 use tidings_provider_expo as _;
 use tidings_provider_fcm as _;
+use tidings_provider_mailgun as _;
 use tidings_provider_one_signal as _;
 use tidings_provider_push_webhook as _;
 use tidings_provider_pusher_beams as _;
@@ -13,6 +14,7 @@ pub(crate) const LINKED: &[&str] = &[
     "apns",
     "expo",
     "fcm",
+    "mailgun",
     "one-signal",
     "push-webhook",
     "pusher-beams",

@@ -1,0 +1,507 @@
+//! Mailgun webhooks: one event per POST, as JSON (webhooks "v3", since 2018) or as the legacy
+//! form fields, signed with an HMAC over a timestamp and a random token.
+//!
+//! Docs: <https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-payloads>,
+//! <https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks> and, for
+//! the legacy bodies, <https://documentation.mailgun.com/en/latest/api-webhooks-deprecated.html>.
+//!
+//! - Body: `application/json` `{"signature": {"timestamp", "token", "signature"}, "event-data":
+//!   {...}}`; legacy webhooks post flat `application/x-www-form-urlencoded` fields, or
+//!   `multipart/form-data` when the original message is attached (the file parts are skipped).
+//!   Legacy bodies merge the sender's user variables into the same fields: Mailgun's own value is
+//!   the first of a repeated field, except `timestamp`, `token` and `signature`, where it is the
+//!   last. `row` is the `event-data` JSON, or the legacy fields as a JSON object.
+//! - Ids: the message id is `event-data.message.headers["message-id"]` (legacy `Message-Id` or
+//!   `message-id`, else the `Message-Id` in `message-headers`), without angle brackets. A user
+//!   variable `id`, `novuMessageId` or `__nvMessageId` (`user-variables` object or JSON text;
+//!   legacy: a plain field) is the result id. An event without any message id (trimmed legacy
+//!   posts) is keyed by its event id, else the signature token.
+//! - `date`: `event-data.timestamp`, float Unix seconds to the microsecond; legacy: the
+//!   `timestamp` field (seconds). The receive time only when neither is sent.
+//! - Dedup: `event-data.id` with the event's timestamp (the id is unique only within a day);
+//!   without an id, a hash of message id, event, recipient, time, severity, reason and URL.
+//!   Legacy: the signature `token`, random per event.
+//! - Signature: hex HMAC-SHA256 with the webhook signing key over `timestamp ‖ token` (the body
+//!   itself is not signed), compared with `signature` in constant time. The signed timestamp must
+//!   lie within 15 minutes of the receive time (Mailgun recommends rejecting stale timestamps
+//!   and names no window). A subaccount's `parent-signature` is not needed.
+
+mod status;
+mod wire;
+
+use tidings_core::signature::{check_window, hex_matches, hmac_sha256};
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, Status, ids, time,
+};
+
+use crate::wire::{EventData, Scalar, Webhook};
+
+const ID: &str = "mailgun";
+/// Mailgun recommends rejecting stale timestamps but names no window.
+const DEFAULT_TOLERANCE_MINUTES: i64 = 15;
+
+/// Mailgun webhooks, v3 JSON and legacy forms.
+pub struct Mailgun;
+
+tidings_core::register_provider!(Mailgun);
+
+impl ProviderParser for Mailgun {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::Keyed("hmac-sha256")
+    }
+
+    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+        let signed = signed_fields(request)?;
+        let signed_at = signed
+            .timestamp
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(time::from_unix_seconds)
+            .ok_or(Error::MalformedSignature("timestamp"))?;
+        let signature = signed.signature.trim();
+        if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::MalformedSignature("signature"));
+        }
+        credentials.any_key(|key| {
+            let mac = hmac_sha256(
+                key.expose().as_bytes(),
+                &[signed.timestamp.as_bytes(), signed.token.as_bytes()],
+            );
+            if hex_matches(&mac, signature) {
+                Ok(())
+            } else {
+                Err(Error::SignatureMismatch)
+            }
+        })?;
+        let default = chrono::Duration::minutes(DEFAULT_TOLERANCE_MINUTES);
+        if let Some(tolerance) = credentials.freshness.tolerance(Some(default)) {
+            check_window(signed_at, request.received_at, tolerance)?;
+        }
+        Ok(())
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => parse_json(request),
+            MediaType::Form | MediaType::Multipart => parse_legacy(request),
+            _ => Err(request.unsupported(ID)),
+        }
+    }
+}
+
+/// The signed values as sent.
+struct Signed {
+    timestamp: String,
+    token: String,
+    signature: String,
+}
+
+fn signed_fields(request: &RawRequest<'_>) -> Result<Signed> {
+    match request.media_type() {
+        MediaType::Json | MediaType::Missing => {
+            let webhook: Webhook<'_> =
+                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+            let block = webhook
+                .signature
+                .ok_or(Error::MissingSignatureField("signature"))?;
+            let field = |value: &Option<Scalar>, name| {
+                value
+                    .as_ref()
+                    .and_then(Scalar::text)
+                    .ok_or(Error::MissingSignatureField(name))
+            };
+            Ok(Signed {
+                timestamp: field(&block.timestamp, "signature.timestamp")?,
+                token: field(&block.token, "signature.token")?,
+                signature: field(&block.signature, "signature.signature")?,
+            })
+        }
+        MediaType::Form | MediaType::Multipart => {
+            let form = request.form()?;
+            // User variables named like these come first; Mailgun's own values are the last.
+            let field = |name| {
+                form.last(name)
+                    .map(str::to_owned)
+                    .ok_or(Error::MissingSignatureField(name))
+            };
+            Ok(Signed {
+                timestamp: field("timestamp")?,
+                token: field("token")?,
+                signature: field("signature")?,
+            })
+        }
+        _ => Err(request.unsupported(ID)),
+    }
+}
+
+fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
+    let webhook: Webhook<'_> =
+        serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+    let row = webhook
+        .event_data
+        .ok_or(Error::MissingField("event-data"))?;
+    let data: EventData = serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+    let token = webhook
+        .signature
+        .and_then(|s| s.token)
+        .and_then(|t| t.text());
+
+    let headers = data.message.as_ref().and_then(|m| m.headers.as_ref());
+    let external_id = headers
+        .and_then(|h| h.message_id.as_deref())
+        .map(ids::strip_angle_brackets)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    let event_id = data.id.as_ref().and_then(Scalar::text);
+    let own_id = data.user_variables.as_ref().and_then(wire::own_id);
+    let provider_event = describe(&data);
+
+    let mut parsed = Parsed::default();
+    let Some(id) = own_id
+        .or_else(|| external_id.clone())
+        .or_else(|| event_id.clone())
+        .or(token)
+    else {
+        parsed
+            .ignored
+            .push(ignored(provider_event, None, "the event carries no id"));
+        return Ok(parsed);
+    };
+    let Some((status, failure)) = status::classify(
+        &data.event,
+        data.severity.as_deref(),
+        data.reason.as_deref(),
+    ) else {
+        parsed.ignored.push(ignored(
+            provider_event,
+            Some(id),
+            "event type maps to no delivery status",
+        ));
+        return Ok(parsed);
+    };
+
+    let signed_time = data
+        .timestamp
+        .as_ref()
+        .and_then(Scalar::seconds)
+        .and_then(time::from_unix_float);
+    let micros = signed_time
+        .map(|t| t.timestamp_micros().to_string())
+        .unwrap_or_default();
+    let dedup_key = match &event_id {
+        Some(event_id) if signed_time.is_some() => {
+            ids::dedup_from_id(ID, &format!("{event_id}@{micros}"))
+        }
+        _ => ids::dedup_from_fields(
+            ID,
+            &[
+                external_id.as_deref().unwrap_or(&id),
+                &data.event,
+                data.recipient.as_deref().unwrap_or(""),
+                &micros,
+                data.severity.as_deref().unwrap_or(""),
+                data.reason.as_deref().unwrap_or(""),
+                data.url.as_deref().unwrap_or(""),
+            ],
+        ),
+    };
+
+    let delivery = data.delivery_status.as_ref();
+    let response = delivery
+        .and_then(|d| non_empty(d.description.as_deref()).or(non_empty(d.message.as_deref())))
+        .or_else(|| {
+            data.reject.as_ref().and_then(|r| {
+                non_empty(r.reason.as_deref()).or(non_empty(r.description.as_deref()))
+            })
+        });
+    let automated = is_engagement(status).then(|| {
+        data.client_info.as_ref().is_some_and(|c| {
+            c.bot.as_ref().is_some_and(Scalar::flagged) || c.client_type.as_deref() == Some("robot")
+        })
+    });
+    // `rejected` events have no `recipient`: the `To` header names it.
+    let recipient = non_empty(data.recipient.as_deref())
+        .or_else(|| headers.and_then(|h| non_empty(h.to.as_deref().map(wire::address))));
+
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: signed_time.unwrap_or(request.received_at),
+            external_id,
+            attempts: delivery.and_then(|d| d.attempt_no.as_ref()?.as_u32()),
+            response,
+            row: Some(row.get().to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient,
+        failure,
+        code: delivery.and_then(|d| d.code.as_ref()?.text()),
+        automated,
+    });
+    Ok(parsed)
+}
+
+fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
+    let form = request.form()?;
+    let Some(event) = form.first("event") else {
+        if form.first("body-plain").is_some() || form.first("sender").is_some() {
+            return Err(Error::malformed(
+                ID,
+                "this is an inbound message (a route's forward()), not a tracking webhook",
+            ));
+        }
+        return Err(Error::MissingField("event"));
+    };
+    let external_id = non_empty(form.first("Message-Id"))
+        .or_else(|| non_empty(form.first("message-id")))
+        .or_else(|| {
+            form.first("message-headers")
+                .and_then(wire::message_id_header)
+        })
+        .map(|id| ids::strip_angle_brackets(&id).to_owned())
+        .filter(|id| !id.is_empty());
+    let own_id = wire::OWN_ID_FIELDS
+        .iter()
+        .find_map(|name| non_empty(form.first(name).map(str::trim)));
+    let token = non_empty(form.last("token"));
+
+    let mut parsed = Parsed::default();
+    let Some(id) = own_id
+        .or_else(|| external_id.clone())
+        .or_else(|| token.clone())
+    else {
+        parsed
+            .ignored
+            .push(ignored(event.to_owned(), None, "the event carries no id"));
+        return Ok(parsed);
+    };
+    let Some((status, failure)) = status::classify(event, None, None) else {
+        parsed.ignored.push(ignored(
+            event.to_owned(),
+            Some(id),
+            "event type maps to no delivery status",
+        ));
+        return Ok(parsed);
+    };
+
+    let timestamp = form.last("timestamp").unwrap_or("").trim();
+    let signed_time = timestamp
+        .parse::<i64>()
+        .ok()
+        .and_then(time::from_unix_seconds);
+    let recipient = non_empty(form.first("recipient"));
+    let dedup_key = match &token {
+        Some(token) => ids::dedup_from_id(ID, token),
+        None => ids::dedup_from_fields(
+            ID,
+            &[
+                external_id.as_deref().unwrap_or(&id),
+                event,
+                recipient.as_deref().unwrap_or(""),
+                timestamp,
+                form.first("url").unwrap_or(""),
+            ],
+        ),
+    };
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: signed_time.unwrap_or(request.received_at),
+            external_id,
+            attempts: None,
+            response: non_empty(form.first("error"))
+                .or_else(|| non_empty(form.first("description")))
+                .or_else(|| non_empty(form.first("notification"))),
+            row: Some(wire::fields_json(&form)),
+        },
+        dedup_key,
+        provider_event: event.to_owned(),
+        recipient,
+        failure,
+        code: non_empty(form.first("code")),
+        automated: is_engagement(status).then(|| form.first("client-type") == Some("robot")),
+    });
+    Ok(parsed)
+}
+
+/// The event name, with severity and reason for failures (`failed (severity=permanent,
+/// reason=bounce)`).
+fn describe(data: &EventData) -> String {
+    let details: Vec<String> = [("severity", &data.severity), ("reason", &data.reason)]
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", value.as_deref()?)))
+        .collect();
+    if data.event == "failed" && !details.is_empty() {
+        format!("{} ({})", data.event, details.join(", "))
+    } else {
+        data.event.clone()
+    }
+}
+
+fn is_engagement(status: Status) -> bool {
+    matches!(status, Status::Opened | Status::Clicked)
+}
+
+fn ignored(provider_event: String, id: Option<String>, reason: &str) -> Ignored {
+    Ignored {
+        provider_event,
+        id,
+        reason: reason.into(),
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+    use tidings_core::{Freshness, Secret};
+
+    use super::*;
+
+    const KEY: &str = "TEST_WEBHOOK_SIGNING_KEY";
+
+    fn request<'a>(
+        body: &'a [u8],
+        content_type: &'a str,
+        headers: &'a http::HeaderMap,
+    ) -> RawRequest<'a> {
+        RawRequest {
+            body,
+            content_type: Some(content_type),
+            headers,
+            url: None,
+            received_at: Utc.timestamp_opt(1_461_261_400, 0).unwrap(),
+        }
+    }
+
+    fn verify(request: &RawRequest<'_>) -> Result<()> {
+        let keys = [Secret::new(KEY)];
+        let options = BTreeMap::new();
+        let fetched = BTreeMap::new();
+        let credentials = Credentials {
+            signing_keys: &keys,
+            options: &options,
+            fetched: &fetched,
+            freshness: Freshness::ProviderDefault,
+        };
+        Mailgun.verify(request, &credentials)
+    }
+
+    fn sign(timestamp: &str, token: &str) -> String {
+        hex::encode(hmac_sha256(
+            KEY.as_bytes(),
+            &[timestamp.as_bytes(), token.as_bytes()],
+        ))
+    }
+
+    #[test]
+    fn legacy_signature_uses_the_last_values_and_the_window() {
+        let headers = http::HeaderMap::new();
+        let good = sign("1461261330", "real-token");
+        let body = format!(
+            "token=user&timestamp=1&signature={}&event=opened&token=real-token&timestamp=1461261330&signature={good}",
+            sign("1", "user")
+        );
+        let req = request(
+            body.as_bytes(),
+            "application/x-www-form-urlencoded",
+            &headers,
+        );
+        assert_eq!(verify(&req), Ok(()));
+        let late = RawRequest {
+            received_at: Utc.timestamp_opt(1_461_261_330 + 901, 0).unwrap(),
+            ..req
+        };
+        assert!(matches!(verify(&late), Err(Error::Stale { .. })));
+    }
+
+    #[test]
+    fn json_signature_errors_are_precise() {
+        let headers = http::HeaderMap::new();
+        let json =
+            |body: &'static str| verify(&request(body.as_bytes(), "application/json", &headers));
+        assert_eq!(
+            json(r#"{"event-data": {"event": "opened"}}"#),
+            Err(Error::MissingSignatureField("signature"))
+        );
+        assert_eq!(
+            json(r#"{"signature": {"timestamp": "1461261330", "token": "t"}}"#),
+            Err(Error::MissingSignatureField("signature.signature"))
+        );
+        assert_eq!(
+            json(r#"{"signature": {"timestamp": "1461261330", "token": "t", "signature": "zz"}}"#),
+            Err(Error::MalformedSignature("signature"))
+        );
+        assert!(matches!(json("not json"), Err(Error::Malformed { .. })));
+    }
+
+    #[test]
+    fn user_variables_give_the_result_id_as_object_or_json_text() {
+        let headers = http::HeaderMap::new();
+        let body = br#"{"event-data": {"event": "delivered", "timestamp": 1534108637.153125,
+            "message": {"headers": {"message-id": "<m1@example.org>"}},
+            "user-variables": "{\"__nvMessageId\": \"novu-1\"}"}}"#;
+        let parsed = Mailgun
+            .parse(&request(body, "application/json", &headers))
+            .unwrap();
+        let event = &parsed.events[0];
+        assert_eq!(event.id, "novu-1");
+        assert_eq!(event.body.external_id.as_deref(), Some("m1@example.org"));
+        assert_eq!(
+            wire::own_id(&serde_json::json!({"id": 42, "novuMessageId": "x"})),
+            Some("42".into())
+        );
+    }
+
+    #[test]
+    fn unknown_events_are_ignored_and_other_bodies_rejected() {
+        let headers = http::HeaderMap::new();
+        let stored =
+            br#"{"event-data": {"event": "stored", "message": {"headers": {"message-id": "m"}}}}"#;
+        let parsed = Mailgun
+            .parse(&request(stored, "application/json", &headers))
+            .unwrap();
+        assert!(parsed.events.is_empty());
+        assert_eq!(parsed.ignored[0].provider_event, "stored");
+
+        let inbound = b"recipient=a%40example.com&sender=b%40example.com&body-plain=hi";
+        let err = Mailgun
+            .parse(&request(
+                inbound,
+                "application/x-www-form-urlencoded",
+                &headers,
+            ))
+            .unwrap_err();
+        assert!(matches!(err, Error::Malformed { .. }));
+        assert_eq!(
+            Mailgun.parse(&request(b"{}", "application/json", &headers)),
+            Err(Error::MissingField("event-data"))
+        );
+        assert!(matches!(
+            Mailgun.parse(&request(b"<x/>", "application/xml", &headers)),
+            Err(Error::UnsupportedMediaType { .. })
+        ));
+    }
+}
