@@ -3,5 +3,6 @@
 use tidings_provider_postmark as _;
 use tidings_provider_resend as _;
 use tidings_provider_sendgrid as _;
+use tidings_provider_sendinblue as _;
 
-pub(crate) const LINKED: &[&str] = &["postmark", "resend", "sendgrid"];
+pub(crate) const LINKED: &[&str] = &["postmark", "resend", "sendgrid", "sendinblue"];
