@@ -162,6 +162,7 @@ fn own_id(custom: &str) -> Option<String> {
             OWN_ID_KEYS.iter().find_map(|key| text(map.get(*key)))
         }
         Ok(serde_json::Value::String(id)) => Some(id).filter(|id| !id.trim().is_empty()),
+        Ok(serde_json::Value::Number(id)) => Some(id.to_string()),
         Ok(_) => None,
         // Plain text is an id only when it looks like one, not like `key=value` data.
         Err(_) => Some(custom.trim().to_owned()).filter(|id| {
