@@ -203,6 +203,14 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
         (Some(kind), Some(sub)) => Some(format!("{kind}/{sub}")),
         (kind, sub) => kind.clone().or(sub.clone()).or(detail.reason.clone()),
     };
+    // Resend reports permanent rejections as bounces, but passes on the receiver's own
+    // classification: a `Transient` bounce is not a permanent failure.
+    let failure = match detail.kind.as_deref() {
+        Some("Transient") if status == tidings_core::Status::Bounced => {
+            Some(tidings_core::Failure::Temporary)
+        }
+        _ => failure,
+    };
     parsed.events.push(Event {
         id,
         body: EventBody {

@@ -9,7 +9,7 @@ use tidings_core::{Failure, Status};
 /// | `email.sent` | sent | the API accepted it; Resend will try to deliver |
 /// | `email.delivered` | delivered | |
 /// | `email.delivery_delayed` | delayed | temporary; Resend keeps retrying. Also the typo `email.delivered_delayed` of an old docs sample |
-/// | `email.bounced` | bounced | permanent (Resend only reports permanent rejections as bounces) |
+/// | `email.bounced` | bounced | permanent (Resend reports permanent rejections as bounces); temporary when `data.bounce.type` is `Transient` |
 /// | `email.complained` | complaint | |
 /// | `email.opened` | opened | |
 /// | `email.clicked` | clicked | |
