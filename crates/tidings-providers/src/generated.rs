@@ -4,20 +4,28 @@ use tidings_provider_apns as _;
 use tidings_provider_expo as _;
 use tidings_provider_fcm as _;
 use tidings_provider_mailgun as _;
+use tidings_provider_mailjet as _;
 use tidings_provider_one_signal as _;
+use tidings_provider_postmark as _;
 use tidings_provider_push_webhook as _;
 use tidings_provider_pusher_beams as _;
 use tidings_provider_pushpad as _;
+use tidings_provider_resend as _;
 use tidings_provider_sendgrid as _;
+use tidings_provider_sendinblue as _;
 
 pub(crate) const LINKED: &[&str] = &[
     "apns",
     "expo",
     "fcm",
     "mailgun",
+    "mailjet",
     "one-signal",
+    "postmark",
     "push-webhook",
     "pusher-beams",
     "pushpad",
+    "resend",
     "sendgrid",
+    "sendinblue",
 ];

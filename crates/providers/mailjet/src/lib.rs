@@ -1,0 +1,192 @@
+//! Mailjet's Event API (event tracking webhooks): flat JSON events, a JSON array when "group
+//! events" is on for the callback URL, else one bare object per request.
+//!
+//! Docs: <https://dev.mailjet.com/email/guides/webhooks/>.
+//!
+//! - Body: a JSON array of events, or one object.
+//! - Ids: `MessageID` is the provider message id, a 64-bit integer kept as exact text
+//!   (`mj_message_id`, its deprecated string copy, when it is missing). The sender's own id is
+//!   `CustomID` (`Messages[].CustomID` at send time), else `Payload` (`Messages[].EventPayload`):
+//!   a JSON object's `id`, `novuMessageId` or `__nvMessageId`, or the whole value when it is a
+//!   single id-like token.
+//! - `date`: `time`, Unix seconds; the receive time when it is missing.
+//! - Dedup: Mailjet sends no event id, so a hash of message id, event, recipient, time and URL.
+//! - Signature: none. Mailjet sends Basic credentials embedded in the callback URL: configure
+//!   Basic auth or an ApiKey header on the integration.
+
+mod status;
+mod wire;
+
+use serde_json::value::RawValue;
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::{WireEvent, integer, text, truthy};
+
+const ID: &str = "mailjet";
+/// Keys of a JSON `Payload` that carry the sender's own id, in order of preference.
+const OWN_ID_KEYS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
+
+/// Mailjet event tracking webhooks.
+pub struct Mailjet;
+
+tidings_core::register_provider!(Mailjet);
+
+impl ProviderParser for Mailjet {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let mut parsed = Parsed::default();
+        for row in split_batch(request.body)? {
+            let event: WireEvent =
+                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            normalize(request, row.get(), event, &mut parsed)?;
+        }
+        Ok(parsed)
+    }
+}
+
+/// The events of a body: an array (grouped events), or one bare object.
+fn split_batch(body: &[u8]) -> Result<Vec<&RawValue>> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))?;
+        return Ok(vec![row]);
+    }
+    serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))
+}
+
+fn normalize(
+    request: &RawRequest<'_>,
+    row: &str,
+    event: WireEvent,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let name = event.event.as_deref().ok_or(Error::MissingField("event"))?;
+    let external_id = event
+        .message_id
+        .as_ref()
+        .or(event.mj_message_id.as_ref())
+        .map(|id| id.as_str().trim().to_owned())
+        .filter(|id| !id.is_empty() && id != "0");
+    let own_id = text(event.custom_id.as_ref())
+        .or_else(|| text(event.payload.as_ref()).and_then(|payload| payload_id(&payload)));
+    let Some(id) = own_id.or_else(|| external_id.clone()) else {
+        parsed.ignored.push(Ignored {
+            provider_event: name.to_owned(),
+            id: None,
+            reason: "the event carries no MessageID".into(),
+        });
+        return Ok(());
+    };
+    let hard_bounce = truthy(event.hard_bounce.as_ref());
+    let Some((status, failure)) = status::classify(name, hard_bounce) else {
+        parsed.ignored.push(Ignored {
+            provider_event: name.to_owned(),
+            id: Some(id),
+            reason: "event type maps to no delivery status".into(),
+        });
+        return Ok(());
+    };
+    let seconds = integer(event.time.as_ref());
+    let recipient = event.email.filter(|e| !e.trim().is_empty());
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            external_id.as_deref().unwrap_or(&id),
+            name,
+            recipient.as_deref().unwrap_or(""),
+            &seconds.map(|s| s.to_string()).unwrap_or_default(),
+            event.url.as_deref().unwrap_or(""),
+        ],
+    );
+    let provider_event = match name {
+        "bounce" => format!("bounce (hard_bounce={hard_bounce})"),
+        other => other.to_owned(),
+    };
+    let response = [&event.comment, &event.smtp_reply, &event.error]
+        .into_iter()
+        .flatten()
+        .map(|text| text.trim())
+        .find(|text| !text.is_empty())
+        .map(str::to_owned);
+    let code = match (event.error_related_to.as_deref(), event.error.as_deref()) {
+        (_, None | Some("")) => event.source.filter(|s| !s.is_empty()),
+        (Some(related), Some(error)) if !related.is_empty() => Some(format!("{related}: {error}")),
+        (_, Some(error)) => Some(error.to_owned()),
+    };
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: seconds
+                .and_then(time::from_unix_seconds)
+                .unwrap_or(request.received_at),
+            external_id,
+            attempts: None,
+            response,
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient,
+        failure,
+        code,
+        automated: None,
+    });
+    Ok(())
+}
+
+/// The sender's id in `Payload`: a key of a JSON object, or the whole value when it is a single
+/// id-like token (not free text or `key=value` data).
+fn payload_id(payload: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Object(map)) => {
+            OWN_ID_KEYS.iter().find_map(|key| text(map.get(*key)))
+        }
+        Ok(serde_json::Value::String(id)) => Some(id).filter(|id| !id.trim().is_empty()),
+        Ok(serde_json::Value::Number(id)) => Some(id.to_string()),
+        Ok(_) => None,
+        Err(_) => Some(payload.trim().to_owned()).filter(|id| {
+            !id.is_empty()
+                && id.len() <= 255
+                && !id.contains(|c: char| c.is_whitespace() || "=&:;,{}[]\"".contains(c))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_id_from_payload() {
+        assert_eq!(payload_id(r#"{"id": "abc"}"#).as_deref(), Some("abc"));
+        assert_eq!(
+            payload_id(r#"{"meta1": "simple string", "meta2": 2}"#),
+            None
+        );
+        assert_eq!(payload_id("msg-42").as_deref(), Some("msg-42"));
+        assert_eq!(payload_id("free text here"), None);
+    }
+}

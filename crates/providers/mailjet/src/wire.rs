@@ -1,0 +1,92 @@
+//! Mailjet's Event API JSON, field for field. No `deny_unknown_fields`: providers add fields.
+
+use serde::Deserialize;
+use serde_json::Value;
+use tidings_core::ids::Id;
+
+/// One event, a flat object.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireEvent {
+    /// `sent`, `open`, `click`, `bounce`, `blocked`, `spam`, `unsub`.
+    #[serde(default)]
+    pub(crate) event: Option<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub(crate) time: Option<Value>,
+    /// A 64-bit integer, usually beyond 2^53: kept exact.
+    #[serde(default, rename = "MessageID")]
+    pub(crate) message_id: Option<Id>,
+    /// The same id as a string (deprecated).
+    #[serde(default)]
+    pub(crate) mj_message_id: Option<Id>,
+    #[serde(default)]
+    pub(crate) email: Option<String>,
+    /// `Messages[].CustomID` given at send time.
+    #[serde(default, rename = "CustomID")]
+    pub(crate) custom_id: Option<Value>,
+    /// `Messages[].EventPayload` given at send time (free text, often JSON).
+    #[serde(default, rename = "Payload")]
+    pub(crate) payload: Option<Value>,
+    /// Bounce: whether it is permanent.
+    #[serde(default)]
+    pub(crate) hard_bounce: Option<Value>,
+    /// Bounce and blocked: `recipient`, `domain`, `spam`, `mailjet`.
+    #[serde(default)]
+    pub(crate) error_related_to: Option<String>,
+    /// Bounce and blocked: `user unknown`, `greylisted`, `typofix`, ...
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+    /// Bounce: the receiving server's explanation.
+    #[serde(default)]
+    pub(crate) comment: Option<String>,
+    /// Sent: the receiving server's SMTP reply.
+    #[serde(default)]
+    pub(crate) smtp_reply: Option<String>,
+    /// Spam: the feedback loop (`JMRPP`, ...).
+    #[serde(default)]
+    pub(crate) source: Option<String>,
+    /// Click: the link.
+    #[serde(default)]
+    pub(crate) url: Option<String>,
+}
+
+/// A non-empty string, or a number as exact text.
+pub(crate) fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A number or numeric string as an integer.
+pub(crate) fn integer(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `true`, `1` or `"true"`.
+pub(crate) fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) => matches!(s.trim(), "true" | "True" | "1"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_beyond_2_pow_53_stay_exact() {
+        let event: Option<WireEvent> =
+            serde_json::from_str(r#"{"event":"sent","MessageID":12345678901234567}"#).ok();
+        let id = event.and_then(|e| e.message_id).map(|id| id.0);
+        assert_eq!(id.as_deref(), Some("12345678901234567"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Postmark's delivery, bounce, spam complaint, open, click and subscription change webhooks:
+//! one JSON record per request, told apart by `RecordType`.
+//!
+//! Docs: <https://postmarkapp.com/developer/webhooks/webhooks-overview> and the pages for each
+//! record type under <https://postmarkapp.com/developer/webhooks/>; bounce types:
+//! <https://postmarkapp.com/developer/api/bounce-api#bounce-types>.
+//!
+//! - Body: one JSON object per request (an array of them is accepted too). Inbound-message
+//!   payloads (no `RecordType`) are ignored.
+//! - Ids: `MessageID` is the provider message id (the id the send API returned). The sender's own
+//!   id is read from `Metadata` (`id`, `novuMessageId` or `__nvMessageId`), which Postmark echoes
+//!   on every record type. The bounce `ID` is a 64-bit integer, kept exact.
+//! - `date`: `DeliveredAt` (Delivery), `BouncedAt` (Bounce, SpamComplaint), `ReceivedAt` (Open,
+//!   Click) or `ChangedAt` (SubscriptionChange), ISO 8601 with up to 7 fractional digits and an
+//!   offset. The minimal `Bounce` of `Type: Unsubscribe` has none: the receive time is used.
+//! - Dedup: the bounce `ID` for Bounce and SpamComplaint records; else the
+//!   `X-PM-Webhook-Trace-Id` header, which Postmark keeps across retries of one event; else a hash
+//!   of record type, message id, recipient, event time, link and suppression reason.
+//! - Signature: none. Postmark sends the Basic credentials embedded in the webhook URL (or custom
+//!   headers): configure Basic auth or an ApiKey header on the integration.
+
+mod status;
+mod wire;
+
+use serde_json::value::RawValue;
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::Record;
+
+const ID: &str = "postmark";
+const TRACE_HEADER: &str = "x-pm-webhook-trace-id";
+/// `Metadata` keys that carry the sender's own message id, in order of preference.
+const OWN_ID_KEYS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
+
+/// Postmark webhooks.
+pub struct Postmark;
+
+tidings_core::register_provider!(Postmark);
+
+impl ProviderParser for Postmark {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let mut parsed = Parsed::default();
+        for row in split_batch(request.body)? {
+            let record: Record =
+                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            normalize(request, row.get(), record, &mut parsed)?;
+        }
+        Ok(parsed)
+    }
+}
+
+/// The records of a body: one object, or an array of them.
+fn split_batch(body: &[u8]) -> Result<Vec<&RawValue>> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return serde_json::from_slice(body).map_err(|e| Error::json(ID, &e));
+    }
+    let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))?;
+    Ok(vec![row])
+}
+
+fn normalize(
+    request: &RawRequest<'_>,
+    row: &str,
+    record: Record,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let external_id = record
+        .message_id
+        .as_ref()
+        .map(|id| id.as_str().trim().to_owned())
+        .filter(|id| !id.is_empty());
+    let Some(record_type) = record.record_type.as_deref() else {
+        if record.from_full.is_some() {
+            parsed.ignored.push(Ignored {
+                provider_event: "Inbound".into(),
+                id: external_id,
+                reason:
+                    "an inbound message, not a tracking event (the inbound webhook points here)"
+                        .into(),
+            });
+            return Ok(());
+        }
+        return Err(Error::MissingField("RecordType"));
+    };
+    let provider_event = match record_type {
+        "Bounce" => format!("Bounce (Type={})", record.kind.as_deref().unwrap_or("")),
+        "SubscriptionChange" if record.suppress_sending == Some(true) => format!(
+            "SubscriptionChange (SuppressSending=true, SuppressionReason={})",
+            record.suppression_reason.as_deref().unwrap_or("")
+        ),
+        "SubscriptionChange" => "SubscriptionChange (SuppressSending=false)".to_owned(),
+        other => other.to_owned(),
+    };
+    let own_id = OWN_ID_KEYS
+        .iter()
+        .find_map(|key| record.metadata.get(*key))
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty());
+    let Some(id) = own_id.or_else(|| external_id.clone()) else {
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id: None,
+            reason: "the record carries no message id".into(),
+        });
+        return Ok(());
+    };
+    let Some((status, failure)) = status::classify(
+        record_type,
+        record.kind.as_deref(),
+        record.suppress_sending,
+        record.suppression_reason.as_deref(),
+    ) else {
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id: Some(id),
+            reason: if record_type == "SubscriptionChange" {
+                "a reactivation (SuppressSending=false) is not a delivery state".into()
+            } else {
+                "record type maps to no delivery status".into()
+            },
+        });
+        return Ok(());
+    };
+    let recipient = record
+        .recipient
+        .clone()
+        .or_else(|| record.email.clone())
+        .filter(|r| !r.is_empty());
+    let event_time = record.event_time().unwrap_or("");
+    let dedup_key = match (&record.id, request.header(TRACE_HEADER)) {
+        (Some(bounce_id), _) => {
+            ids::dedup_from_id(ID, &format!("{record_type}:{}", bounce_id.as_str()))
+        }
+        (None, Some(trace)) if !trace.trim().is_empty() => {
+            ids::dedup_from_id(ID, &format!("trace:{}", trace.trim()))
+        }
+        _ => ids::dedup_from_fields(
+            ID,
+            &[
+                record_type,
+                external_id.as_deref().unwrap_or(""),
+                recipient.as_deref().unwrap_or(""),
+                event_time,
+                record.original_link.as_deref().unwrap_or(""),
+                record.suppression_reason.as_deref().unwrap_or(""),
+            ],
+        ),
+    };
+    let response = [&record.details, &record.description]
+        .into_iter()
+        .flatten()
+        .map(|text| text.trim())
+        .find(|text| !text.is_empty())
+        .map(str::to_owned);
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: time::parse(event_time).unwrap_or(request.received_at),
+            external_id,
+            attempts: None,
+            response,
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient,
+        failure,
+        code: record.type_code.map(|code| code.0),
+        automated: None,
+    });
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! Brevo (formerly Sendinblue) transactional email webhooks: flat JSON events, one per request
+//! or a JSON array of them when the webhook was created with `batched: true`.
+//!
+//! Docs: <https://developers.brevo.com/docs/transactional-webhooks>.
+//!
+//! - Body: one JSON object, or an array of them. Inbound-parse payloads (`{"items": [...]}`) are
+//!   ignored.
+//! - Ids: `message-id` is the provider message id (the SMTP Message-ID the send API returned),
+//!   without its angle brackets. The sender's own id travels in `X-Mailin-custom` (the header of
+//!   that name given at send time): a JSON object's `id`, `novuMessageId` or `__nvMessageId`, or
+//!   the whole value when it is a single id-like token (not `key=value` data). `id` is the webhook's id, not an event id: unused.
+//! - `date`: `ts_epoch` (Unix milliseconds; seconds in some payloads, told apart by magnitude),
+//!   else `s_epoch` (proxy opens), else `ts_event`/`ts` (Unix seconds), else `date`, which is in
+//!   the account's time zone and is read as UTC for want of it; else the receive time.
+//! - Dedup: Brevo sends no event id, so a hash of message id, event, recipient, event time and
+//!   link.
+//! - Signature: none. Brevo sends Basic credentials from the webhook URL, or a bearer token or
+//!   custom headers: configure Basic auth or an ApiKey header on the integration.
+
+mod status;
+mod wire;
+
+use serde_json::value::RawValue;
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, Status, ids, time,
+};
+
+use crate::wire::{WireEvent, integer, text};
+
+const ID: &str = "sendinblue";
+/// Keys of a JSON `X-Mailin-custom` object that carry the sender's own id, in order of preference.
+const OWN_ID_KEYS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
+
+/// Brevo transactional webhooks.
+pub struct Sendinblue;
+
+tidings_core::register_provider!(Sendinblue);
+
+impl ProviderParser for Sendinblue {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["brevo"]
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let mut parsed = Parsed::default();
+        for row in split_batch(request.body)? {
+            let event: WireEvent =
+                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            normalize(request, row.get(), event, &mut parsed)?;
+        }
+        Ok(parsed)
+    }
+}
+
+/// The events of a body: one object, or an array of them.
+fn split_batch(body: &[u8]) -> Result<Vec<&RawValue>> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return serde_json::from_slice(body).map_err(|e| Error::json(ID, &e));
+    }
+    let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))?;
+    Ok(vec![row])
+}
+
+fn normalize(
+    request: &RawRequest<'_>,
+    row: &str,
+    event: WireEvent,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let external_id = text(event.message_id.as_ref())
+        .map(|id| ids::strip_angle_brackets(&id).to_owned())
+        .filter(|id| !id.is_empty());
+    let Some(name) = event.event.as_deref() else {
+        if event.items.is_some() {
+            parsed.ignored.push(Ignored {
+                provider_event: "inbound".into(),
+                id: None,
+                reason: "an inbound-parse payload, not a tracking event".into(),
+            });
+            return Ok(());
+        }
+        return Err(Error::MissingField("event"));
+    };
+    let own_id = text(event.custom.as_ref()).and_then(|custom| own_id(&custom));
+    let Some(id) = own_id.or_else(|| external_id.clone()) else {
+        parsed.ignored.push(Ignored {
+            provider_event: name.to_owned(),
+            id: None,
+            reason: "the event carries no message-id".into(),
+        });
+        return Ok(());
+    };
+    let Some((status, failure)) = status::classify(name) else {
+        parsed.ignored.push(Ignored {
+            provider_event: name.to_owned(),
+            id: Some(id),
+            reason: "event type maps to no delivery status".into(),
+        });
+        return Ok(());
+    };
+    let (date, time_text) = event_time(&event);
+    let recipient = event.email.filter(|e| !e.trim().is_empty());
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            external_id.as_deref().unwrap_or(&id),
+            name,
+            recipient.as_deref().unwrap_or(""),
+            &time_text,
+            event.link.as_deref().unwrap_or(""),
+        ],
+    );
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: date.unwrap_or(request.received_at),
+            external_id,
+            attempts: None,
+            response: event
+                .reason
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty()),
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event: name.to_owned(),
+        recipient,
+        failure,
+        code: None,
+        automated: (status == Status::Opened).then(|| status::is_proxy_open(name)),
+    });
+    Ok(())
+}
+
+/// The sender's id in `X-Mailin-custom`: a key of a JSON object, or the whole plain-text value.
+fn own_id(custom: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(custom) {
+        Ok(serde_json::Value::Object(map)) => {
+            OWN_ID_KEYS.iter().find_map(|key| text(map.get(*key)))
+        }
+        Ok(serde_json::Value::String(id)) => Some(id).filter(|id| !id.trim().is_empty()),
+        Ok(serde_json::Value::Number(id)) => Some(id.to_string()),
+        Ok(_) => None,
+        // Plain text is an id only when it looks like one, not like `key=value` data.
+        Err(_) => Some(custom.trim().to_owned()).filter(|id| {
+            !id.is_empty()
+                && id.len() <= 255
+                && !id.contains(|c: char| c.is_whitespace() || "=&:;,{}[]\"".contains(c))
+        }),
+    }
+}
+
+/// The event time and its text as sent (for the dedup key), from the most precise field present.
+fn event_time(event: &WireEvent) -> (Option<chrono::DateTime<chrono::Utc>>, String) {
+    for epoch in [&event.ts_epoch, &event.s_epoch] {
+        if let Some(value) = integer(epoch.as_ref()) {
+            return (time::from_unix_auto(value), value.to_string());
+        }
+    }
+    for seconds in [&event.ts_event, &event.ts] {
+        if let Some(value) = integer(seconds.as_ref()) {
+            return (time::from_unix_seconds(value), value.to_string());
+        }
+    }
+    match event.date.as_deref() {
+        Some(date) => (time::parse(date), date.to_owned()),
+        None => (None, String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_id_from_x_mailin_custom() {
+        assert_eq!(
+            own_id(r#"{"id": "abc", "meta": 1}"#).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(own_id(r#"{"novuMessageId": 42}"#).as_deref(), Some("42"));
+        assert_eq!(own_id(r#"{"meta": "data"}"#), None);
+        assert_eq!(own_id("plain-id-1").as_deref(), Some("plain-id-1"));
+        assert_eq!(own_id("[1]"), None);
+        assert_eq!(own_id("campaign=spring; user=4"), None);
+    }
+}
