@@ -3,6 +3,7 @@
 use tidings_provider_nexmo as _;
 use tidings_provider_plivo as _;
 use tidings_provider_sendgrid as _;
+use tidings_provider_telnyx as _;
 use tidings_provider_twilio as _;
 
-pub(crate) const LINKED: &[&str] = &["nexmo", "plivo", "sendgrid", "twilio"];
+pub(crate) const LINKED: &[&str] = &["nexmo", "plivo", "sendgrid", "telnyx", "twilio"];
