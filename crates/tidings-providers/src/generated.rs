@@ -5,7 +5,9 @@ use tidings_provider_expo as _;
 use tidings_provider_fcm as _;
 use tidings_provider_mailgun as _;
 use tidings_provider_mailjet as _;
+use tidings_provider_nexmo as _;
 use tidings_provider_one_signal as _;
+use tidings_provider_plivo as _;
 use tidings_provider_postmark as _;
 use tidings_provider_push_webhook as _;
 use tidings_provider_pusher_beams as _;
@@ -13,6 +15,8 @@ use tidings_provider_pushpad as _;
 use tidings_provider_resend as _;
 use tidings_provider_sendgrid as _;
 use tidings_provider_sendinblue as _;
+use tidings_provider_telnyx as _;
+use tidings_provider_twilio as _;
 
 pub(crate) const LINKED: &[&str] = &[
     "apns",
@@ -20,7 +24,9 @@ pub(crate) const LINKED: &[&str] = &[
     "fcm",
     "mailgun",
     "mailjet",
+    "nexmo",
     "one-signal",
+    "plivo",
     "postmark",
     "push-webhook",
     "pusher-beams",
@@ -28,4 +34,6 @@ pub(crate) const LINKED: &[&str] = &[
     "resend",
     "sendgrid",
     "sendinblue",
+    "telnyx",
+    "twilio",
 ];

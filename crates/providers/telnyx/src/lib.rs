@@ -1,0 +1,212 @@
+//! Telnyx Messaging API v2 webhooks: outbound message status updates.
+//!
+//! Docs: <https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks>,
+//! <https://developers.telnyx.com/api-reference/callbacks/delivery-update> and
+//! <https://developers.telnyx.com/docs/messaging/messages/message-detail-records>.
+//!
+//! - Body: one JSON event `{"data": {"event_type", "id", "occurred_at", "payload": {message}},
+//!   "meta": {"attempt"}}`. `message.sent` and `message.finalized` carry the status of each
+//!   recipient in `data.payload.to[]` (and `cc[]` for group MMS): one event per recipient.
+//!   `message.received` (inbound) and other event types are ignored.
+//! - Ids: the message id `data.payload.id` is both the result id and `externalId` (Telnyx
+//!   carries no sender id back); `data.id` is the event id.
+//! - `date`: `data.occurred_at`, else the receive time. `attempts`: `meta.attempt`.
+//! - Dedup: the event id `data.id` (stable across Telnyx's retries), with the recipient's
+//!   number appended when the event has several recipients.
+//! - Signature: Ed25519 over `telnyx-timestamp + "|" + body`, the signature base64 in
+//!   `telnyx-signature-ed25519`, the key the account's base64 public key (32 raw bytes, or a
+//!   DER SubjectPublicKeyInfo). The timestamp must be within 5 minutes of the receive time, as
+//!   Telnyx's own libraries check.
+
+mod status;
+mod wire;
+
+use chrono::Duration;
+use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
+use tidings_core::signature::{base64_decode, check_window};
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::Webhook;
+
+const ID: &str = "telnyx";
+const SIGNATURE_HEADER: &str = "telnyx-signature-ed25519";
+const TIMESTAMP_HEADER: &str = "telnyx-timestamp";
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo, before the 32 key bytes.
+const SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Telnyx messaging webhooks.
+pub struct Telnyx;
+
+tidings_core::register_provider!(Telnyx);
+
+impl ProviderParser for Telnyx {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::Keyed("ed25519")
+    }
+
+    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+        let signature = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(Error::MissingHeader("telnyx-signature-ed25519"))?;
+        let timestamp = request
+            .header(TIMESTAMP_HEADER)
+            .ok_or(Error::MissingHeader("telnyx-timestamp"))?;
+        let signature = base64_decode(signature)
+            .and_then(|bytes| Ed25519Signature::from_slice(&bytes).ok())
+            .ok_or(Error::MalformedSignature("telnyx-signature-ed25519"))?;
+        if let Some(tolerance) = credentials.freshness.tolerance(Some(Duration::minutes(5))) {
+            let signed_at = timestamp
+                .trim()
+                .parse()
+                .ok()
+                .and_then(time::from_unix_seconds)
+                .ok_or(Error::MalformedSignature("telnyx-timestamp"))?;
+            check_window(signed_at, request.received_at, tolerance)?;
+        }
+        let mut message = Vec::with_capacity(timestamp.len() + 1 + request.body.len());
+        message.extend_from_slice(timestamp.as_bytes());
+        message.push(b'|');
+        message.extend_from_slice(request.body);
+        credentials.any_key(|key| {
+            verifying_key(key.expose())?
+                .verify_strict(&message, &signature)
+                .map_err(|_| Error::SignatureMismatch)
+        })
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let webhook: Webhook =
+            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let row = std::str::from_utf8(request.body)
+            .map_err(|_| Error::malformed(ID, "body is not UTF-8"))?;
+        let mut parsed = Parsed::default();
+        let data = &webhook.data;
+        let payload = data.payload.as_ref();
+        let message_id = payload
+            .and_then(|p| p.id.as_ref())
+            .map(|id| id.as_str().to_owned())
+            .filter(|id| !id.is_empty());
+        let inbound = data.event_type == "message.received"
+            || payload.and_then(|p| p.direction.as_deref()) == Some("inbound");
+        let (Some(payload), Some(message_id), false) = (payload, message_id.clone(), inbound)
+        else {
+            parsed.ignored.push(Ignored {
+                provider_event: data.event_type.clone(),
+                id: message_id,
+                reason: if inbound {
+                    "an inbound message, not a delivery status".into()
+                } else {
+                    "not an outbound message event".into()
+                },
+            });
+            return Ok(parsed);
+        };
+        let event_id = data
+            .id
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .filter(|id| !id.is_empty());
+        let date = data
+            .occurred_at
+            .as_deref()
+            .and_then(time::parse)
+            .unwrap_or(request.received_at);
+        let error = payload.errors.as_ref().and_then(|errors| errors.first());
+        let code = error
+            .and_then(|e| e.code.as_ref())
+            .map(|c| c.as_str().to_owned())
+            .filter(|c| !c.is_empty());
+        let response = error.and_then(|e| e.detail.clone().or_else(|| e.title.clone()));
+        let mut recipients = wire::recipients(payload.to.as_ref());
+        recipients.extend(wire::recipients(payload.cc.as_ref()));
+        let several = recipients.len() > 1;
+        for recipient in recipients {
+            let number = recipient.phone_number.unwrap_or_default();
+            let raw_status = recipient.status.unwrap_or_default();
+            let Some(status) = status::classify(&raw_status) else {
+                parsed.ignored.push(Ignored {
+                    provider_event: format!("{} ({raw_status})", data.event_type),
+                    id: Some(message_id.clone()),
+                    reason: "recipient status maps to no delivery status".into(),
+                });
+                continue;
+            };
+            let dedup_key = match (&event_id, several) {
+                (Some(event_id), false) => ids::dedup_from_id(ID, event_id),
+                (Some(event_id), true) => ids::dedup_from_id(ID, &format!("{event_id}:{number}")),
+                (None, _) => ids::dedup_from_fields(
+                    ID,
+                    &[&message_id, &raw_status, &number, &date.to_rfc3339()],
+                ),
+            };
+            let code = code.clone().filter(|_| status_is_failure(status));
+            parsed.events.push(Event {
+                id: message_id.clone(),
+                body: EventBody {
+                    status,
+                    date,
+                    external_id: Some(message_id.clone()),
+                    attempts: webhook.meta.as_ref().and_then(|m| m.attempt),
+                    response: response.clone().filter(|_| status_is_failure(status)),
+                    row: Some(row.to_owned()),
+                },
+                dedup_key,
+                provider_event: format!("{} ({raw_status})", data.event_type),
+                recipient: Some(number).filter(|n| !n.is_empty()),
+                failure: status::failure(status, code.as_deref()),
+                code,
+                automated: None,
+            });
+        }
+        if parsed.events.is_empty() && parsed.ignored.is_empty() {
+            parsed.ignored.push(Ignored {
+                provider_event: data.event_type.clone(),
+                id: Some(message_id),
+                reason: "the event lists no recipient status".into(),
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+/// Errors are reported for the whole message; they belong to the recipients that failed.
+fn status_is_failure(status: tidings_core::Status) -> bool {
+    matches!(
+        status,
+        tidings_core::Status::Failed | tidings_core::Status::Undelivered
+    )
+}
+
+/// The account's public key: base64 of the 32 raw bytes (as the portal shows it), or of a DER
+/// SubjectPublicKeyInfo, optionally in PEM armor.
+fn verifying_key(text: &str) -> Result<VerifyingKey> {
+    const INVALID: Error = Error::InvalidKey("base64 Ed25519 public key");
+    let body: String = text
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let bytes = base64_decode(&body).ok_or(INVALID)?;
+    let raw = match bytes.strip_prefix(SPKI_PREFIX.as_slice()) {
+        Some(raw) => raw,
+        None => bytes.as_slice(),
+    };
+    let raw: [u8; 32] = raw.try_into().map_err(|_| INVALID)?;
+    VerifyingKey::from_bytes(&raw).map_err(|_| INVALID)
+}

@@ -1,0 +1,65 @@
+//! Telnyx per-recipient message status → Tidings status.
+
+use tidings_core::{Failure, Status};
+
+/// What a recipient's `status` (`data.payload.to[].status`) means, or `None` for statuses that
+/// map to no delivery status. The event type (`message.sent`, `message.finalized`) is not used:
+/// a `message.sent` event may still carry `queued`.
+///
+/// | `status` | status | note |
+/// |---|---|---|
+/// | `queued` | queued | |
+/// | `sending` | sending | |
+/// | `sent` | sent | handed to the carrier |
+/// | `delivery_unconfirmed` | sent | sent, but the carrier returned no delivery receipt |
+/// | `delivered` | delivered | |
+/// | `sending_failed` | failed | Telnyx could not send it |
+/// | `delivery_failed` | undelivered | the carrier reported it not delivered after sending |
+/// | `expired` | undelivered | not delivered within its validity period |
+/// | anything else | ignored | |
+pub(crate) fn classify(status: &str) -> Option<Status> {
+    Some(match status {
+        "queued" => Status::Queued,
+        "sending" => Status::Sending,
+        "sent" | "delivery_unconfirmed" => Status::Sent,
+        "delivered" => Status::Delivered,
+        "sending_failed" => Status::Failed,
+        "delivery_failed" | "expired" => Status::Undelivered,
+        _ => return None,
+    })
+}
+
+/// Whether a failure is worth retrying, from Telnyx's messaging error code.
+///
+/// | error code | failure | meaning |
+/// |---|---|---|
+/// | 40002, 40005, 40006, 40011, 40014 | temporary | blocked as spam (temporary), message expired, recipient unavailable, rate limited, expired in queue |
+/// | 40001, 40003, 40004, 40012, 40013 | permanent | not routable, blocked as spam (permanent), rejected by destination, invalid destination, invalid source |
+/// | others (40008 undeliverable, ...) | unknown | |
+pub(crate) fn failure(status: Status, code: Option<&str>) -> Option<Failure> {
+    if !matches!(status, Status::Failed | Status::Undelivered) {
+        return None;
+    }
+    match code? {
+        "40002" | "40005" | "40006" | "40011" | "40014" => Some(Failure::Temporary),
+        "40001" | "40003" | "40004" | "40012" | "40013" => Some(Failure::Permanent),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        assert_eq!(classify("delivery_failed"), Some(Status::Undelivered));
+        assert_eq!(classify("sending_failed"), Some(Status::Failed));
+        assert_eq!(classify("webhook_delivered"), None);
+        assert_eq!(
+            failure(Status::Undelivered, Some("40006")),
+            Some(Failure::Temporary)
+        );
+        assert_eq!(failure(Status::Sent, Some("40006")), None);
+    }
+}
