@@ -4,5 +4,6 @@ use tidings_provider_infobip_sms as _;
 use tidings_provider_messagebird as _;
 use tidings_provider_sendgrid as _;
 use tidings_provider_sinch as _;
+use tidings_provider_termii as _;
 
-pub(crate) const LINKED: &[&str] = &["infobip-sms", "messagebird", "sendgrid", "sinch"];
+pub(crate) const LINKED: &[&str] = &["infobip-sms", "messagebird", "sendgrid", "sinch", "termii"];
