@@ -3,8 +3,9 @@
 use tidings_provider_africas_talking as _;
 use tidings_provider_infobip_sms as _;
 use tidings_provider_messagebird as _;
+use tidings_provider_ring_central as _;
 use tidings_provider_sendgrid as _;
 use tidings_provider_sinch as _;
 use tidings_provider_termii as _;
 
-pub(crate) const LINKED: &[&str] = &["africas-talking", "infobip-sms", "messagebird", "sendgrid", "sinch", "termii"];
+pub(crate) const LINKED: &[&str] = &["africas-talking", "infobip-sms", "messagebird", "ring-central", "sendgrid", "sinch", "termii"];
