@@ -39,10 +39,6 @@ impl ProviderParser for InfobipSms {
         ID
     }
 
-    fn aliases(&self) -> &'static [&'static str] {
-        &["infobip"]
-    }
-
     fn channel(&self) -> Channel {
         Channel::Sms
     }
@@ -115,7 +111,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut P
             &status
                 .id
                 .map(|id| id.to_string())
-                .unwrap_or(provider_event.clone()),
+                .unwrap_or_else(|| provider_event.clone()),
             report.to.as_deref().unwrap_or(""),
             report.done_at.as_deref().unwrap_or(""),
             &error
