@@ -1,0 +1,114 @@
+//! Africa's Talking SMS delivery reports: one form-encoded report per message status change,
+//! posted to the delivery reports callback URL set in the dashboard.
+//!
+//! Docs: <https://developers.africastalking.com/docs/sms/notifications>.
+//!
+//! - Body: `application/x-www-form-urlencoded` fields `id`, `status`, `phoneNumber`,
+//!   `networkCode`, `failureReason` (only on `Rejected`/`Failed`) and `retryCount`; `row` is
+//!   the fields as a JSON object.
+//! - Ids: `id` (`ATXid_...`) is both the result id and the provider message id: Africa's
+//!   Talking echoes no value of the sender's.
+//! - `date`: the receive time: the report carries no time.
+//! - `attempts`: `retryCount` + 1 (the first attempt is not a retry).
+//! - Dedup: no event id, so the key hashes `id`, `status`, `phoneNumber`, `retryCount` and
+//!   `failureReason`.
+//! - Signature: none. Africa's Talking does not sign callbacks; protect the URL with ApiKey or
+//!   Basic auth.
+
+mod status;
+mod wire;
+
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids,
+};
+
+use crate::wire::Report;
+
+const ID: &str = "africas-talking";
+
+/// Africa's Talking SMS delivery reports.
+pub struct AfricasTalking;
+
+tidings_core::register_provider!(AfricasTalking);
+
+impl ProviderParser for AfricasTalking {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["africastalking"]
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Form | MediaType::Multipart => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let report = Report::from_form(&request.form()?);
+        let mut parsed = Parsed::default();
+        normalize(request, report, &mut parsed)?;
+        Ok(parsed)
+    }
+}
+
+fn normalize(request: &RawRequest<'_>, report: Report, parsed: &mut Parsed) -> Result<()> {
+    let id = report.id.ok_or(Error::MissingField("id"))?;
+    let provider_event = report.status.ok_or(Error::MissingField("status"))?;
+    let Some((status, failure)) =
+        status::classify(&provider_event, report.failure_reason.as_deref())
+    else {
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id: Some(id),
+            reason: "status maps to no delivery status".into(),
+        });
+        return Ok(());
+    };
+    let retries = report
+        .retry_count
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            &id,
+            &provider_event,
+            report.phone_number.as_deref().unwrap_or(""),
+            &retries,
+            report.failure_reason.as_deref().unwrap_or(""),
+        ],
+    );
+    parsed.events.push(Event {
+        id: id.clone(),
+        body: EventBody {
+            status,
+            date: request.received_at,
+            external_id: Some(id),
+            attempts: report.retry_count.map(|n| n.saturating_add(1)),
+            response: report.failure_reason.clone(),
+            row: Some(report.row),
+        },
+        dedup_key,
+        provider_event,
+        recipient: report.phone_number,
+        failure,
+        code: report.failure_reason,
+        automated: None,
+    });
+    Ok(())
+}

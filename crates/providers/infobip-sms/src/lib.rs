@@ -1,0 +1,156 @@
+//! Infobip SMS delivery reports: batches of final (and, where enabled, intermediate) message
+//! statuses posted to the message's `notifyUrl` or the account's subscription.
+//!
+//! Docs: <https://www.infobip.com/docs/api/channels/sms/sms-messaging/logs-and-status-reports/receive-outbound-sms-message-report>
+//! and the status table <https://www.infobip.com/docs/essentials/api-essentials/response-status-and-error-codes>.
+//!
+//! - Body: a JSON object `{"results": [...]}`, one report per message and recipient (up to 100
+//!   per request by default).
+//! - Ids: `messageId` is the provider message id; `callbackData`, the value the sender attached
+//!   at send time, is the result id when present. `bulkId` is not used.
+//! - `date`: `doneAt` (when Infobip finished processing the message), else `sentAt`; both ISO
+//!   8601 with `+0000` (v2) or `+01:00` (v3) offsets. The receive time only when neither parses.
+//! - Status: `status.groupId` refined by `status.id` (see `status.rs`); `error.name` is the code
+//!   and `error.permanent` the failure kind when `error.id` is not 0 (`NO_ERROR`).
+//! - Dedup: Infobip sends no event id, so the key hashes `messageId`, `status.id`, `to`,
+//!   `doneAt` and `error.id`.
+//! - Signature: none. Infobip does not sign delivery reports; protect the URL with ApiKey or
+//!   Basic auth.
+
+mod status;
+mod wire;
+
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::{Code, Report, Reports};
+
+const ID: &str = "infobip-sms";
+
+/// Infobip SMS delivery reports.
+pub struct InfobipSms;
+
+tidings_core::register_provider!(InfobipSms);
+
+impl ProviderParser for InfobipSms {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let body: Reports<'_> =
+            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let mut parsed = Parsed::default();
+        for row in body.results {
+            let report: Report =
+                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            normalize(request, row.get(), report, &mut parsed);
+        }
+        Ok(parsed)
+    }
+}
+
+fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut Parsed) {
+    let status = report.status.unwrap_or_default();
+    let provider_event = status
+        .name
+        .clone()
+        .or_else(|| status.group_name.clone())
+        .unwrap_or_else(|| "(no status)".into());
+    let Some(message_id) = report.message_id.map(|id| id.0).filter(|id| !id.is_empty()) else {
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id: report.callback_data,
+            reason: "the report carries no messageId".into(),
+        });
+        return;
+    };
+    // `error` with id 0 is Infobip's `NO_ERROR`: not an error at all.
+    let error = report.error.filter(|e| e.id.is_some_and(|id| id != 0));
+    let Some((status_kind, failure)) = status::classify(
+        status.group_id,
+        status.group_name.as_deref(),
+        status.id,
+        error.as_ref().and_then(|e| e.permanent),
+    ) else {
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id: Some(report.callback_data.unwrap_or(message_id)),
+            reason: "status group maps to no delivery status".into(),
+        });
+        return;
+    };
+    let date = [report.done_at.as_deref(), report.sent_at.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(time::parse)
+        .unwrap_or(request.received_at);
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            &message_id,
+            &status
+                .id
+                .map(|id| id.to_string())
+                .unwrap_or_else(|| provider_event.clone()),
+            report.to.as_deref().unwrap_or(""),
+            report.done_at.as_deref().unwrap_or(""),
+            &error
+                .as_ref()
+                .and_then(|e| e.id)
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        ],
+    );
+    let response = error
+        .as_ref()
+        .and_then(|e| e.description.clone())
+        .or(status.description)
+        .filter(|text| !text.is_empty());
+    let code = error.as_ref().and_then(code_of);
+    parsed.events.push(Event {
+        id: report.callback_data.unwrap_or_else(|| message_id.clone()),
+        body: EventBody {
+            status: status_kind,
+            date,
+            external_id: Some(message_id),
+            attempts: None,
+            response,
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient: report.to.filter(|to| !to.is_empty()),
+        failure,
+        code,
+        automated: None,
+    });
+}
+
+/// The error's name (`EC_ABSENT_SUBSCRIBER`), else its numeric id.
+fn code_of(error: &Code) -> Option<String> {
+    error
+        .name
+        .clone()
+        .filter(|name| !name.is_empty())
+        .or_else(|| error.id.map(|id| id.to_string()))
+}

@@ -1,0 +1,214 @@
+//! RingCentral SMS message events: notifications of a webhook subscription whose body is one
+//! message record with its `messageStatus`.
+//!
+//! Docs: <https://developers.ringcentral.com/guide/notifications/event-filters/batch-messages>
+//! (High Volume SMS message events), <https://developers.ringcentral.com/guide/notifications/event-filters/instant-message>
+//! and <https://developers.ringcentral.com/guide/notifications/webhooks/receiving>.
+//!
+//! - Body: the notification envelope `{"uuid", "event", "subscriptionId", "ownerId",
+//!   "timestamp", "body"}` whose `body` is a message record (`id`, `messageStatus`, `direction`,
+//!   `to`, `creationTime`, `lastModifiedTime`, `errorCode`, ...). A bare message record or an
+//!   array of them (Message Store records, as a sender's own relay posts them) is read too.
+//!   Inbound messages, batch progress, opt-out and message-store change-count events carry no
+//!   delivery status and are ignored. The subscription handshake (an empty body with a
+//!   `Validation-Token` header) parses to nothing; the service must echo that header.
+//! - Ids: `id` is both the result id and the provider message id: RingCentral echoes no value
+//!   of the sender's.
+//! - `date`: `lastModifiedTime` (when the status changed), else `creationTime`, else the
+//!   envelope's `timestamp`; the receive time only when none is sent.
+//! - `attempts`: `smsSendingAttemptsCount` (message-store records).
+//! - Dedup: the envelope's `uuid` is not documented as stable across redeliveries, so the key
+//!   hashes `id`, `messageStatus`, the recipient, `lastModifiedTime` and the error code.
+//! - Signature: none. RingCentral sends the subscription's `verificationToken` back verbatim in
+//!   the `Verification-Token` header; with the token configured as the signing key it is
+//!   compared in constant time.
+
+mod status;
+mod wire;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use tidings_core::signature::ct_eq;
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::{Envelope, Message};
+
+const ID: &str = "ring-central";
+
+/// RingCentral SMS message events.
+pub struct RingCentral;
+
+tidings_core::register_provider!(RingCentral);
+
+impl ProviderParser for RingCentral {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["ringcentral"]
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::Keyed("verification-token")
+    }
+
+    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+        let token = request
+            .header("verification-token")
+            .ok_or(Error::MissingHeader("Verification-Token"))?;
+        credentials.any_key(|key| {
+            if ct_eq(key.expose().as_bytes(), token.as_bytes()) {
+                Ok(())
+            } else {
+                Err(Error::SignatureMismatch)
+            }
+        })
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        let mut parsed = Parsed::default();
+        if request.body.iter().all(u8::is_ascii_whitespace)
+            && request.header("validation-token").is_some()
+        {
+            parsed.ignored.push(Ignored {
+                provider_event: "subscription validation".into(),
+                id: None,
+                reason: "webhook subscription handshake: answer with its Validation-Token header"
+                    .into(),
+            });
+            return Ok(parsed);
+        }
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let first = request.body.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            let rows: Vec<&RawValue> =
+                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+            for row in rows {
+                record(request, row, None, None, &mut parsed)?;
+            }
+            return Ok(parsed);
+        }
+        let value: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        if value.contains_key("body") {
+            let envelope: Envelope<'_> =
+                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+            let sent_at = envelope.timestamp.as_deref().and_then(time::parse);
+            record(
+                request,
+                envelope.body,
+                envelope.event.as_deref(),
+                sent_at,
+                &mut parsed,
+            )?;
+        } else if value.contains_key("messageStatus") {
+            let row: &RawValue =
+                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+            record(request, row, None, None, &mut parsed)?;
+        } else {
+            return Err(Error::malformed(
+                ID,
+                "neither a notification (`body`) nor a message record (`messageStatus`)",
+            ));
+        }
+        Ok(parsed)
+    }
+}
+
+/// One message record (or the body of another event, which is ignored).
+fn record(
+    request: &RawRequest<'_>,
+    row: &RawValue,
+    event_filter: Option<&str>,
+    sent_at: Option<DateTime<Utc>>,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let message: Message = serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+    let filter = event_filter.unwrap_or("message");
+    let id = message.id.map(|id| id.0).filter(|id| !id.is_empty());
+    let Some(status_name) = message.message_status else {
+        let reason = if message.changes.is_some() {
+            "message-store event: counts of changed messages, no status"
+        } else if message.status.is_some() {
+            "batch event: batch progress, not a message status"
+        } else {
+            "the event carries no message status"
+        };
+        parsed.ignored.push(Ignored {
+            provider_event: filter.to_owned(),
+            id,
+            reason: reason.into(),
+        });
+        return Ok(());
+    };
+    let id = id.ok_or(Error::MissingField("id"))?;
+    if message
+        .direction
+        .as_deref()
+        .is_some_and(|d| d.eq_ignore_ascii_case("inbound"))
+    {
+        parsed.ignored.push(Ignored {
+            provider_event: format!("Inbound {status_name}"),
+            id: Some(id),
+            reason: "an inbound message, not the delivery status of a sent one".into(),
+        });
+        return Ok(());
+    }
+    let Some(status) = status::classify(&status_name) else {
+        parsed.ignored.push(Ignored {
+            provider_event: status_name,
+            id: Some(id),
+            reason: "status maps to no delivery status".into(),
+        });
+        return Ok(());
+    };
+    let date = [
+        message.last_modified_time.as_deref(),
+        message.creation_time.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(time::parse)
+    .or(sent_at)
+    .unwrap_or(request.received_at);
+    let code = message.error_code.or(message.delivery_error_code);
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            &id,
+            &status_name,
+            message.to.as_deref().unwrap_or(""),
+            message.last_modified_time.as_deref().unwrap_or(""),
+            code.as_deref().unwrap_or(""),
+        ],
+    );
+    parsed.events.push(Event {
+        id: id.clone(),
+        body: EventBody {
+            status,
+            date,
+            external_id: Some(id),
+            attempts: message.sms_sending_attempts_count,
+            response: None,
+            row: Some(row.get().to_owned()),
+        },
+        dedup_key,
+        provider_event: status_name,
+        recipient: message.to,
+        failure: None,
+        code,
+        automated: None,
+    });
+    Ok(())
+}

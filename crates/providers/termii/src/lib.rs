@@ -1,0 +1,149 @@
+//! Termii events and reports: one JSON object per message status change, signed with an
+//! HMAC-SHA512 of the body.
+//!
+//! Docs: <https://developer.termii.com/events-and-reports>.
+//!
+//! - Body: a JSON object: `type` (`outbound` for delivery reports), `message_id` (and the same
+//!   value in `id`), `receiver`, `sender`, `message`, `sent_at`, `cost`, `status`, `channel`.
+//!   The 2020 format writes `status` as `<STATE> | <description>`; the description becomes
+//!   `response`. Events of another `type` (inbound messages) are ignored.
+//! - Ids: `message_id` (else `id`) is both the result id and the provider message id: Termii
+//!   echoes no value of the sender's.
+//! - `date`: the receive time. Termii sends no event time: `sent_at` is when the message was
+//!   sent, in an unstated zone, not when the reported status happened.
+//! - Dedup: no event id, so the key hashes `message_id`, `status`, `receiver` and `sent_at`.
+//! - Signature: `X-Termii-Signature` = hex HMAC-SHA512 of the raw body with the account's secret
+//!   key. No timestamp.
+
+mod status;
+mod wire;
+
+use tidings_core::signature::{hex_matches, hmac_sha512};
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, Status, ids,
+};
+
+use crate::wire::Report;
+
+const ID: &str = "termii";
+
+/// Termii events and reports.
+pub struct Termii;
+
+tidings_core::register_provider!(Termii);
+
+impl ProviderParser for Termii {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::Keyed("hmac-sha512")
+    }
+
+    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+        let signature = request
+            .header("x-termii-signature")
+            .ok_or(Error::MissingHeader("X-Termii-Signature"))?;
+        credentials.any_key(|key| {
+            let expected = hmac_sha512(key.expose().as_bytes(), &[request.body]);
+            if hex_matches(&expected, signature) {
+                Ok(())
+            } else {
+                Err(Error::SignatureMismatch)
+            }
+        })
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let report: Report =
+            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let row = String::from_utf8_lossy(request.body);
+        let mut parsed = Parsed::default();
+        normalize(request, report, row.trim(), &mut parsed)?;
+        Ok(parsed)
+    }
+}
+
+fn normalize(
+    request: &RawRequest<'_>,
+    report: Report,
+    row: &str,
+    parsed: &mut Parsed,
+) -> Result<()> {
+    let message_id = report
+        .message_id
+        .or(report.id)
+        .ok_or(Error::MissingField("message_id"))?;
+    let provider_event = report.status.ok_or(Error::MissingField("status"))?;
+    if let Some(kind) = report.kind.as_deref().map(str::trim)
+        && !kind.eq_ignore_ascii_case("outbound")
+    {
+        parsed.ignored.push(Ignored {
+            provider_event: format!("{kind}: {provider_event}"),
+            id: Some(message_id),
+            reason: "not a report on an outbound message".into(),
+        });
+        return Ok(());
+    }
+    let (state, description) = match provider_event.split_once(" | ") {
+        Some((state, description)) => (state, Some(description.trim())),
+        None => (provider_event.as_str(), None),
+    };
+    let Some((status, failure)) = status::classify(state) else {
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id: Some(message_id),
+            reason: "status maps to no delivery status".into(),
+        });
+        return Ok(());
+    };
+    // The 2020 format's description, else the status text itself for failures (it is the
+    // only reason Termii gives: `DND Active on Phone Number`).
+    let response = description
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+        .or_else(|| {
+            matches!(
+                status,
+                Status::Rejected | Status::Failed | Status::Undelivered
+            )
+            .then(|| provider_event.clone())
+        });
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            &message_id,
+            &provider_event,
+            report.receiver.as_deref().unwrap_or(""),
+            report.sent_at.as_deref().unwrap_or(""),
+        ],
+    );
+    parsed.events.push(Event {
+        id: message_id.clone(),
+        body: EventBody {
+            status,
+            date: request.received_at,
+            external_id: Some(message_id),
+            attempts: None,
+            response,
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient: report.receiver,
+        failure,
+        code: None,
+        automated: None,
+    });
+    Ok(())
+}
