@@ -117,7 +117,7 @@ pub enum Inbound {
     /// A notification: the provider's event is the JSON text in `Message` (never empty).
     Notification {
         /// The envelope.
-        envelope: Envelope,
+        envelope: Box<Envelope>,
         /// The `Message` text.
         message: String,
     },
@@ -144,23 +144,39 @@ pub fn inbound(provider: &'static str, request: &RawRequest<'_>) -> Result<Inbou
     let mut parsed = Parsed::default();
     let reason = match envelope.message_type() {
         Some(MessageType::Notification) => {
-            let message = envelope.message.clone().ok_or(Error::MissingField("Message"))?;
-            return Ok(Inbound::Notification { envelope, message });
+            let message = envelope
+                .message
+                .clone()
+                .ok_or(Error::MissingField("Message"))?;
+            return Ok(Inbound::Notification {
+                envelope: Box::new(envelope),
+                message,
+            });
         }
         Some(MessageType::SubscriptionConfirmation) => {
-            match envelope.subscribe_url.as_deref().and_then(trust::sns_endpoint) {
+            match envelope
+                .subscribe_url
+                .as_deref()
+                .and_then(trust::sns_endpoint)
+            {
                 Some(url) => {
-                    parsed.controls.push(Control::ConfirmSubscription { url, topic });
+                    parsed
+                        .controls
+                        .push(Control::ConfirmSubscription { url, topic });
                     "subscription confirmation: confirmed once the request verifies"
                 }
-                None => "SubscribeURL is not an Amazon SNS endpoint: the subscription is not confirmed",
+                None => {
+                    "SubscribeURL is not an Amazon SNS endpoint: the subscription is not confirmed"
+                }
             }
         }
         Some(MessageType::UnsubscribeConfirmation) => {
             parsed.controls.push(Control::Unsubscribed { topic });
             "the subscription was deleted; it is not re-confirmed"
         }
-        None => "not an SNS message type (Notification, SubscriptionConfirmation, UnsubscribeConfirmation)",
+        None => {
+            "not an SNS message type (Notification, SubscriptionConfirmation, UnsubscribeConfirmation)"
+        }
     };
     parsed.ignored.push(Ignored {
         provider_event: kind,
@@ -200,9 +216,39 @@ mod tests {
     }
 
     #[test]
+    fn remote_keys_are_checked_before_any_fetch() {
+        let headers = Default::default();
+        let keys = |body: &'static [u8]| {
+            remote_keys(&RawRequest {
+                body,
+                content_type: Some("text/plain"),
+                headers: &headers,
+                url: None,
+                received_at: chrono::DateTime::UNIX_EPOCH,
+            })
+        };
+        assert_eq!(
+            keys(br#"{"Type":"Notification","MessageId":"m","SigningCertURL":"https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem"}"#),
+            Ok(vec!["https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem".to_owned()])
+        );
+        assert!(matches!(
+            keys(br#"{"Type":"Notification","MessageId":"m","SigningCertURL":"https://s3.amazonaws.com/b/SimpleNotificationService-abc.pem"}"#),
+            Err(Error::Untrusted(_))
+        ));
+        assert_eq!(
+            keys(br#"{"Type":"Notification","MessageId":"m"}"#),
+            Err(Error::MissingSignatureField("SigningCertURL"))
+        );
+        assert_eq!(keys(br#"{"eventType":"Send"}"#), Ok(Vec::new()));
+    }
+
+    #[test]
     fn shapes() {
         let raw = br#"{"eventType":"Delivery","mail":{}}"#;
-        assert!(matches!(request(raw, Some("application/json")), Ok(Inbound::Raw)));
+        assert!(matches!(
+            request(raw, Some("application/json")),
+            Ok(Inbound::Raw)
+        ));
         assert!(matches!(request(b"[1]", None), Ok(Inbound::Raw)));
         assert!(matches!(
             request(raw, Some("application/xml")),
@@ -213,7 +259,8 @@ mod tests {
             request(no_message, None).unwrap_err(),
             Error::MissingField("Message")
         );
-        let unsubscribed = br#"{"Type":"UnsubscribeConfirmation","MessageId":"m","TopicArn":"arn:t"}"#;
+        let unsubscribed =
+            br#"{"Type":"UnsubscribeConfirmation","MessageId":"m","TopicArn":"arn:t"}"#;
         let Ok(Inbound::Handled(parsed)) = request(unsubscribed, None) else {
             panic!("not handled");
         };

@@ -52,7 +52,9 @@ pub fn verify(request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result
     if let Some(allowed) = credentials.option(TOPIC_ARNS_OPTION) {
         let topic = envelope.topic_arn.as_deref().unwrap_or_default();
         if topic.is_empty() || !allowed.split(',').any(|arn| arn.trim() == topic) {
-            return Err(Error::Untrusted("TopicArn is not in the topic_arns allow-list"));
+            return Err(Error::Untrusted(
+                "signed for a TopicArn outside the topic_arns allow-list",
+            ));
         }
     }
     let version = envelope
@@ -133,7 +135,8 @@ pub fn public_key_from_pem(pem: &[u8]) -> Result<RsaPublicKey> {
     const NOT_A_CERTIFICATE: Error =
         Error::Untrusted("SigningCertURL did not hold a PEM X.509 certificate with an RSA key");
     let text = std::str::from_utf8(pem).map_err(|_| NOT_A_CERTIFICATE)?;
-    let certificate = x509_cert::Certificate::from_pem(text.trim()).map_err(|_| NOT_A_CERTIFICATE)?;
+    let certificate =
+        x509_cert::Certificate::from_pem(text.trim()).map_err(|_| NOT_A_CERTIFICATE)?;
     let spki = certificate
         .tbs_certificate
         .subject_public_key_info

@@ -88,7 +88,7 @@ impl ProviderParser for Ses {
                     _ => parsed.ignored.push(Ignored {
                         provider_event: "Notification".into(),
                         id: None,
-                        reason: "the SNS message is not an SES event (SES's topic validation notice)"
+                        reason: "the SNS message is not an SES event (such as SES's topic validation notice)"
                             .into(),
                     }),
                 }
@@ -162,10 +162,15 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, event: SesEvent, par
     let Some((status, failure)) =
         status::classify(&kind, bounce_type, bounce_sub_type, unsubscribes)
     else {
+        let reason = match kind.as_str() {
+            "Subscription" => "a subscription preference change that does not opt out",
+            "Received" => "inbound mail (email receiving), not a delivery event",
+            _ => "event type maps to no delivery status",
+        };
         parsed.ignored.push(Ignored {
             provider_event,
             id: Some(id),
-            reason: "event type maps to no delivery status".into(),
+            reason: reason.into(),
         });
         return;
     };
@@ -232,12 +237,21 @@ fn own_id(event: &SesEvent) -> Option<String> {
 fn event_time(event: &SesEvent) -> Option<&str> {
     [
         event.bounce.as_ref().and_then(|b| b.timestamp.as_deref()),
-        event.complaint.as_ref().and_then(|c| c.timestamp.as_deref()),
+        event
+            .complaint
+            .as_ref()
+            .and_then(|c| c.timestamp.as_deref()),
         event.delivery.as_ref().and_then(|d| d.timestamp.as_deref()),
-        event.delivery_delay.as_ref().and_then(|d| d.timestamp.as_deref()),
+        event
+            .delivery_delay
+            .as_ref()
+            .and_then(|d| d.timestamp.as_deref()),
         event.open.as_ref().and_then(|o| o.timestamp.as_deref()),
         event.click.as_ref().and_then(|c| c.timestamp.as_deref()),
-        event.subscription.as_ref().and_then(|s| s.timestamp.as_deref()),
+        event
+            .subscription
+            .as_ref()
+            .and_then(|s| s.timestamp.as_deref()),
     ]
     .into_iter()
     .flatten()

@@ -149,10 +149,8 @@ fn fields(record: Record) -> Fields {
             }
         }
         Record::Log(log) => Fields {
-            classified: status::classify_log(&log.status).map(|s| {
-                let failure = (s == Status::Undelivered).then_some(tidings_core::Failure::Permanent);
-                (s, failure)
-            }),
+            // The log's free-text `providerResponse` does not say whether a failure is final.
+            classified: status::classify_log(&log.status).map(|s| (s, None)),
             own_id: None,
             message_id: log.notification.message_id,
             recipient: log.delivery.destination,
@@ -179,6 +177,8 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, pars
     let Some((status, failure)) = f.classified else {
         let reason = if f.provider_event.starts_with("VOICE_") {
             "voice events are not SMS delivery states"
+        } else if f.provider_event.ends_with("_UNKNOWN") {
+            "AWS reports UNKNOWN when no final receipt came within 72 h: the status stays as it was"
         } else {
             "event type maps to no delivery status"
         };
@@ -219,9 +219,12 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, pars
         provider_event: f.provider_event,
         recipient: f.recipient,
         failure,
-        code: f
-            .code
-            .filter(|_| matches!(status, Status::Rejected | Status::Undelivered | Status::Failed)),
+        code: f.code.filter(|_| {
+            matches!(
+                status,
+                Status::Rejected | Status::Undelivered | Status::Failed
+            )
+        }),
         automated: None,
     });
 }
