@@ -19,7 +19,9 @@ use tidings_provider_resend as _;
 use tidings_provider_ring_central as _;
 use tidings_provider_sendgrid as _;
 use tidings_provider_sendinblue as _;
+use tidings_provider_ses as _;
 use tidings_provider_sinch as _;
+use tidings_provider_sns as _;
 use tidings_provider_telnyx as _;
 use tidings_provider_termii as _;
 use tidings_provider_twilio as _;
@@ -44,7 +46,9 @@ pub(crate) const LINKED: &[&str] = &[
     "ring-central",
     "sendgrid",
     "sendinblue",
+    "ses",
     "sinch",
+    "sns",
     "telnyx",
     "termii",
     "twilio",

@@ -1,0 +1,207 @@
+//! Amazon SES event JSON (event publishing and identity notifications share one layout), and the
+//! EventBridge envelope around it. No `deny_unknown_fields`: AWS adds fields.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// An EventBridge event: `detail` is the SES event.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventBridge<'a> {
+    /// EventBridge's event id, stable across the API destination's retries.
+    #[serde(default)]
+    pub(crate) id: Option<String>,
+    #[serde(borrow)]
+    pub(crate) detail: &'a RawValue,
+}
+
+/// One SES event.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SesEvent {
+    /// Event publishing (configuration sets).
+    #[serde(default)]
+    pub(crate) event_type: Option<String>,
+    /// Identity notifications (`Bounce`, `Complaint`, `Delivery`, `Received`).
+    #[serde(default)]
+    pub(crate) notification_type: Option<String>,
+    #[serde(default)]
+    pub(crate) mail: Mail,
+    #[serde(default)]
+    pub(crate) bounce: Option<Bounce>,
+    #[serde(default)]
+    pub(crate) complaint: Option<Complaint>,
+    #[serde(default)]
+    pub(crate) delivery: Option<Delivery>,
+    #[serde(default)]
+    pub(crate) delivery_delay: Option<DeliveryDelay>,
+    #[serde(default)]
+    pub(crate) open: Option<Engagement>,
+    #[serde(default)]
+    pub(crate) click: Option<Engagement>,
+    #[serde(default)]
+    pub(crate) reject: Option<Reject>,
+    /// `Rendering Failure`.
+    #[serde(default)]
+    pub(crate) failure: Option<RenderingFailure>,
+    #[serde(default)]
+    pub(crate) subscription: Option<Subscription>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Mail {
+    #[serde(default)]
+    pub(crate) timestamp: Option<String>,
+    #[serde(default)]
+    pub(crate) message_id: Option<String>,
+    #[serde(default)]
+    pub(crate) destination: Vec<String>,
+    /// Message tags, `{name: [value]}` (event publishing only).
+    #[serde(default)]
+    pub(crate) tags: BTreeMap<String, Vec<String>>,
+    /// Original headers, when the identity includes them.
+    #[serde(default)]
+    pub(crate) headers: Vec<Header>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Header {
+    pub(crate) name: String,
+    pub(crate) value: String,
+}
+
+/// A recipient with SMTP details (bounces, delays).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Recipient {
+    #[serde(default)]
+    pub(crate) email_address: Option<String>,
+    /// Enhanced status code (`5.1.1`).
+    #[serde(default)]
+    pub(crate) status: Option<String>,
+    #[serde(default)]
+    pub(crate) diagnostic_code: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Bounce {
+    #[serde(default)]
+    pub(crate) bounce_type: Option<String>,
+    #[serde(default)]
+    pub(crate) bounce_sub_type: Option<String>,
+    #[serde(default)]
+    pub(crate) bounced_recipients: Vec<Recipient>,
+    #[serde(default)]
+    pub(crate) timestamp: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Complaint {
+    #[serde(default)]
+    pub(crate) complained_recipients: Vec<Recipient>,
+    #[serde(default)]
+    pub(crate) complaint_feedback_type: Option<String>,
+    #[serde(default)]
+    pub(crate) timestamp: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Delivery {
+    #[serde(default)]
+    pub(crate) recipients: Vec<String>,
+    #[serde(default)]
+    pub(crate) smtp_response: Option<String>,
+    #[serde(default)]
+    pub(crate) timestamp: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DeliveryDelay {
+    #[serde(default)]
+    pub(crate) delay_type: Option<String>,
+    #[serde(default)]
+    pub(crate) delayed_recipients: Vec<Recipient>,
+    #[serde(default)]
+    pub(crate) timestamp: Option<String>,
+}
+
+/// `open` and `click`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Engagement {
+    #[serde(default)]
+    pub(crate) timestamp: Option<String>,
+    /// The clicked link.
+    #[serde(default)]
+    pub(crate) link: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Reject {
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RenderingFailure {
+    #[serde(default)]
+    pub(crate) error_message: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Subscription {
+    #[serde(default)]
+    pub(crate) timestamp: Option<String>,
+    #[serde(default)]
+    pub(crate) new_topic_preferences: Option<TopicPreferences>,
+    #[serde(default)]
+    pub(crate) old_topic_preferences: Option<TopicPreferences>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TopicPreferences {
+    #[serde(default)]
+    pub(crate) unsubscribe_all: bool,
+    #[serde(default)]
+    pub(crate) topic_subscription_status: Vec<TopicStatus>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TopicStatus {
+    #[serde(default)]
+    pub(crate) topic_name: Option<String>,
+    #[serde(default)]
+    pub(crate) subscription_status: Option<String>,
+}
+
+impl Subscription {
+    /// Whether this change opts the contact out: `unsubscribeAll` newly set, or a topic newly
+    /// `OptOut`.
+    pub(crate) fn is_unsubscribe(&self) -> bool {
+        let Some(new) = &self.new_topic_preferences else {
+            return false;
+        };
+        let old = self.old_topic_preferences.as_ref();
+        if new.unsubscribe_all && !old.is_some_and(|o| o.unsubscribe_all) {
+            return true;
+        }
+        new.topic_subscription_status.iter().any(|topic| {
+            topic.subscription_status.as_deref() == Some("OptOut")
+                && !old.is_some_and(|o| {
+                    o.topic_subscription_status.iter().any(|before| {
+                        before.topic_name == topic.topic_name
+                            && before.subscription_status.as_deref() == Some("OptOut")
+                    })
+                })
+        })
+    }
+}
