@@ -3,7 +3,15 @@
 use tidings_provider_mailersend as _;
 use tidings_provider_mandrill as _;
 use tidings_provider_netcore as _;
+use tidings_provider_postal as _;
 use tidings_provider_sendgrid as _;
 use tidings_provider_sparkpost as _;
 
-pub(crate) const LINKED: &[&str] = &["mailersend", "mandrill", "netcore", "sendgrid", "sparkpost"];
+pub(crate) const LINKED: &[&str] = &[
+    "mailersend",
+    "mandrill",
+    "netcore",
+    "postal",
+    "sendgrid",
+    "sparkpost",
+];
