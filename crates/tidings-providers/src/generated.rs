@@ -7,6 +7,7 @@ use tidings_provider_netcore as _;
 use tidings_provider_postal as _;
 use tidings_provider_sendgrid as _;
 use tidings_provider_sparkpost as _;
+use tidings_provider_unisender_go as _;
 
 pub(crate) const LINKED: &[&str] = &[
     "mailersend",
@@ -16,4 +17,5 @@ pub(crate) const LINKED: &[&str] = &[
     "postal",
     "sendgrid",
     "sparkpost",
+    "unisender-go",
 ];
