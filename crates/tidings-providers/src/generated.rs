@@ -9,13 +9,4 @@ use tidings_provider_sendgrid as _;
 use tidings_provider_sparkpost as _;
 use tidings_provider_unisender_go as _;
 
-pub(crate) const LINKED: &[&str] = &[
-    "mailersend",
-    "mailtrap",
-    "mandrill",
-    "netcore",
-    "postal",
-    "sendgrid",
-    "sparkpost",
-    "unisender-go",
-];
+pub(crate) const LINKED: &[&str] = &["mailersend", "mailtrap", "mandrill", "netcore", "postal", "sendgrid", "sparkpost", "unisender-go"];
