@@ -131,7 +131,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: 
         });
         return;
     };
-    let timestamp = non_empty(event.timestamp.as_ref().map(|t| t.as_str()));
+    let timestamp = wire::timestamp_text(event.timestamp.as_ref());
     let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
     let dedup_key = match non_empty(event.event_id.as_ref().map(|e| e.as_str())) {
         Some(event_id) => ids::dedup_from_id(ID, &format!("{event_id}:{}", event.event)),
@@ -141,7 +141,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: 
                 message_id.unwrap_or(&id),
                 &event.event,
                 recipient.as_deref().unwrap_or(""),
-                timestamp.unwrap_or(""),
+                timestamp.as_deref().unwrap_or(""),
                 event.url.as_deref().unwrap_or(""),
             ],
         ),
@@ -155,8 +155,8 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: 
         body: EventBody {
             status,
             date: timestamp
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(time::from_unix_seconds)
+                .as_deref()
+                .and_then(time::parse)
                 .unwrap_or(request.received_at),
             external_id: message_id.map(str::to_owned),
             attempts: None,

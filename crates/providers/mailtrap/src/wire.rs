@@ -19,7 +19,7 @@ pub(crate) struct MailtrapEvent {
     pub(crate) event: String,
     /// Unix seconds.
     #[serde(default)]
-    pub(crate) timestamp: Option<Id>,
+    pub(crate) timestamp: Option<serde_json::Value>,
     #[serde(default)]
     pub(crate) message_id: Option<Id>,
     /// Unique per event, stable across retries.
@@ -43,4 +43,14 @@ pub(crate) struct MailtrapEvent {
     pub(crate) reason: Option<String>,
     #[serde(default)]
     pub(crate) url: Option<String>,
+}
+
+/// A timestamp sent as a number or a string, as text (integers exactly, fractions as written);
+/// any other JSON type reads as absent instead of failing the batch.
+pub(crate) fn timestamp_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }

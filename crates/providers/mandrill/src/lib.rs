@@ -178,10 +178,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MandrillEvent, parsed: 
         id,
         body: EventBody {
             status,
-            date: ts
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(time::from_unix_seconds)
-                .unwrap_or(request.received_at),
+            date: ts.and_then(time::parse).unwrap_or(request.received_at),
             external_id: message_id.map(str::to_owned),
             attempts: None,
             response,

@@ -100,7 +100,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
         });
         return;
     };
-    let timestamp = non_empty(event.timestamp.as_ref().map(|t| t.as_str()));
+    let timestamp = wire::timestamp_text(event.timestamp.as_ref());
     let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
     let dedup_key = ids::dedup_from_fields(
         ID,
@@ -109,7 +109,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
             non_empty(event.rcptid.as_ref().map(|r| r.as_str())).unwrap_or(""),
             &event.event,
             recipient.as_deref().unwrap_or(""),
-            timestamp.unwrap_or(""),
+            timestamp.as_deref().unwrap_or(""),
             event.url.as_deref().unwrap_or(""),
         ],
     );
@@ -122,8 +122,8 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
         body: EventBody {
             status,
             date: timestamp
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(time::from_unix_seconds)
+                .as_deref()
+                .and_then(time::parse)
                 .unwrap_or(request.received_at),
             external_id: transid.map(str::to_owned),
             attempts: None,

@@ -19,7 +19,7 @@ pub(crate) struct NetcoreEvent {
     pub(crate) email: Option<String>,
     /// Unix seconds, as a number or a string.
     #[serde(default, rename = "TIMESTAMP")]
-    pub(crate) timestamp: Option<Id>,
+    pub(crate) timestamp: Option<serde_json::Value>,
     /// The receiving server's reply, or why the message was dropped.
     #[serde(default, rename = "RESPONSE")]
     pub(crate) response: Option<String>,
@@ -36,4 +36,14 @@ pub(crate) struct NetcoreEvent {
     /// Clicked link.
     #[serde(default, rename = "URL")]
     pub(crate) url: Option<String>,
+}
+
+/// A timestamp sent as a number or a string, as text (integers exactly, fractions as written);
+/// any other JSON type reads as absent instead of failing the batch.
+pub(crate) fn timestamp_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
