@@ -7,7 +7,7 @@ use tidings_core::{Failure, Status};
 /// | `event` | status | note |
 /// |---|---|---|
 /// | `send` | sent | Mandrill handed the message to its MTA |
-/// | `delivered` | delivered | Mailchimp Transactional's delivery event |
+/// | `delivered` | delivered | not in Mandrill's documented list, but Novu maps it: accepted if it comes |
 /// | `deferral` | deferred | the receiver refused temporarily; Mandrill retries |
 /// | `hard_bounce` | bounced, permanent | |
 /// | `soft_bounce` | bounced, temporary | Mandrill stopped retrying, but the address may work later (mailbox full) |

@@ -1,8 +1,7 @@
 //! Postal (the self-hosted mail server): one message or server event per request, signed with
 //! the server's RSA key.
 //!
-//! Docs: <https://docs.postalserver.io/developer/webhooks> (events and payloads) and
-//! <https://docs.postalserver.io/developer/webhooks#verifying-webhooks>.
+//! Docs: <https://docs.postalserver.io/developer/webhooks> (events, payloads and signatures).
 //!
 //! - Body: one JSON object `{"event", "timestamp", "uuid", "payload": {...}}`. Status events
 //!   (`MessageSent`, `MessageDelayed`, `MessageDeliveryFailed`, `MessageHeld`) carry

@@ -1,9 +1,8 @@
 //! SparkPost (and Bird email, same format): batches of message, engagement, generation and
 //! unsubscribe events.
 //!
-//! Docs: <https://developers.sparkpost.com/api/webhooks/> (event schema:
-//! <https://developers.sparkpost.com/api/webhooks/#header-event-types>) and the bounce classes at
-//! <https://support.sparkpost.com/docs/deliverability/bounce-classification-codes>.
+//! Docs: <https://developers.sparkpost.com/api/webhooks/> (event types and their fields) and the
+//! bounce classes at <https://support.sparkpost.com/docs/deliverability/bounce-classification-codes>.
 //!
 //! - Body: a JSON array of `{"msys": {"<class>": {...}}}` wrappers, one event class each
 //!   (`message_event`, `track_event`, `gen_event`, `unsubscribe_event`, `relay_event`, ...).
