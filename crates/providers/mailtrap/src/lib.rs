@@ -1,0 +1,179 @@
+//! Mailtrap Email Sending: batches of delivery and engagement events.
+//!
+//! Docs: <https://docs.mailtrap.io/email-api-smtp/advanced/webhooks> and
+//! <https://help.mailtrap.io/article/102-webhooks>.
+//!
+//! - Body: in the JSON payload format `{"events": [...]}`; in the JSON Lines format one event
+//!   object per line. Each event is flat (`event`, `message_id`, `event_id`, `email`,
+//!   `timestamp`, ...).
+//! - Ids: `message_id` is Mailtrap's message id (`externalId`; the send API returns it). The
+//!   result id is the sender's own id from `custom_variables` (`id`, `novuMessageId` or
+//!   `__nvMessageId`), else `message_id`.
+//! - `date`: `timestamp`, Unix seconds; the receive time only when it is absent.
+//! - Dedup: `event_id`, unique per event and stable across retries (with the event name, so two
+//!   events never share a key); a hash of message id, event, recipient and time when it is absent.
+//! - Signature: none; Mailtrap webhooks authenticate with Basic auth in the URL, so integrations
+//!   use ApiKey or Basic auth.
+
+mod status;
+mod wire;
+
+use serde_json::value::RawValue;
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::{Batch, MailtrapEvent};
+
+const ID: &str = "mailtrap";
+
+/// Content types a JSON Lines payload may come with.
+const JSON_LINES_TYPES: &[&str] = &[
+    "application/jsonl",
+    "application/x-jsonl",
+    "application/jsonlines",
+    "application/x-jsonlines",
+    "application/json-lines",
+    "application/x-ndjson",
+];
+
+/// Custom variables that carry the sender's own message id, in order of preference.
+const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
+
+/// Mailtrap webhooks.
+pub struct Mailtrap;
+
+tidings_core::register_provider!(Mailtrap);
+
+impl ProviderParser for Mailtrap {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        let json_lines = JSON_LINES_TYPES.contains(&request.media_type_name().as_str());
+        match request.media_type() {
+            MediaType::Json | MediaType::Text | MediaType::Missing => {}
+            _ if json_lines => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let mut parsed = Parsed::default();
+        for row in rows(request.body, json_lines)? {
+            let event: MailtrapEvent =
+                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            normalize(request, row.get(), event, &mut parsed);
+        }
+        Ok(parsed)
+    }
+}
+
+/// The events of a request: the `events` array of a JSON payload, or the lines of a JSON Lines
+/// payload (also recognized by its shape when the content type does not say).
+fn rows(body: &[u8], json_lines: bool) -> Result<Vec<&RawValue>> {
+    let batch_error = match serde_json::from_slice::<Batch<'_>>(body) {
+        Ok(batch) => return Ok(batch.events),
+        Err(err) => err,
+    };
+    let text = std::str::from_utf8(body).map_err(|_| Error::malformed(ID, "body is not UTF-8"))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines
+        .into_iter()
+        .map(|line| {
+            serde_json::from_str::<&RawValue>(line).map_err(|e| {
+                // A body that is neither: report it as the JSON payload it claimed to be.
+                Error::json(ID, if json_lines { &e } else { &batch_error })
+            })
+        })
+        .collect()
+}
+
+fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: &mut Parsed) {
+    let message_id = non_empty(event.message_id.as_ref().map(|id| id.as_str()));
+    let own_id = event.custom_variables.as_ref().and_then(|vars| {
+        OWN_ID_KEYS.iter().find_map(|key| match vars.get(*key) {
+            Some(serde_json::Value::String(s)) => non_empty(Some(s)).map(str::to_owned),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+    });
+    let id = own_id.or(message_id.map(str::to_owned));
+    let Some((status, failure)) = status::classify(&event.event) else {
+        parsed.ignored.push(Ignored {
+            provider_event: event.event,
+            id,
+            reason: "event type maps to no delivery status".into(),
+        });
+        return;
+    };
+    let Some(id) = id else {
+        parsed.ignored.push(Ignored {
+            provider_event: event.event,
+            id: None,
+            reason: "the event carries no message id".into(),
+        });
+        return;
+    };
+    let timestamp = wire::timestamp_text(event.timestamp.as_ref());
+    let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
+    let dedup_key = match non_empty(event.event_id.as_ref().map(|e| e.as_str())) {
+        Some(event_id) => ids::dedup_from_id(ID, &format!("{event_id}:{}", event.event)),
+        None => ids::dedup_from_fields(
+            ID,
+            &[
+                message_id.unwrap_or(&id),
+                &event.event,
+                recipient.as_deref().unwrap_or(""),
+                timestamp.as_deref().unwrap_or(""),
+                event.url.as_deref().unwrap_or(""),
+            ],
+        ),
+    };
+    let provider_event = match non_empty(event.bounce_category.as_deref()) {
+        Some(category) => format!("{} (bounce_category={category})", event.event),
+        None => event.event.clone(),
+    };
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: timestamp
+                .as_deref()
+                .and_then(time::parse)
+                .unwrap_or(request.received_at),
+            external_id: message_id.map(str::to_owned),
+            attempts: None,
+            response: non_empty(event.response.as_deref())
+                .or(non_empty(event.reason.as_deref()))
+                .map(str::to_owned),
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient,
+        failure,
+        code: non_empty(event.response_code.as_ref().map(|c| c.as_str())).map(str::to_owned),
+        automated: None,
+    });
+}
+
+fn non_empty(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
+}

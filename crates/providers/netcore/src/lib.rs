@@ -1,0 +1,148 @@
+//! Netcore Email API (formerly Pepipost): batches of delivery and engagement events.
+//!
+//! Docs: <https://emaildocs.netcorecloud.com/docs/what-are-the-different-webhooks-format> and
+//! <https://emaildocs.netcorecloud.com/docs/repository-outline>.
+//!
+//! - Body: a JSON array of up to 100 flat events with upper-case fields (`EVENT`, `TRANSID`,
+//!   `EMAIL`, `TIMESTAMP`, `RESPONSE`, ...); a bare object is accepted too. The empty array
+//!   Netcore posts to check a new webhook URL gives no events.
+//! - Ids: `TRANSID` is the transaction id (`externalId`): a 64-bit integer, kept exact. The result
+//!   id is the sender's own value from `X-APIHEADER` (set per recipient at send time), else
+//!   `TRANSID`.
+//! - `date`: `TIMESTAMP`, Unix seconds; the receive time only when it is absent.
+//! - Dedup: Netcore has no event id, so a hash of `TRANSID`, `RCPTID`, event, recipient,
+//!   `TIMESTAMP` and clicked URL.
+//! - Signature: none (Netcore only documents its source IP range), so integrations use ApiKey or
+//!   Basic auth.
+
+mod status;
+mod wire;
+
+use serde_json::value::RawValue;
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::NetcoreEvent;
+
+const ID: &str = "netcore";
+
+/// Netcore Email API webhooks.
+pub struct Netcore;
+
+tidings_core::register_provider!(Netcore);
+
+impl ProviderParser for Netcore {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["pepipost"]
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let mut parsed = Parsed::default();
+        for row in split_batch(request.body)? {
+            let event: NetcoreEvent =
+                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            normalize(request, row.get(), event, &mut parsed);
+        }
+        Ok(parsed)
+    }
+}
+
+/// The events of a batch (or of a single bare object) as raw JSON rows.
+fn split_batch(body: &[u8]) -> Result<Vec<&RawValue>> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))?;
+        return Ok(vec![row]);
+    }
+    serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))
+}
+
+fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &mut Parsed) {
+    let transid = non_empty(event.transid.as_ref().map(|id| id.as_str()));
+    let own_id = non_empty(event.api_header.as_ref().map(|id| id.as_str()));
+    let id = own_id.or(transid).map(str::to_owned);
+    let Some((status, failure)) = status::classify(&event.event, event.bounce_type.as_deref())
+    else {
+        parsed.ignored.push(Ignored {
+            provider_event: event.event,
+            id,
+            reason: "event type maps to no delivery status".into(),
+        });
+        return;
+    };
+    let Some(id) = id else {
+        parsed.ignored.push(Ignored {
+            provider_event: event.event,
+            id: None,
+            reason: "the event carries no TRANSID".into(),
+        });
+        return;
+    };
+    let timestamp = wire::timestamp_text(event.timestamp.as_ref());
+    let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            transid.unwrap_or(&id),
+            non_empty(event.rcptid.as_ref().map(|r| r.as_str())).unwrap_or(""),
+            &event.event,
+            recipient.as_deref().unwrap_or(""),
+            timestamp.as_deref().unwrap_or(""),
+            event.url.as_deref().unwrap_or(""),
+        ],
+    );
+    let provider_event = match non_empty(event.bounce_type.as_deref()) {
+        Some(kind) => format!("{} ({kind})", event.event),
+        None => event.event.clone(),
+    };
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: timestamp
+                .as_deref()
+                .and_then(time::parse)
+                .unwrap_or(request.received_at),
+            external_id: transid.map(str::to_owned),
+            attempts: None,
+            response: non_empty(event.response.as_deref())
+                .or(non_empty(event.bounce_reason.as_deref()))
+                .map(str::to_owned),
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient,
+        failure,
+        code: non_empty(event.bounce_reason_id.as_ref().map(|c| c.as_str()))
+            .filter(|c| *c != "0")
+            .map(str::to_owned),
+        automated: None,
+    });
+}
+
+fn non_empty(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
+}

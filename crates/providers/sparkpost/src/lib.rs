@@ -1,0 +1,186 @@
+//! SparkPost (and Bird email, same format): batches of message, engagement, generation and
+//! unsubscribe events.
+//!
+//! Docs: <https://developers.sparkpost.com/api/webhooks/> (event types and their fields) and the
+//! bounce classes at <https://support.sparkpost.com/docs/deliverability/bounce-classification-codes>.
+//!
+//! - Body: a JSON array of `{"msys": {"<class>": {...}}}` wrappers, one event class each
+//!   (`message_event`, `track_event`, `gen_event`, `unsubscribe_event`, `relay_event`, ...).
+//!   `{"msys": {}}` is the ping sent when a webhook is created: it is ignored.
+//! - Ids: `message_id` is SparkPost's per-message id (`externalId`, else `transmission_id`). The
+//!   result id is the sender's own id from the recipient metadata `rcpt_meta` (`id`,
+//!   `novuMessageId` or `__nvMessageId`), else `transmission_id` (the id the transmissions API
+//!   returned to the sender), else `message_id`.
+//! - `date`: `timestamp`, a string of Unix seconds (ISO 8601 in some events); the receive time
+//!   only when it is absent.
+//! - Dedup: `event_id`, stable across SparkPost's retries of a batch; where an event lacks it, a
+//!   hash of the message id, class, type, recipient, timestamp and link.
+//! - Signature: none. SparkPost authenticates with Basic auth or an OAuth 2 bearer token, so
+//!   integrations use ApiKey or Basic auth.
+
+mod status;
+mod wire;
+
+use serde_json::value::RawValue;
+use tidings_core::{
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
+    RawRequest, Result, Signature, ids, time,
+};
+
+use crate::wire::{Scalar, SparkPostEvent, Wrapper};
+
+const ID: &str = "sparkpost";
+
+/// Recipient metadata keys that carry the sender's own message id, in order of preference.
+const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
+
+/// SparkPost event webhooks.
+pub struct SparkPost;
+
+tidings_core::register_provider!(SparkPost);
+
+impl ProviderParser for SparkPost {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn signature(&self) -> Signature {
+        Signature::None
+    }
+
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
+        Err(Error::NoSigningKey)
+    }
+
+    fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        match request.media_type() {
+            MediaType::Json | MediaType::Missing => {}
+            _ => return Err(request.unsupported(ID)),
+        }
+        let mut parsed = Parsed::default();
+        for row in split_batch(request.body)? {
+            let wrapper: Wrapper<'_> =
+                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            if wrapper.msys.is_empty() {
+                parsed.ignored.push(Ignored {
+                    provider_event: "msys (empty)".into(),
+                    id: None,
+                    reason: "webhook ping: carries no event".into(),
+                });
+            }
+            for (class, event) in wrapper.msys {
+                let event: SparkPostEvent =
+                    serde_json::from_str(event.get()).map_err(|e| Error::json(ID, &e))?;
+                normalize(request, row.get(), &class, event, &mut parsed);
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// The wrappers of the batch (or of a single bare wrapper) as raw JSON rows.
+fn split_batch(body: &[u8]) -> Result<Vec<&RawValue>> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))?;
+        return Ok(vec![row]);
+    }
+    serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))
+}
+
+fn normalize(
+    request: &RawRequest<'_>,
+    row: &str,
+    class: &str,
+    event: SparkPostEvent,
+    parsed: &mut Parsed,
+) {
+    let message_id = non_empty(event.message_id.as_ref().map(|id| id.as_str()));
+    let transmission_id = non_empty(event.transmission_id.as_ref().map(|id| id.as_str()));
+    let bounce_class = event.bounce_class.as_ref().and_then(Scalar::text);
+    let provider_event = match bounce_class {
+        Some(bc) if matches!(event.kind.as_str(), "bounce" | "out_of_band") => {
+            format!("{class}.{} (bounce_class={bc})", event.kind)
+        }
+        _ => format!("{class}.{}", event.kind),
+    };
+    let own_id = event.rcpt_meta.as_ref().and_then(|meta| {
+        OWN_ID_KEYS
+            .iter()
+            .find_map(|key| meta.get(*key).and_then(Scalar::text))
+    });
+    let id = own_id.or(transmission_id).or(message_id).map(str::to_owned);
+    let Some((status, failure)) = status::classify(&event.kind, bounce_class) else {
+        let reason = if class == "relay_event" {
+            "inbound relay event: about no sent message"
+        } else {
+            "event type maps to no delivery status"
+        };
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id,
+            reason: reason.into(),
+        });
+        return;
+    };
+    let Some(id) = id else {
+        parsed.ignored.push(Ignored {
+            provider_event,
+            id: None,
+            reason: "the event carries no message or transmission id".into(),
+        });
+        return;
+    };
+    let timestamp = event.timestamp.as_ref().and_then(Scalar::text);
+    let recipient = non_empty(event.raw_rcpt_to.as_deref())
+        .or(non_empty(event.rcpt_to.as_deref()))
+        .map(str::to_owned);
+    let dedup_key = match event.event_id.as_ref().map(|e| e.as_str()) {
+        Some(event_id) if !event_id.is_empty() => ids::dedup_from_id(ID, event_id),
+        _ => ids::dedup_from_fields(
+            ID,
+            &[
+                message_id.or(transmission_id).unwrap_or(&id),
+                class,
+                &event.kind,
+                recipient.as_deref().unwrap_or(""),
+                timestamp.unwrap_or(""),
+                event.target_link_url.as_deref().unwrap_or(""),
+            ],
+        ),
+    };
+    parsed.events.push(Event {
+        id,
+        body: EventBody {
+            status,
+            date: timestamp
+                .and_then(time::parse)
+                .unwrap_or(request.received_at),
+            external_id: message_id.or(transmission_id).map(str::to_owned),
+            attempts: None,
+            response: event
+                .raw_reason
+                .filter(|r| !r.is_empty())
+                .or(event.reason.filter(|r| !r.is_empty())),
+            row: Some(row.to_owned()),
+        },
+        dedup_key,
+        provider_event,
+        recipient,
+        failure,
+        code: event
+            .error_code
+            .as_ref()
+            .and_then(Scalar::text)
+            .map(str::to_owned),
+        automated: None,
+    });
+}
+
+fn non_empty(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
+}
