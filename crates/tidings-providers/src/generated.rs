@@ -5,12 +5,17 @@ use tidings_provider_apns as _;
 use tidings_provider_expo as _;
 use tidings_provider_fcm as _;
 use tidings_provider_infobip_sms as _;
+use tidings_provider_mailersend as _;
 use tidings_provider_mailgun as _;
 use tidings_provider_mailjet as _;
+use tidings_provider_mailtrap as _;
+use tidings_provider_mandrill as _;
 use tidings_provider_messagebird as _;
+use tidings_provider_netcore as _;
 use tidings_provider_nexmo as _;
 use tidings_provider_one_signal as _;
 use tidings_provider_plivo as _;
+use tidings_provider_postal as _;
 use tidings_provider_postmark as _;
 use tidings_provider_push_webhook as _;
 use tidings_provider_pusher_beams as _;
@@ -22,9 +27,11 @@ use tidings_provider_sendinblue as _;
 use tidings_provider_ses as _;
 use tidings_provider_sinch as _;
 use tidings_provider_sns as _;
+use tidings_provider_sparkpost as _;
 use tidings_provider_telnyx as _;
 use tidings_provider_termii as _;
 use tidings_provider_twilio as _;
+use tidings_provider_unisender_go as _;
 
 pub(crate) const LINKED: &[&str] = &[
     "africas-talking",
@@ -32,12 +39,17 @@ pub(crate) const LINKED: &[&str] = &[
     "expo",
     "fcm",
     "infobip-sms",
+    "mailersend",
     "mailgun",
     "mailjet",
+    "mailtrap",
+    "mandrill",
     "messagebird",
+    "netcore",
     "nexmo",
     "one-signal",
     "plivo",
+    "postal",
     "postmark",
     "push-webhook",
     "pusher-beams",
@@ -49,7 +61,9 @@ pub(crate) const LINKED: &[&str] = &[
     "ses",
     "sinch",
     "sns",
+    "sparkpost",
     "telnyx",
     "termii",
     "twilio",
+    "unisender-go",
 ];
