@@ -12,24 +12,24 @@ use serde_json::Value;
 
 /// The SendGrid public key of the official signed vector in `fixtures/sendgrid/`.
 const SENDGRID_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g==";
-pub const MAILGUN_KEY: &str = "TEST_WEBHOOK_SIGNING_KEY";
+pub(crate) const MAILGUN_KEY: &str = "TEST_WEBHOOK_SIGNING_KEY";
 
-pub fn fixture(path: &str) -> PathBuf {
+pub(crate) fn fixture(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures")
         .join(path)
 }
 
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-pub fn base64(text: &str) -> String {
+pub(crate) fn base64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// A Mailgun webhook signed with the test key at `timestamp`.
-pub fn sign_mailgun(timestamp: i64, token: &str) -> String {
+pub(crate) fn sign_mailgun(timestamp: i64, token: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(MAILGUN_KEY.as_bytes()).unwrap();
     mac.update(format!("{timestamp}{token}").as_bytes());
     let signature = hex::encode(mac.finalize().into_bytes());
@@ -38,33 +38,33 @@ pub fn sign_mailgun(timestamp: i64, token: &str) -> String {
     )
 }
 
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
-pub struct Server {
+pub(crate) struct Server {
     dir: tempfile::TempDir,
     child: Child,
-    pub address: String,
+    pub(crate) address: String,
 }
 
 impl Server {
-    pub fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             r#"
@@ -140,7 +140,7 @@ provider = "push-webhook"
     }
 
     /// Stops the server with SIGTERM (graceful) and starts it again on the same store.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -153,15 +153,15 @@ provider = "push-webhook"
         self.address = address;
     }
 
-    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub(crate) fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
         self.request("POST", path, headers, body)
     }
 
-    pub fn get(&self, path: &str) -> Response {
+    pub(crate) fn get(&self, path: &str) -> Response {
         self.request("GET", path, &[], b"")
     }
 
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         path: &str,
@@ -209,15 +209,15 @@ provider = "push-webhook"
             .collect()
     }
 
-    pub fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         self.cli(&["events"])
     }
 
-    pub fn events_for(&self, message: &str) -> Vec<Value> {
+    pub(crate) fn events_for(&self, message: &str) -> Vec<Value> {
         self.cli(&["events", "--message", message])
     }
 
-    pub fn message(&self, message: &str) -> Value {
+    pub(crate) fn message(&self, message: &str) -> Value {
         let rows = self.cli(&["messages", "--message", message]);
         assert_eq!(rows.len(), 1, "message {message}: {rows:?}");
         rows.into_iter().next().unwrap()
