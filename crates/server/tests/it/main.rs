@@ -10,6 +10,9 @@
 
 mod support;
 
+/// Expected status, path, headers, body, what the case is.
+type Case<'a> = (u16, &'a str, Vec<(&'a str, &'a str)>, String, &'a str);
+
 use serde_json::Value;
 use support::{Server, sign_mailgun, unix_now};
 
@@ -73,7 +76,7 @@ fn every_error_status_code() {
     let body = sendgrid_event("m1", "delivered", 1_700_000_000);
     let ok = [("Authorization", PROD_KEY), ("Content-Type", JSON)];
     let long_key = "k".repeat(256);
-    let cases: Vec<(u16, &str, Vec<(&str, &str)>, String, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             401,
             SG,
