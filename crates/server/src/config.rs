@@ -368,6 +368,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        use tidings_providers as _;
+        let text = include_str!("../../../tidings.example.toml");
+        let text = interpolate(text, |_| Some("example-secret-value".into())).unwrap();
+        let config: Config = toml::from_str(&text).unwrap();
+        assert_eq!(config.problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        use tidings_providers as _;
+        let text = r#"
+            listen = "nowhere"
+            [store]
+            url = "mysql://x"
+            [[environments]]
+            id = "a"
+            secret_key = "short"
+            [[integrations]]
+            id = "i"
+            environment = "missing"
+            provider = "no-such-provider"
+        "#;
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(config.problems().len(), 5, "{:?}", config.problems());
+    }
+
+    #[test]
     fn interpolation_reports_every_missing_variable() {
         let lookup = |name: &str| (name == "A").then(|| "x".to_owned());
         assert_eq!(
