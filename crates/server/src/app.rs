@@ -11,12 +11,13 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 use tidings_core::{
-    Credentials, Freshness, MediaType, ProviderParser, RawRequest, Rejection, Secret, Signature,
-    registry, signature::ct_eq,
+    Control, Credentials, Freshness, MediaType, ProviderParser, RawRequest, Rejection, Secret,
+    Signature, registry, signature::ct_eq,
 };
 use tidings_store::{IdempotencyRecord, Ingest, SqliteStore};
 use tokio::sync::Semaphore;
 
+use crate::certs::CertFetcher;
 use crate::config::{Config, Integration};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -33,6 +34,7 @@ pub struct App {
     pub(crate) metrics: Metrics,
     in_flight: Semaphore,
     idempotency_in_flight: Mutex<BTreeSet<(String, String)>>,
+    certs: CertFetcher,
     integrations: BTreeMap<(String, String), Route>,
 }
 
@@ -44,7 +46,7 @@ pub type Body = Full<Bytes>;
 
 impl App {
     /// Builds the app from a validated configuration and an open store.
-    pub fn new(config: Config, store: SqliteStore) -> App {
+    pub fn new(config: Config, store: SqliteStore, certs: CertFetcher) -> App {
         let integrations = config
             .integrations
             .iter()
@@ -62,6 +64,7 @@ impl App {
             store,
             metrics: Metrics::default(),
             idempotency_in_flight: Mutex::new(BTreeSet::new()),
+            certs,
             integrations,
         }
     }
@@ -216,15 +219,17 @@ impl App {
             url: url.as_deref(),
             received_at,
         };
-        self.authenticate(
-            &parts.headers,
-            environment.secret_key.expose(),
-            integration,
-            *parser,
-            keys,
-            &raw,
-        )
-        .map_err(with_provider)?;
+        let auth = self
+            .authenticate(
+                &parts.headers,
+                environment.secret_key.expose(),
+                integration,
+                *parser,
+                keys,
+                &raw,
+            )
+            .await
+            .map_err(with_provider)?;
 
         let body_hash = Sha256::digest(&body).to_vec();
         let _idempotency_guard = match &idempotency_key {
@@ -237,7 +242,7 @@ impl App {
             }
         };
 
-        let parsed = parser.parse(&raw).map_err(|err| {
+        let mut parsed = parser.parse(&raw).map_err(|err| {
             let status = match err.rejection() {
                 Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -245,15 +250,7 @@ impl App {
             };
             with_provider(ApiError::new(status, err.to_string()))
         })?;
-        for control in &parsed.controls {
-            tracing::warn!(
-                provider,
-                environment = env,
-                integration = integration_id,
-                ?control,
-                "The provider asks for an action; confirm it by hand."
-            );
-        }
+        let controls = std::mem::take(&mut parsed.controls);
         let response_body =
             serde_json::to_vec(&parsed.results()).map_err(|e| ApiError::internal(&e))?;
         let statuses: Vec<&'static str> = parsed
@@ -286,6 +283,10 @@ impl App {
         })?;
         self.metrics
             .events(provider, statuses.into_iter(), outcome.duplicates);
+        // Acted on only once the request is durably stored.
+        for control in &controls {
+            self.act_on(control, integration, auth, provider).await;
+        }
         let mut response = Response::new(Full::new(Bytes::from(response_body)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -300,7 +301,44 @@ impl App {
         Some(format!("{base}{path}"))
     }
 
-    fn authenticate(
+    /// Confirms an SNS-style subscription when the integration allows it and the request was
+    /// proven by the provider's own signature; otherwise logs what a person must do.
+    async fn act_on(
+        &self,
+        control: &Control,
+        integration: &Integration,
+        auth: Auth,
+        provider: &str,
+    ) {
+        match control {
+            Control::ConfirmSubscription { url, topic } => {
+                let enabled = integration
+                    .options
+                    .get("auto_confirm")
+                    .is_some_and(|v| v == "true");
+                if enabled && auth == Auth::Signature {
+                    match self.certs.fetch(url).await {
+                        Ok(_) => tracing::info!(provider, topic, "Subscription confirmed."),
+                        Err(err) => tracing::warn!(provider, topic, error = %err,
+                            "Confirming the subscription failed; the provider will ask again."),
+                    }
+                } else {
+                    tracing::warn!(provider, topic, subscribe_url = %url,
+                        "The provider asks to confirm a subscription: visit the URL to confirm it \
+                         (or set options.auto_confirm = \"true\" on a signature-verified integration).");
+                }
+            }
+            Control::Unsubscribed { topic } => {
+                tracing::warn!(
+                    provider,
+                    topic,
+                    "The provider says this endpoint was unsubscribed."
+                );
+            }
+        }
+    }
+
+    async fn authenticate(
         &self,
         headers: &HeaderMap,
         environment_secret: &str,
@@ -308,12 +346,12 @@ impl App {
         parser: &dyn ProviderParser,
         keys: &[Secret],
         raw: &RawRequest<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Auth, ApiError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value.to_str().unwrap_or("");
             if let Some(secret) = strip_scheme(value, "apikey") {
                 return if ct_eq(secret.trim().as_bytes(), environment_secret.as_bytes()) {
-                    Ok(())
+                    Ok(Auth::ApiKey)
                 } else {
                     Err(ApiError::unauthorized(
                         "The API key is not valid for this environment.",
@@ -333,7 +371,7 @@ impl App {
                 let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
                 let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
                 return if user_ok & password_ok {
-                    Ok(())
+                    Ok(Auth::Basic)
                 } else {
                     Err(ApiError::unauthorized(
                         "The Basic credentials are not valid.",
@@ -344,7 +382,19 @@ impl App {
         }
         let verifiable = !keys.is_empty() || matches!(parser.signature(), Signature::Keyless(_));
         if verifiable {
-            let fetched = BTreeMap::new();
+            let urls = parser.remote_keys(raw).map_err(|e| {
+                ApiError::unauthorized(format!("Signature verification failed: {e}."))
+            })?;
+            let mut fetched = BTreeMap::new();
+            for url in urls {
+                let document = self.certs.fetch(&url).await.map_err(|err| {
+                    tracing::warn!(url, error = %err, "Fetching a signing certificate failed.");
+                    ApiError::unavailable(
+                        "The provider's signing certificate could not be fetched; retry shortly.",
+                    )
+                })?;
+                fetched.insert(url, document.to_vec());
+            }
             let freshness = integration
                 .signature_tolerance_secs
                 .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
@@ -355,12 +405,15 @@ impl App {
                 fetched: &fetched,
                 freshness,
             };
-            return parser.verify(raw, &credentials).map_err(|e| {
-                ApiError::unauthorized(format!("Signature verification failed: {e}."))
-            });
+            return parser
+                .verify(raw, &credentials)
+                .map(|()| Auth::Signature)
+                .map_err(|e| {
+                    ApiError::unauthorized(format!("Signature verification failed: {e}."))
+                });
         }
         if integration.allow_unauthenticated {
-            return Ok(());
+            return Ok(Auth::Unauthenticated);
         }
         Err(ApiError::unauthorized(
             "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
@@ -418,6 +471,19 @@ impl App {
             entry,
         })
     }
+}
+
+/// How a request proved itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// The environment's secret key.
+    ApiKey,
+    /// The integration's Basic credentials.
+    Basic,
+    /// The provider's own signature.
+    Signature,
+    /// Nothing: the integration allows it.
+    Unauthenticated,
 }
 
 /// Releases an in-flight idempotency key when the request ends, however it ends.

@@ -30,6 +30,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Fetching signing certificates (Amazon SNS).
+    #[serde(default)]
+    pub certificates: CertificatesConfig,
     /// Environments: who may call.
     #[serde(default)]
     pub environments: Vec<Environment>,
@@ -117,6 +120,29 @@ impl Default for LogConfig {
         LogConfig {
             format: "human".into(),
             level: "info".into(),
+        }
+    }
+}
+
+/// `[certificates]`: how signing certificates (Amazon SNS's `SigningCertURL`) are fetched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificatesConfig {
+    /// PEM file of the CA certificates to trust; default: the Mozilla roots built in.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds a fetch may take.
+    pub timeout_secs: u64,
+    /// Host name → address overrides (`"sns.us-east-1.amazonaws.com" = "10.0.0.5:443"`), for
+    /// networks where a proxy or split-horizon DNS serves these hosts.
+    pub resolve: BTreeMap<String, SocketAddr>,
+}
+
+impl Default for CertificatesConfig {
+    fn default() -> CertificatesConfig {
+        CertificatesConfig {
+            ca_file: None,
+            timeout_secs: 5,
+            resolve: BTreeMap::new(),
         }
     }
 }
@@ -242,6 +268,7 @@ impl Config {
             store: StoreConfig::default(),
             limits: Limits::default(),
             log: LogConfig::default(),
+            certificates: CertificatesConfig::default(),
             environments: vec![Environment {
                 id: "dev".into(),
                 secret_key: Secret::new(DEMO_SECRET),
@@ -298,6 +325,14 @@ impl Config {
             problems.push(
                 "limits: max_body_bytes, max_in_flight and max_connections must be above 0".into(),
             );
+        }
+        if let Some(path) = &self.certificates.ca_file
+            && !path.is_file()
+        {
+            problems.push(format!(
+                "certificates.ca_file: {} is not a file",
+                path.display()
+            ));
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             problems.push(format!(

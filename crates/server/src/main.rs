@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod app;
+mod certs;
 mod config;
 mod error;
 mod metrics;
@@ -191,6 +192,7 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
         );
     }
     let store = open_store(&config)?;
+    let certs = certs::CertFetcher::new(&config.certificates)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,7 +206,7 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
         // Tests and scripts read the bound address (useful with port 0) from this line.
         println!("listening on {address}");
         let _ = std::io::stdout().flush();
-        server::serve(Arc::new(app::App::new(config, store)), listener).await
+        server::serve(Arc::new(app::App::new(config, store, certs)), listener).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

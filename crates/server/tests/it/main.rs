@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+mod sns;
 mod support;
 
 /// Expected status, path, headers, body, what the case is.

@@ -65,6 +65,11 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// A server whose configuration ends with `extra` (more tables).
+    pub(crate) fn start_with(extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             r#"
@@ -125,7 +130,7 @@ environment = "prod"
 provider = "push-webhook"
 "#,
             db = dir.path().join("tidings.db").display()
-        );
+        ) + extra;
         std::fs::write(dir.path().join("tidings.toml"), config).unwrap();
         let (child, address) = spawn(&dir);
         Server {

@@ -1,0 +1,148 @@
+//! Fetching the signing certificates some providers point at (Amazon SNS's `SigningCertURL`).
+//!
+//! Only URLs a provider's `remote_keys` returned are fetched: each provider checks them against
+//! its own trust rule first (SNS: `https://sns.<region>.amazonaws.com/...pem`), so an attacker
+//! cannot make Tidings fetch an arbitrary URL. Fetches go over HTTPS only, verified against the
+//! built-in Mozilla roots or a configured CA file, with a short timeout and a size cap, and each
+//! certificate is cached for the life of the process.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use crate::config::CertificatesConfig;
+
+/// Largest certificate accepted.
+const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
+/// Certificates kept at most.
+const CACHE_ENTRIES: usize = 256;
+
+/// Why a certificate could not be fetched. The request is answered 503: the provider retries.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The URL is not an `https://host[:port]/path` URL.
+    #[error("not an https URL")]
+    NotHttps,
+    /// Connecting, TLS or HTTP failed.
+    #[error("fetching failed: {0}")]
+    Network(String),
+    /// The server answered with another status than 200.
+    #[error("the certificate server answered {0}")]
+    Status(u16),
+    /// It took longer than the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The CA file could not be read.
+    #[error("cannot read the CA file: {0}")]
+    CaFile(String),
+}
+
+/// Fetches and caches certificates.
+pub struct CertFetcher {
+    tls: TlsConnector,
+    timeout: Duration,
+    resolve: BTreeMap<String, SocketAddr>,
+    cache: Mutex<BTreeMap<String, Arc<Vec<u8>>>>,
+}
+
+impl CertFetcher {
+    /// A fetcher trusting the configured CA file, or the built-in Mozilla roots.
+    pub fn new(config: &CertificatesConfig) -> Result<CertFetcher, FetchError> {
+        let mut roots = RootCertStore::empty();
+        match &config.ca_file {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| FetchError::CaFile(e.to_string()))?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| FetchError::CaFile(e.to_string()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| FetchError::CaFile(e.to_string()))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| FetchError::CaFile(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(CertFetcher {
+            tls: TlsConnector::from(Arc::new(tls)),
+            timeout: Duration::from_secs(config.timeout_secs.max(1)),
+            resolve: config.resolve.clone(),
+            cache: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The document at `url`, from the cache or fetched.
+    pub async fn fetch(&self, url: &str) -> Result<Arc<Vec<u8>>, FetchError> {
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(url).cloned()) {
+            return Ok(hit);
+        }
+        let body = tokio::time::timeout(self.timeout, self.fetch_uncached(url))
+            .await
+            .map_err(|_| FetchError::Timeout)??;
+        let body = Arc::new(body);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(url.to_owned(), Arc::clone(&body));
+        }
+        Ok(body)
+    }
+
+    async fn fetch_uncached(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let uri: http::Uri = url.parse().map_err(|_| FetchError::NotHttps)?;
+        if uri.scheme_str() != Some("https") {
+            return Err(FetchError::NotHttps);
+        }
+        let host = uri.host().ok_or(FetchError::NotHttps)?.to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let address = match self.resolve.get(&host) {
+            Some(address) => *address,
+            None => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|e| FetchError::Network(e.to_string()))?
+                .next()
+                .ok_or_else(|| FetchError::Network("the host does not resolve".into()))?,
+        };
+        let network = |e: &dyn std::fmt::Display| FetchError::Network(e.to_string());
+        let tcp = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| network(&e))?;
+        let name = ServerName::try_from(host.clone()).map_err(|e| network(&e))?;
+        let tls = self.tls.connect(name, tcp).await.map_err(|e| network(&e))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| network(&e))?;
+        tokio::spawn(connection);
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let request = http::Request::get(path)
+            .header(http::header::HOST, host)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| network(&e))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| network(&e))?;
+        if response.status() != http::StatusCode::OK {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        let body = Limited::new(response.into_body(), MAX_CERTIFICATE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| FetchError::Network(e.to_string()))?;
+        Ok(body.to_bytes().to_vec())
+    }
+}
