@@ -15,6 +15,7 @@ mod error;
 mod event;
 pub mod fold;
 pub mod ids;
+pub mod json;
 mod provider;
 mod registry;
 mod request;

@@ -114,8 +114,11 @@ pub trait ProviderParser: Send + Sync + 'static {
     }
 
     /// Proves the request genuine with the provider's own signature, over the exact raw bytes, in
-    /// constant time. Errors say precisely why, and never echo a secret.
-    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()>;
+    /// constant time. Errors say precisely why, and never echo a secret. Providers without a
+    /// scheme keep the default: their integrations authenticate with an API key or Basic auth.
+    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        Err(Error::NoSigningKey)
+    }
 
     /// Normalizes the request into events. Unknown or unmapped provider events are
     /// [`Parsed::ignored`], never an error; a body that is not this provider's format is an error.

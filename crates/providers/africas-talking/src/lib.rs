@@ -19,8 +19,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids,
+    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, ids,
 };
 
 use crate::wire::Report;
@@ -47,11 +47,6 @@ impl ProviderParser for AfricasTalking {
 
     fn signature(&self) -> Signature {
         Signature::None
-    }
-
-    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
-        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
-        Err(Error::NoSigningKey)
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

@@ -26,7 +26,7 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Credentials, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+    Channel, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
 };
 use tidings_push_contract::{Forwarded, Report};
 
@@ -50,11 +50,6 @@ impl ProviderParser for Fcm {
 
     fn signature(&self) -> Signature {
         Signature::None
-    }
-
-    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
-        // FCM signs nothing: the contract and forwarded responses authenticate with ApiKey.
-        Err(Error::NoSigningKey)
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

@@ -21,8 +21,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, ids, time,
 };
 
 use crate::wire::{Code, Report, Reports};
@@ -45,11 +45,6 @@ impl ProviderParser for InfobipSms {
 
     fn signature(&self) -> Signature {
         Signature::None
-    }
-
-    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
-        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
-        Err(Error::NoSigningKey)
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

@@ -20,8 +20,8 @@ mod wire;
 
 use serde_json::value::RawValue;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, ids, time,
 };
 
 use crate::wire::{Batch, MailtrapEvent};
@@ -57,11 +57,6 @@ impl ProviderParser for Mailtrap {
 
     fn signature(&self) -> Signature {
         Signature::None
-    }
-
-    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
-        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
-        Err(Error::NoSigningKey)
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

@@ -26,8 +26,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest, Result,
+    Signature, ids, time,
 };
 
 use crate::wire::{Flat, Nested, Probe, WebPush};
@@ -54,11 +54,6 @@ impl ProviderParser for OneSignal {
 
     fn signature(&self) -> Signature {
         Signature::None
-    }
-
-    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
-        // OneSignal signs nothing: authenticate with ApiKey (a custom Event Stream header).
-        Err(Error::NoSigningKey)
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

@@ -18,7 +18,7 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Credentials, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+    Channel, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
 };
 
 use crate::wire::Notification;
@@ -41,11 +41,6 @@ impl ProviderParser for Pushpad {
 
     fn signature(&self) -> Signature {
         Signature::None
-    }
-
-    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
-        // Pushpad signs nothing: the contract authenticates with ApiKey.
-        Err(Error::NoSigningKey)
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

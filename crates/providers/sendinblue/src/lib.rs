@@ -20,10 +20,9 @@
 mod status;
 mod wire;
 
-use serde_json::value::RawValue;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, Status, ids, time,
+    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, Status, ids, time,
 };
 
 use crate::wire::{WireEvent, integer, text};
@@ -54,33 +53,19 @@ impl ProviderParser for Sendinblue {
         Signature::None
     }
 
-    fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
-        // No signature scheme: the integration authenticates with ApiKey or Basic auth.
-        Err(Error::NoSigningKey)
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         match request.media_type() {
             MediaType::Json | MediaType::Missing => {}
             _ => return Err(request.unsupported(ID)),
         }
         let mut parsed = Parsed::default();
-        for row in split_batch(request.body)? {
+        for row in tidings_core::json::rows(ID, request.body)? {
             let event: WireEvent =
                 serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
             normalize(request, row.get(), event, &mut parsed)?;
         }
         Ok(parsed)
     }
-}
-
-/// The events of a body: one object, or an array of them.
-fn split_batch(body: &[u8]) -> Result<Vec<&RawValue>> {
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return serde_json::from_slice(body).map_err(|e| Error::json(ID, &e));
-    }
-    let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))?;
-    Ok(vec![row])
 }
 
 fn normalize(
