@@ -209,30 +209,36 @@ impl Integration {
 }
 
 /// Replaces `${NAME}` with the environment variable `NAME`; every missing variable is reported.
+/// Comment lines are left as they are.
 pub fn interpolate(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(text.len());
     let mut missing = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            missing.push("an unterminated `${`".to_owned());
-            out.push_str(&rest[start..]);
-            rest = "";
-            break;
-        };
-        let name = &after[..end];
-        match lookup(name) {
-            Some(value) => out.push_str(&value),
-            None => missing.push(format!("environment variable `{name}` is not set")),
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
         }
-        rest = &after[end + 1..];
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                missing.push("an unterminated `${`".to_owned());
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            match lookup(name) {
+                Some(value) => out.push_str(&value),
+                None => missing.push(format!("environment variable `{name}` is not set")),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
     }
-    out.push_str(rest);
     if missing.is_empty() {
         Ok(out)
     } else {
@@ -438,5 +444,9 @@ mod tests {
             "k = \"x-x\""
         );
         assert_eq!(interpolate("${B} ${C}", lookup).unwrap_err().len(), 2);
+        assert_eq!(
+            interpolate("# ${B}\nk = 1", lookup).unwrap(),
+            "# ${B}\nk = 1"
+        );
     }
 }

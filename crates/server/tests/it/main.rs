@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+mod cli;
 mod sns;
 mod support;
 
