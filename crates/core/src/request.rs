@@ -46,11 +46,13 @@ impl MediaType {
         let Some(value) = content_type else {
             return MediaType::Missing;
         };
+        // The essence is the first token: parameters (`;`) and anything after whitespace (some
+        // clients append a comment) are not part of it.
         let essence = value
-            .split(';')
+            .trim_start()
+            .split([';', ' ', '\t', '('])
             .next()
             .unwrap_or("")
-            .trim()
             .to_ascii_lowercase();
         match essence.as_str() {
             "application/json" | "text/json" => MediaType::Json,
@@ -80,8 +82,8 @@ impl<'a> RawRequest<'a> {
     /// The essence of the content type, for error messages.
     pub fn media_type_name(&self) -> String {
         self.content_type
-            .and_then(|ct| ct.split(';').next())
-            .map(|s| s.trim().to_ascii_lowercase())
+            .and_then(|ct| ct.trim_start().split([';', ' ', '\t', '(']).next())
+            .map(str::to_ascii_lowercase)
             .unwrap_or_default()
     }
 
@@ -218,6 +220,10 @@ mod tests {
             MediaType::Multipart
         );
         assert_eq!(MediaType::of(Some("application/xml")), MediaType::Other);
+        assert_eq!(
+            MediaType::of(Some("application/json (when the account sends JSON)")),
+            MediaType::Json
+        );
         assert_eq!(MediaType::of(None), MediaType::Missing);
     }
 
