@@ -235,10 +235,13 @@ impl App {
         let _idempotency_guard = match &idempotency_key {
             None => None,
             Some(key) => {
+                // Claim first, then look for a stored response: the first request keeps its claim
+                // until its response is committed, so whoever claims next sees that response.
+                let guard = self.claim(env, key).map_err(with_provider)?;
                 if let Some(replay) = self.replay(env, key, &body_hash).map_err(with_provider)? {
                     return Ok((provider, replay));
                 }
-                Some(self.claim(env, key).map_err(with_provider)?)
+                Some(guard)
             }
         };
 
