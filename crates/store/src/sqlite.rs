@@ -1,6 +1,6 @@
 //! The embedded SQLite backend with its group-committing writer thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,7 +119,7 @@ pub struct SqliteStore {
     stats: Arc<Mutex<CommitStats>>,
     /// Idempotency keys being processed, with when they were claimed. One process owns a SQLite
     /// database, so in-flight claims live in memory; the records themselves are in the database.
-    claims: Arc<Mutex<HashMap<(String, String), DateTime<Utc>>>>,
+    claims: Arc<Mutex<BTreeMap<(String, String), DateTime<Utc>>>>,
     claim_timeout: chrono::Duration,
 }
 
@@ -139,14 +139,16 @@ fn open(path: &Path, synchronous_full: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Applies pending migrations in one write transaction, taken before `user_version` is read, so
+/// that two processes opening the same file at once apply them once.
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let applied: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index + 1)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }
 
@@ -182,7 +184,7 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             pruner: Arc::new(Mutex::new(pruner)),
             stats,
-            claims: Arc::new(Mutex::new(HashMap::new())),
+            claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
         })
