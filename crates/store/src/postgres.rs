@@ -335,7 +335,7 @@ async fn migrate(config: &tokio_postgres::Config, url: &str) -> Result<()> {
                 continue;
             }
             let tx = client.transaction().await?;
-            tx.batch_execute(&sql).await?;
+            tx.batch_execute(sql).await?;
             tx.execute(
                 "INSERT INTO tidings_migrations (version) VALUES ($1)",
                 &[&version],

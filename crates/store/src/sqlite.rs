@@ -98,6 +98,9 @@ impl SqliteOptions {
 
 type Reply = oneshot::Sender<Result<IngestOutcome>>;
 
+/// In-flight idempotency keys, `(environment, key)`, with when each was claimed.
+type Claims = BTreeMap<(String, String), DateTime<Utc>>;
+
 /// Group commit statistics, for metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommitStats {
@@ -119,7 +122,7 @@ pub struct SqliteStore {
     stats: Arc<Mutex<CommitStats>>,
     /// Idempotency keys being processed, with when they were claimed. One process owns a SQLite
     /// database, so in-flight claims live in memory; the records themselves are in the database.
-    claims: Arc<Mutex<BTreeMap<(String, String), DateTime<Utc>>>>,
+    claims: Arc<Mutex<Claims>>,
     claim_timeout: chrono::Duration,
 }
 
