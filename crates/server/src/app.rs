@@ -114,6 +114,9 @@ impl App {
             )),
             (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
             (&Method::GET, ["readyz"]) => match self.store.ping().await {
+                Ok(()) if self.store.is_saturated() => {
+                    Err(ApiError::unavailable("The store is saturated."))
+                }
                 Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
                 Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
             },

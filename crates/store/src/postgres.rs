@@ -416,6 +416,11 @@ impl PgStore {
         done.await.map_err(|_| Error::Unavailable)?
     }
 
+    /// Whether the commit queue is full: new requests are refused until it drains.
+    pub fn is_saturated(&self) -> bool {
+        self.writer.capacity() == 0
+    }
+
     /// Group commit statistics so far.
     pub fn stats(&self) -> CommitStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()

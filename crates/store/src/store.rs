@@ -213,6 +213,14 @@ impl Store {
         }
     }
 
+    /// Whether this instance's commit queue is full (new requests get [`Error::Saturated`]).
+    pub fn is_saturated(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.is_saturated(),
+            Store::Postgres(s) => s.is_saturated(),
+        }
+    }
+
     /// Group commit statistics of this instance so far.
     pub fn stats(&self) -> CommitStats {
         match self {

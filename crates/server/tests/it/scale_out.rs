@@ -326,3 +326,147 @@ async fn two_instances_on_one_database_end_as_one() {
     drop_schema(&base, &shared_schema).await;
     drop_schema(&base, &single_schema).await;
 }
+
+/// A TCP relay to PostgreSQL that the test can cut and restore, to take the database away from
+/// a running instance without stopping it for everyone else.
+struct Relay {
+    address: String,
+    upstream: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(upstream: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Relay {
+            address: listener.local_addr().unwrap().to_string(),
+            upstream: upstream.to_owned(),
+            tasks: Default::default(),
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let upstream = self.upstream.clone();
+        let tasks = std::sync::Arc::clone(&self.tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(pipe.abort_handle());
+            }
+        });
+        self.tasks.lock().unwrap().push(accept.abort_handle());
+    }
+
+    /// Closes every connection and refuses new ones.
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(&self.address).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+/// `base` with its `host:port` replaced by `address`, and the `host:port` it had.
+fn through(base: &str, address: &str) -> (String, String) {
+    let start = base.find("://").unwrap() + 3;
+    let end = base[start..].find('/').map_or(base.len(), |i| start + i);
+    let authority = &base[start..end];
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let upstream = match hostport {
+        "" => "127.0.0.1:5432".to_owned(),
+        h if h.contains(':') => h.to_owned(),
+        h => format!("{h}:5432"),
+    };
+    (
+        format!("{}{userinfo}{address}{}", &base[..start], &base[end..]),
+        upstream,
+    )
+}
+
+async fn get(address: &str, path: &str) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_lowercase();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    Answer {
+        status,
+        headers: text,
+        body: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_503_with_retry_after_until_it_returns() {
+    let Ok(base) = std::env::var(POSTGRES_URL_ENV) else {
+        eprintln!("skipped: set {POSTGRES_URL_ENV} to run the outage test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let schema = fresh_schema(&base, "outage").await;
+    let (_, upstream) = through(&base, "unused:0");
+    let relay = Relay::start(&upstream).await;
+    let (relayed, _) = through(&base, &relay.address);
+    let server = start(dir.path(), "outage", &with_schema(&relayed, &schema));
+    let events = sendgrid_events(2);
+    let (first, second) = (
+        serde_json::to_string(&events[..1]).unwrap(),
+        serde_json::to_string(&events[1..2]).unwrap(),
+    );
+    assert_eq!(post(&server.address, &first, None).await.status, 200);
+    assert_eq!(get(&server.address, "/readyz").await.status, 200);
+
+    relay.cut();
+    let refused = post(&server.address, &second, Some("during-outage")).await;
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(refused.headers.contains("retry-after: 1"));
+    let ready = get(&server.address, "/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.headers.contains("retry-after"));
+    assert_eq!(get(&server.address, "/healthz").await.status, 200);
+
+    relay.restore().await;
+    // The provider's retry goes through once the database is back, with the same key.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = post(&server.address, &second, Some("during-outage"))
+            .await
+            .status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(get(&server.address, "/readyz").await.status, 200);
+    drop(server);
+
+    let store = Store::open(&with_schema(&base, &schema), StoreOptions::default())
+        .await
+        .unwrap();
+    let stored = store.events(None, None, 0, 100).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().all(|e| e.duplicates == 0));
+    drop_schema(&base, &schema).await;
+}
