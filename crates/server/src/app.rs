@@ -371,7 +371,7 @@ impl App {
     /// Claims the key in the store (for every instance sharing it): a guard that releases it when
     /// the request ends, the stored response to replay, or the error the key calls for.
     async fn claim(
-        self: &Arc<Self>,
+        &self,
         env: &str,
         key: &str,
         body_hash: &[u8],
