@@ -222,7 +222,7 @@ fn select_messages_sql() -> String {
         "SELECT environment_id, message_id, provider, events, status, status_at, failure_ord, {}
          FROM messages
          WHERE ($1::text IS NULL OR environment_id = $1) AND ($2::text IS NULL OR message_id = $2)
-         ORDER BY environment_id, message_id",
+         ORDER BY environment_id COLLATE \"C\", message_id COLLATE \"C\"",
         firsts.join(", ")
     )
 }
