@@ -100,6 +100,12 @@ impl Status {
         }
     }
 
+    /// The index in [`Status::ALL`]: declaration order, the same order as `Ord`. Storage backends
+    /// that fold in SQL compare statuses by it.
+    pub fn ordinal(self) -> u8 {
+        self as u8
+    }
+
     /// Parses a wire name.
     pub fn from_wire(name: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|s| s.as_str() == name)
@@ -162,5 +168,17 @@ mod tests {
              unsubscribed delayed complaint created accepted queued sending failed undelivered \
              dismissed"
         );
+    }
+
+    #[test]
+    fn ordinal_is_the_index_in_all_and_follows_ord() {
+        for (index, status) in Status::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(status.ordinal()), index);
+        }
+        for a in Status::ALL {
+            for b in Status::ALL {
+                assert_eq!(a.cmp(&b), a.ordinal().cmp(&b.ordinal()));
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The request handler: routing, limits, auth, idempotency, parsing and the durable commit.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use tidings_core::{
     Control, Credentials, Freshness, MediaType, ProviderParser, RawRequest, Rejection, Secret,
     Signature, registry, signature::ct_eq,
 };
-use tidings_store::{IdempotencyRecord, Ingest, SqliteStore};
+use tidings_store::{Claim, IdempotencyRecord, Ingest, Store, StoredResponse};
 use tokio::sync::Semaphore;
 
 use crate::certs::CertFetcher;
@@ -22,18 +22,15 @@ use crate::config::{Config, Integration};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
-/// Idempotency records are replayed for this long.
-const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
 /// Longest accepted `Idempotency-Key`.
 const IDEMPOTENCY_KEY_MAX: usize = 255;
 
 /// Everything a request needs, shared by all connections.
 pub struct App {
     config: Config,
-    store: SqliteStore,
+    store: Store,
     pub(crate) metrics: Metrics,
     in_flight: Semaphore,
-    idempotency_in_flight: Mutex<BTreeSet<(String, String)>>,
     certs: CertFetcher,
     integrations: BTreeMap<(String, String), Route>,
 }
@@ -46,7 +43,7 @@ pub type Body = Full<Bytes>;
 
 impl App {
     /// Builds the app from a validated configuration and an open store.
-    pub fn new(config: Config, store: SqliteStore, certs: CertFetcher) -> App {
+    pub fn new(config: Config, store: Store, certs: CertFetcher) -> App {
         let integrations = config
             .integrations
             .iter()
@@ -63,7 +60,6 @@ impl App {
             config,
             store,
             metrics: Metrics::default(),
-            idempotency_in_flight: Mutex::new(BTreeSet::new()),
             certs,
             integrations,
         }
@@ -120,7 +116,10 @@ impl App {
                 "Use POST for webhooks.",
             )),
             (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
-            (&Method::GET, ["readyz"]) => match self.store.ping() {
+            (&Method::GET, ["readyz"]) => match self.store.ping().await {
+                Ok(()) if self.store.is_saturated() => {
+                    Err(ApiError::unavailable("The store is saturated."))
+                }
                 Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
                 Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
             },
@@ -234,15 +233,14 @@ impl App {
         let body_hash = Sha256::digest(&body).to_vec();
         let _idempotency_guard = match &idempotency_key {
             None => None,
-            Some(key) => {
-                // Claim first, then look for a stored response: the first request keeps its claim
-                // until its response is committed, so whoever claims next sees that response.
-                let guard = self.claim(env, key).map_err(with_provider)?;
-                if let Some(replay) = self.replay(env, key, &body_hash).map_err(with_provider)? {
-                    return Ok((provider, replay));
-                }
-                Some(guard)
-            }
+            Some(key) => match self
+                .claim(env, key, &body_hash)
+                .await
+                .map_err(with_provider)?
+            {
+                Ok(guard) => Some(guard),
+                Err(replay) => return Ok((provider, replay)),
+            },
         };
 
         let mut parsed = parser.parse(&raw).map_err(|err| {
@@ -423,56 +421,34 @@ impl App {
         ))
     }
 
-    /// A stored response for this key, or the error the key calls for.
-    fn replay(
+    /// Claims the key in the store (for every instance sharing it): a guard that releases it when
+    /// the request ends, the stored response to replay, or the error the key calls for.
+    async fn claim(
         &self,
         env: &str,
         key: &str,
         body_hash: &[u8],
-    ) -> Result<Option<Response<Body>>, ApiError> {
-        let stored = self
+    ) -> Result<Result<ClaimGuard, Response<Body>>, ApiError> {
+        let claim = self
             .store
-            .idempotent_response(env, key)
-            .map_err(|_| ApiError::unavailable("Storage is unavailable; retry shortly."))?;
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        if Utc::now().signed_duration_since(stored.created_at) > IDEMPOTENCY_TTL {
-            return Ok(None);
-        }
-        if stored.body_hash != body_hash {
-            return Err(ApiError::new(
+            .claim_idempotency(env, key, body_hash, Utc::now())
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "Store refused an idempotency claim.");
+                ApiError::unavailable("Storage is unavailable; retry shortly.")
+            })?;
+        match claim {
+            Claim::Claimed => Ok(Ok(ClaimGuard {
+                store: self.store.clone(),
+                entry: (env.to_owned(), key.to_owned()),
+            })),
+            Claim::InFlight => Err(ApiError::conflict()),
+            Claim::Mismatch => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "This Idempotency-Key was already used with a different request body.",
-            ));
+            )),
+            Claim::Replay(stored) => Ok(Err(replay(key, stored))),
         }
-        let mut response = Response::new(Full::new(Bytes::from(stored.response)));
-        *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        if let Ok(value) = http::HeaderValue::from_str(key) {
-            headers.insert("idempotency-key", value);
-        }
-        headers.insert("idempotency-replay", http::HeaderValue::from_static("true"));
-        Ok(Some(response))
-    }
-
-    fn claim(self: &Arc<Self>, env: &str, key: &str) -> Result<ClaimGuard, ApiError> {
-        let entry = (env.to_owned(), key.to_owned());
-        let mut set = self
-            .idempotency_in_flight
-            .lock()
-            .map_err(|_| ApiError::unavailable("Busy; retry shortly."))?;
-        if !set.insert(entry.clone()) {
-            return Err(ApiError::conflict());
-        }
-        Ok(ClaimGuard {
-            app: Arc::clone(self),
-            entry,
-        })
     }
 }
 
@@ -489,16 +465,49 @@ enum Auth {
     Unauthenticated,
 }
 
-/// Releases an in-flight idempotency key when the request ends, however it ends.
+/// The stored response, byte for byte, marked as a replay.
+fn replay(key: &str, stored: StoredResponse) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(stored.response)));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = http::HeaderValue::from_str(key) {
+        headers.insert("idempotency-key", value);
+    }
+    headers.insert("idempotency-replay", http::HeaderValue::from_static("true"));
+    response
+}
+
+/// Releases a claimed idempotency key when the request ends, however it ends (a timeout drops
+/// the request's future, and the guard with it).
 struct ClaimGuard {
-    app: Arc<App>,
+    store: Store,
     entry: (String, String),
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.app.idempotency_in_flight.lock() {
-            set.remove(&self.entry);
+        let (env, key) = std::mem::take(&mut self.entry);
+        match &self.store {
+            // In memory: release at once.
+            Store::Sqlite(sqlite) => {
+                let _ = sqlite.release_idempotency(&env, &key);
+            }
+            // A database round trip: in the background. Until it lands, other instances answer
+            // 409; if it never does, the claim is abandoned after the request timeout.
+            Store::Postgres(_) => {
+                let store = self.store.clone();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        if let Err(err) = store.release_idempotency(&env, &key).await {
+                            tracing::warn!(error = %err, "Cannot release an idempotency key.");
+                        }
+                    });
+                }
+            }
         }
     }
 }

@@ -49,12 +49,30 @@ fn default_listen() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://path/to/file.db`.
+    /// `sqlite://path/to/file.db` or `postgres://user:password@host:port/database`.
+    /// `TIDINGS_DATABASE_URL` overrides it.
     #[serde(default = "default_store_url")]
     pub url: String,
-    /// `full` (default: a 200 survives power loss) or `normal` (survives a process crash).
+    /// SQLite: `full` (default: a 200 survives power loss) or `normal` (survives a process crash).
     #[serde(default = "default_synchronous")]
     pub synchronous: String,
+    /// PostgreSQL: connections in this instance's pool.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Days raw requests, events and idempotency records are kept; 0 keeps them forever.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+/// The environment variable that overrides `store.url` (so the password need not be in a file).
+pub const DATABASE_URL_ENV: &str = "TIDINGS_DATABASE_URL";
+
+fn default_pool_size() -> usize {
+    8
+}
+
+fn default_retention_days() -> u32 {
+    30
 }
 
 fn default_store_url() -> String {
@@ -70,6 +88,8 @@ impl Default for StoreConfig {
         StoreConfig {
             url: default_store_url(),
             synchronous: default_synchronous(),
+            pool_size: default_pool_size(),
+            retention_days: default_retention_days(),
         }
     }
 }
@@ -257,12 +277,22 @@ impl Config {
     /// Parses config text, interpolating `${ENV}`, then validates it.
     pub fn parse(text: &str) -> Result<Config, Vec<String>> {
         let text = interpolate(text, |name| std::env::var(name).ok())?;
-        let config: Config = toml::from_str(&text).map_err(|e| vec![e.to_string()])?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| vec![e.to_string()])?;
+        config.apply_env();
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(problems)
+        }
+    }
+
+    /// Applies environment overrides: `TIDINGS_DATABASE_URL` replaces `store.url`.
+    pub fn apply_env(&mut self) {
+        if let Ok(url) = std::env::var(DATABASE_URL_ENV)
+            && !url.trim().is_empty()
+        {
+            self.store.url = url.trim().to_owned();
         }
     }
 
@@ -312,11 +342,15 @@ impl Config {
                 "public_url: `{url}` must start with https:// or http://"
             ));
         }
-        if self.store_path().is_none() {
+        if tidings_store::backend_of(&self.store.url).is_none() {
+            // Only the scheme: the URL may hold a password.
+            let scheme = self.store.url.split("://").next().unwrap_or("");
             problems.push(format!(
-                "store.url: `{}` is not supported (use sqlite://path/to/file.db)",
-                self.store.url
+                "store.url: `{scheme}://...` is not supported (use sqlite://path/to/file.db or postgres://user@host/database)"
             ));
+        }
+        if self.store.pool_size == 0 {
+            problems.push("store.pool_size must be above 0".into());
         }
         if !matches!(self.store.synchronous.as_str(), "full" | "normal") {
             problems.push(format!(
@@ -393,15 +427,6 @@ impl Config {
         }
         problems
     }
-
-    /// The SQLite file of `store.url`.
-    pub fn store_path(&self) -> Option<PathBuf> {
-        self.store
-            .url
-            .strip_prefix("sqlite://")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-    }
 }
 
 #[cfg(test)]
@@ -448,5 +473,25 @@ mod tests {
             interpolate("# ${B}\nk = 1", lookup).unwrap(),
             "# ${B}\nk = 1"
         );
+    }
+
+    #[test]
+    fn both_store_backends_are_accepted() {
+        if std::env::var(DATABASE_URL_ENV).is_ok() {
+            return; // The override would replace every URL below.
+        }
+        for url in [
+            "sqlite://./data/tidings.db",
+            "postgres://tidings@db.internal:5432/tidings",
+            "postgresql://tidings:pw@db/tidings?sslmode=disable",
+        ] {
+            let config = Config::parse(&format!(
+                "[store]\nurl = \"{url}\"\npool_size = 4\nretention_days = 7\n"
+            ));
+            assert_eq!(config.map(|c| c.store.url).ok().as_deref(), Some(url));
+        }
+        let problems = Config::parse("[store]\nurl = \"mysql://x:secret@h/db\"\n").unwrap_err();
+        assert!(problems.iter().any(|p| p.contains("mysql://...")));
+        assert!(problems.iter().all(|p| !p.contains("secret")));
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use tidings_core::{Credentials, Freshness, RawRequest, Secret, registry};
-use tidings_store::{SqliteOptions, SqliteStore};
+use tidings_store::{Store, StoreOptions};
 
 use tidings_providers as _;
 
@@ -165,18 +165,35 @@ fn main() -> ExitCode {
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
-        None => Ok(Config::demo()),
+        None => {
+            let mut config = Config::demo();
+            config.apply_env();
+            Ok(config)
+        }
         Some(path) => Config::load(path).map_err(|problems| anyhow!("{}", problems.join("\n"))),
     }
 }
 
-fn open_store(config: &Config) -> Result<SqliteStore> {
-    let path = config
-        .store_path()
-        .context("store.url must be sqlite://path")?;
-    let mut options = SqliteOptions::new(path);
-    options.synchronous_full = config.store.synchronous != "normal";
-    Ok(SqliteStore::open(options)?)
+/// Opens the configured store. `serve` also starts retention; the read-only commands do not.
+async fn open_store(config: &Config, serving: bool) -> Result<Store> {
+    let options = StoreOptions {
+        synchronous_full: config.store.synchronous != "normal",
+        pool_size: config.store.pool_size,
+        claim_timeout: std::time::Duration::from_secs(config.limits.request_timeout_secs),
+        retention: (serving && config.store.retention_days > 0)
+            .then(|| chrono::Duration::days(i64::from(config.store.retention_days))),
+        ..StoreOptions::default()
+    };
+    Ok(Store::open(&config.store.url, options).await?)
+}
+
+/// A small runtime for the commands that read the store.
+fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(future)
 }
 
 fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode> {
@@ -191,18 +208,18 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
             config::DEMO_SECRET
         );
     }
-    let store = open_store(&config)?;
     let certs = certs::CertFetcher::new(&config.certificates)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let store = open_store(&config, true).await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, store = %config.store.url, "Tidings is listening.");
+        tracing::info!(%address, store = store.backend(), "Tidings is listening.");
         // Tests and scripts read the bound address (useful with port 0) from this line.
         println!("listening on {address}");
         let _ = std::io::stdout().flush();
@@ -373,20 +390,23 @@ fn events(
     message: Option<&str>,
     after: i64,
 ) -> Result<ExitCode> {
-    let store = open_store(&load_config(config)?)?;
-    let mut out = std::io::stdout().lock();
-    let mut cursor = after;
-    loop {
-        let page = store.events(environment, message, cursor, 1000)?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        cursor = last.seq;
-        for event in &page {
-            writeln!(out, "{}", serde_json::to_string(event)?)?;
+    let config = load_config(config)?;
+    block_on(async {
+        let store = open_store(&config, false).await?;
+        let mut out = std::io::stdout().lock();
+        let mut cursor = after;
+        loop {
+            let page = store.events(environment, message, cursor, 1000).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            cursor = last.seq;
+            for event in &page {
+                writeln!(out, "{}", serde_json::to_string(event)?)?;
+            }
         }
-    }
-    Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn messages(
@@ -394,10 +414,13 @@ fn messages(
     environment: Option<&str>,
     message: Option<&str>,
 ) -> Result<ExitCode> {
-    let store = open_store(&load_config(config)?)?;
-    let mut out = std::io::stdout().lock();
-    for row in store.messages(environment, message)? {
-        writeln!(out, "{}", serde_json::to_string(&row)?)?;
-    }
-    Ok(ExitCode::SUCCESS)
+    let config = load_config(config)?;
+    block_on(async {
+        let store = open_store(&config, false).await?;
+        let mut out = std::io::stdout().lock();
+        for row in store.messages(environment, message).await? {
+            writeln!(out, "{}", serde_json::to_string(&row)?)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -2,17 +2,32 @@
 //! dedup key, each message's folded status, and idempotency records, written in one
 //! transaction per group of requests so that a 200 always means durably committed.
 //!
-//! The embedded backend is SQLite in WAL mode with `synchronous=FULL`. One writer thread owns the
-//! write connection and commits every request waiting at that moment in one transaction (group
-//! commit), so fsync is paid per group, not per request.
+//! Two backends behind one [`Store`]:
+//!
+//! - SQLite (the default, zero set-up), in WAL mode with `synchronous=FULL`. One writer thread
+//!   owns the write connection and commits every request waiting at that moment in one
+//!   transaction (group commit), so fsync is paid per group, not per request.
+//! - PostgreSQL, for several service instances on one database. The same group commit from a
+//!   committer task, with the message status fold and idempotency claims done by the database
+//!   so that instances cannot overwrite each other.
+//!
+//! The conformance suite in `tests/it` runs every test against both.
 
 mod model;
+mod postgres;
 mod sqlite;
+mod store;
 
 pub use model::{
-    IdempotencyRecord, Ingest, IngestOutcome, MessageRow, StoredEvent, StoredResponse,
+    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessageRow, PruneStats, StoredEvent,
+    StoredResponse,
 };
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
+pub use store::{Store, StoreOptions, backend_of};
+
+/// Idempotency records are replayed for this long; older ones are ignored.
+pub const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
 
 /// Why storage failed. The service answers 503 with `Retry-After` to all of these.
 #[derive(Debug, thiserror::Error)]
@@ -20,19 +35,22 @@ pub enum Error {
     /// The writer's queue is full: too many requests are waiting to be committed.
     #[error("storage is saturated")]
     Saturated,
-    /// The writer has stopped (shutdown or a fatal error).
+    /// The writer has stopped (shutdown or a fatal error), or the database did not answer in time.
     #[error("storage is unavailable")]
     Unavailable,
-    /// The database reported an error.
+    /// SQLite reported an error.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL (or the connection pool) reported an error.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(String),
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
     /// Opening the database failed.
     #[error("cannot open the store at {path}: {reason}")]
     Open {
-        /// The path.
+        /// The path or URL (without its password).
         path: String,
         /// Why.
         reason: String,

@@ -107,3 +107,34 @@ pub struct MessageRow {
     /// How many distinct events it has.
     pub events: i64,
 }
+
+/// What [`crate::Store::claim_idempotency`] found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is now held by the caller: process the request, then release the key.
+    Claimed,
+    /// Another request (on this or another instance) holds the key and has not finished.
+    InFlight,
+    /// The key was used with the same body within the replay window: answer this.
+    Replay(StoredResponse),
+    /// The key was used with a different body within the replay window.
+    Mismatch,
+}
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneStats {
+    /// Raw requests deleted.
+    pub raw_requests: u64,
+    /// Events deleted.
+    pub events: u64,
+    /// Idempotency records deleted.
+    pub idempotency: u64,
+}
+
+impl PruneStats {
+    /// Rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.raw_requests + self.events + self.idempotency
+    }
+}

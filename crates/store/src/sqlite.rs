@@ -11,8 +11,8 @@ use tidings_core::fold::{Fact, MessageState};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    Error, IdempotencyRecord, Ingest, IngestOutcome, MessageRow, Result, StoredEvent,
-    StoredResponse,
+    Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessageRow,
+    PruneStats, Result, StoredEvent, StoredResponse,
 };
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
@@ -64,6 +64,8 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (environment_id, key)
     );",
+    // 2: retention deletes idempotency records by age.
+    "CREATE INDEX idempotency_by_age ON idempotency (created_at);",
 ];
 
 /// How the SQLite store is opened.
@@ -77,6 +79,8 @@ pub struct SqliteOptions {
     pub queue_capacity: usize,
     /// Most requests committed in one transaction.
     pub max_batch: usize,
+    /// An idempotency claim older than this is taken as abandoned (the request timeout).
+    pub claim_timeout: Duration,
 }
 
 impl SqliteOptions {
@@ -87,11 +91,15 @@ impl SqliteOptions {
             synchronous_full: true,
             queue_capacity: 4096,
             max_batch: 512,
+            claim_timeout: Duration::from_secs(30),
         }
     }
 }
 
 type Reply = oneshot::Sender<Result<IngestOutcome>>;
+
+/// In-flight idempotency keys, `(environment, key)`, with when each was claimed.
+type Claims = BTreeMap<(String, String), DateTime<Utc>>;
 
 /// Group commit statistics, for metrics.
 #[derive(Debug, Clone, Copy, Default)]
@@ -109,7 +117,13 @@ pub struct CommitStats {
 pub struct SqliteStore {
     writer: mpsc::Sender<(Ingest, Reply)>,
     reader: Arc<Mutex<Connection>>,
+    /// A third connection for retention deletes, so they never wait behind the reader.
+    pruner: Arc<Mutex<Connection>>,
     stats: Arc<Mutex<CommitStats>>,
+    /// Idempotency keys being processed, with when they were claimed. One process owns a SQLite
+    /// database, so in-flight claims live in memory; the records themselves are in the database.
+    claims: Arc<Mutex<Claims>>,
+    claim_timeout: chrono::Duration,
 }
 
 fn open(path: &Path, synchronous_full: bool) -> Result<Connection> {
@@ -128,14 +142,16 @@ fn open(path: &Path, synchronous_full: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Applies pending migrations in one write transaction, taken before `user_version` is read, so
+/// that two processes opening the same file at once apply them once.
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let applied: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let applied: usize = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index + 1)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }
 
@@ -151,6 +167,10 @@ impl SqliteStore {
         let mut write_conn = open(&options.path, options.synchronous_full)?;
         migrate(&mut write_conn)?;
         let reader = open(&options.path, options.synchronous_full)?;
+        let pruner = open(&options.path, options.synchronous_full)?;
+        // An event is received with its raw request, so once old events are gone no event refers
+        // to an old raw request; skipping the check spares a scan of `events` per deleted request.
+        pruner.pragma_update(None, "foreign_keys", "OFF")?;
         let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let thread_stats = Arc::clone(&stats);
@@ -165,7 +185,11 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             reader: Arc::new(Mutex::new(reader)),
+            pruner: Arc::new(Mutex::new(pruner)),
             stats,
+            claims: Arc::new(Mutex::new(BTreeMap::new())),
+            claim_timeout: chrono::Duration::from_std(options.claim_timeout)
+                .unwrap_or(chrono::Duration::seconds(30)),
         })
     }
 
@@ -178,6 +202,11 @@ impl SqliteStore {
             mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
         })?;
         done.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Whether the commit queue is full: new requests are refused until it drains.
+    pub fn is_saturated(&self) -> bool {
+        self.writer.capacity() == 0
     }
 
     /// Group commit statistics so far.
@@ -229,6 +258,74 @@ impl SqliteStore {
             })
             .transpose()
         })
+    }
+
+    /// Claims an idempotency key for one request (see [`Claim`]). Records older than
+    /// [`IDEMPOTENCY_TTL`] are ignored; a claim older than the claim timeout is abandoned.
+    pub fn claim_idempotency(
+        &self,
+        environment_id: &str,
+        key: &str,
+        body_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Claim> {
+        // In-flight first, under the lock, then the stored response: a request keeps its claim
+        // until its response is committed, so whoever gets past the claim sees that response.
+        let mut claims = self.claims.lock().map_err(|_| Error::Unavailable)?;
+        let entry = (environment_id.to_owned(), key.to_owned());
+        if let Some(claimed_at) = claims.get(&entry)
+            && now.signed_duration_since(*claimed_at) < self.claim_timeout
+        {
+            return Ok(Claim::InFlight);
+        }
+        if let Some(stored) = self.idempotent_response(environment_id, key)?
+            && now.signed_duration_since(stored.created_at) <= IDEMPOTENCY_TTL
+        {
+            return Ok(if stored.body_hash == body_hash {
+                Claim::Replay(stored)
+            } else {
+                Claim::Mismatch
+            });
+        }
+        claims.insert(entry, now);
+        Ok(Claim::Claimed)
+    }
+
+    /// Releases a claimed idempotency key. The record committed with the request, if any, stays.
+    pub fn release_idempotency(&self, environment_id: &str, key: &str) -> Result<()> {
+        let mut claims = self.claims.lock().map_err(|_| Error::Unavailable)?;
+        claims.remove(&(environment_id.to_owned(), key.to_owned()));
+        Ok(())
+    }
+
+    /// Deletes raw requests, events and idempotency records received before `cutoff`, `batch`
+    /// rows per transaction so the writer never waits long for the database lock.
+    pub fn prune(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<PruneStats> {
+        prune(&self.pruner, cutoff, batch)
+    }
+
+    /// Prunes every `interval` on a thread of its own, until every handle is dropped.
+    pub(crate) fn spawn_retention(
+        &self,
+        retention: chrono::Duration,
+        interval: Duration,
+        batch: usize,
+    ) {
+        let pruner = Arc::clone(&self.pruner);
+        // The stats outlive the handles only until the writer thread ends.
+        let alive = Arc::downgrade(&self.stats);
+        let spawned = std::thread::Builder::new()
+            .name("tidings-sqlite-retention".into())
+            .spawn(move || {
+                while alive.strong_count() > 0 {
+                    let result = prune(&pruner, Utc::now() - retention, batch);
+                    crate::store::log_prune(&result);
+                    std::thread::sleep(interval);
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "Cannot start the retention thread.");
+        }
     }
 
     /// Stored events, oldest first, optionally for one environment or message, after `after_seq`.
@@ -335,6 +432,47 @@ impl SqliteStore {
     pub fn raw_request_count(&self) -> Result<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM raw_requests", [], |r| r.get(0))?))
     }
+}
+
+/// Deletes raw requests, events and idempotency records received before `cutoff`, `batch`
+/// rows per transaction, so the writer never waits long for the database lock.
+fn prune(pruner: &Mutex<Connection>, cutoff: DateTime<Utc>, batch: usize) -> Result<PruneStats> {
+    let cutoff = format_time(&cutoff);
+    let batch = batch.max(1) as i64;
+    let mut stats = PruneStats::default();
+    // Events first: they reference their raw request.
+    let steps: [(&str, &mut u64); 3] = [
+        (
+            "DELETE FROM events WHERE seq IN
+               (SELECT seq FROM events WHERE received_at < ?1 ORDER BY seq LIMIT ?2)",
+            &mut stats.events,
+        ),
+        (
+            "DELETE FROM raw_requests WHERE seq IN
+               (SELECT seq FROM raw_requests WHERE received_at < ?1 ORDER BY seq LIMIT ?2)",
+            &mut stats.raw_requests,
+        ),
+        (
+            "DELETE FROM idempotency WHERE rowid IN
+               (SELECT rowid FROM idempotency WHERE created_at < ?1 LIMIT ?2)",
+            &mut stats.idempotency,
+        ),
+    ];
+    for (sql, count) in steps {
+        loop {
+            let deleted = {
+                let conn = pruner.lock().map_err(|_| Error::Unavailable)?;
+                conn.execute(sql, params![cutoff, batch])?
+            };
+            *count += deleted as u64;
+            if (deleted as i64) < batch {
+                break;
+            }
+            // Let the writer in between batches.
+            std::thread::yield_now();
+        }
+    }
+    Ok(stats)
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>> {

@@ -1,4 +1,5 @@
-//! End-to-end tests: the real `tidings` binary, a real socket, a real SQLite store.
+//! End-to-end tests: the real `tidings` binary, a real socket, a real store (SQLite; PostgreSQL
+//! for the scale-out tests when `TIDINGS_TEST_POSTGRES_URL` is set).
 
 // In tests a panic is the failure report.
 #![allow(
@@ -9,6 +10,7 @@
 )]
 
 mod cli;
+mod scale_out;
 mod sns;
 mod support;
 

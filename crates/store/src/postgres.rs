@@ -1,0 +1,978 @@
+//! The PostgreSQL backend: several service instances share one database.
+//!
+//! Same contract as SQLite: one transaction per group of requests (a committer task drains a
+//! bounded queue), dedup by a unique key, idempotency records in the same transaction. What
+//! differs is that other instances write concurrently, so:
+//!
+//! - the message status fold is done by the database: an `INSERT ... ON CONFLICT DO UPDATE`
+//!   keeps the row whose `(precedence, status_at, status ordinal, failure ordinal)` tuple is the
+//!   greatest and merges each status's first-seen time with `LEAST`. Both are joins (max, min),
+//!   so two instances folding different events of one message in any order cannot lose an
+//!   update, and the result equals [`MessageState::fold`] over all the events;
+//! - idempotency claims are rows (`status IS NULL` while in flight), so a key in flight on one
+//!   instance is seen by all;
+//! - migrations run under `pg_advisory_lock`, so instances starting together apply them once.
+//!
+//! Times that the fold compares (`status_at`, the first-seen times) are stored as 12 sortable
+//! bytes (seconds, then nanoseconds, big-endian with the sign flipped), not `timestamptz`: byte
+//! order is exactly chrono's order, to the nanosecond, over chrono's whole range, so the SQL fold
+//! and the Rust fold can never disagree through rounding or an out-of-range provider date.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tidings_core::fold::{Fact, MessageState, precedence};
+use tidings_core::{Failure, Status};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::{
+    Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
+    MessageRow, PruneStats, Result, StoredEvent, StoredResponse,
+};
+
+/// Migration 1: requests, events, idempotency records. `events.request_seq` refers to
+/// `raw_requests.seq`; it is not a declared foreign key so that retention can delete old requests
+/// without scanning events (an event is always received with its request, so both age together).
+const SCHEMA_1: &str = "CREATE TABLE raw_requests (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        content_type TEXT,
+        headers TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        ignored TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        date TEXT NOT NULL,
+        event TEXT NOT NULL,
+        request_seq BIGINT NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        duplicates BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (environment_id, dedup_key)
+    );
+    CREATE INDEX events_by_message ON events (environment_id, message_id, seq);
+    CREATE TABLE idempotency (
+        environment_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body_hash BYTEA NOT NULL,
+        status INTEGER,
+        response BYTEA,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (environment_id, key)
+    );
+    CREATE INDEX idempotency_by_age ON idempotency (created_at);";
+
+/// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
+fn migrations() -> Vec<String> {
+    vec![
+        SCHEMA_1.to_owned(),
+        // 2: messages, with the fold's columns.
+        messages_table(),
+    ]
+}
+
+/// The advisory lock taken while migrating: one key per schema.
+const MIGRATION_LOCK: &str = "hashtext('tidings.migrations'), hashtext(current_schema())";
+
+/// How the PostgreSQL store is opened.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database?options=...`.
+    pub url: String,
+    /// Connections in this instance's pool.
+    pub pool_size: usize,
+    /// Requests that may wait for a commit before new ones are refused as saturated.
+    pub queue_capacity: usize,
+    /// Most requests committed in one transaction.
+    pub max_batch: usize,
+    /// An idempotency claim older than this is taken as abandoned (the request timeout).
+    pub claim_timeout: Duration,
+    /// How long to wait for a connection, a connect, or one commit before answering unavailable.
+    pub timeout: Duration,
+}
+
+impl PgOptions {
+    /// Defaults for a database URL.
+    pub fn new(url: impl Into<String>) -> PgOptions {
+        PgOptions {
+            url: url.into(),
+            pool_size: 8,
+            queue_capacity: 4096,
+            max_batch: 512,
+            claim_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<IngestOutcome>>;
+
+/// The PostgreSQL store. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    writer: mpsc::Sender<(Ingest, Reply)>,
+    stats: Arc<Mutex<CommitStats>>,
+    claim_timeout: chrono::Duration,
+    timeout: Duration,
+}
+
+fn pg_error(err: impl std::fmt::Display) -> Error {
+    Error::Postgres(err.to_string())
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(err: tokio_postgres::Error) -> Error {
+        pg_error(err)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(err: deadpool_postgres::PoolError) -> Error {
+        pg_error(err)
+    }
+}
+
+/// The `messages` table: the fold's tuple, and one first-seen column per status.
+fn messages_table() -> String {
+    let firsts: String = Status::ALL
+        .iter()
+        .map(|s| format!("        first_{} BYTEA,\n", s.as_str()))
+        .collect();
+    format!(
+        "CREATE TABLE messages (
+        environment_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        status TEXT NOT NULL,
+        precedence SMALLINT NOT NULL,
+        status_at BYTEA NOT NULL,
+        status_ord SMALLINT NOT NULL,
+        failure_ord SMALLINT NOT NULL,
+{firsts}        events BIGINT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (environment_id, message_id)
+    );"
+    )
+}
+
+/// The fold in SQL: the greater `(precedence, status_at, status_ord, failure_ord)` wins, exactly
+/// as `Fact::key` compares in Rust; each first-seen time is the least of both.
+fn upsert_message_sql() -> String {
+    let firsts: Vec<String> = Status::ALL
+        .iter()
+        .map(|s| format!("first_{}", s.as_str()))
+        .collect();
+    let placeholders: Vec<String> = (11..11 + firsts.len()).map(|i| format!("${i}")).collect();
+    let newer = "(EXCLUDED.precedence, EXCLUDED.status_at, EXCLUDED.status_ord, EXCLUDED.failure_ord) \
+                 > (messages.precedence, messages.status_at, messages.status_ord, messages.failure_ord)";
+    let winner: Vec<String> = [
+        "status",
+        "precedence",
+        "status_at",
+        "status_ord",
+        "failure_ord",
+    ]
+    .iter()
+    .map(|c| format!("{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE messages.{c} END"))
+    .collect();
+    let least: Vec<String> = firsts
+        .iter()
+        .map(|c| format!("{c} = LEAST(messages.{c}, EXCLUDED.{c})"))
+        .collect();
+    format!(
+        "INSERT INTO messages (environment_id, message_id, provider, status, precedence, status_at,
+           status_ord, failure_ord, events, updated_at, {})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {})
+         ON CONFLICT (environment_id, message_id) DO UPDATE SET
+           {},
+           provider = EXCLUDED.provider,
+           events = messages.events + EXCLUDED.events,
+           updated_at = EXCLUDED.updated_at,
+           {}",
+        firsts.join(", "),
+        placeholders.join(", "),
+        winner.join(",\n           "),
+        least.join(",\n           "),
+    )
+}
+
+fn select_messages_sql() -> String {
+    let firsts: Vec<String> = Status::ALL
+        .iter()
+        .map(|s| format!("first_{}", s.as_str()))
+        .collect();
+    format!(
+        "SELECT environment_id, message_id, provider, events, status, status_at, failure_ord, {}
+         FROM messages
+         WHERE ($1::text IS NULL OR environment_id = $1) AND ($2::text IS NULL OR message_id = $2)
+         ORDER BY environment_id COLLATE \"C\", message_id COLLATE \"C\"",
+        firsts.join(", ")
+    )
+}
+
+/// A time as 12 bytes whose byte order is chrono's order.
+pub(crate) fn encode_time(time: &DateTime<Utc>) -> Vec<u8> {
+    let seconds = (time.timestamp() as u64) ^ (1 << 63);
+    let mut out = Vec::with_capacity(12);
+    out.extend_from_slice(&seconds.to_be_bytes());
+    out.extend_from_slice(&time.timestamp_subsec_nanos().to_be_bytes());
+    out
+}
+
+pub(crate) fn decode_time(bytes: &[u8]) -> Result<DateTime<Utc>> {
+    let corrupt = || Error::Corrupt("a stored time is not 12 bytes".into());
+    let seconds: [u8; 8] = bytes
+        .get(..8)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let nanos: [u8; 4] = bytes
+        .get(8..12)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let seconds = (u64::from_be_bytes(seconds) ^ (1 << 63)) as i64;
+    DateTime::from_timestamp(seconds, u32::from_be_bytes(nanos))
+        .ok_or_else(|| Error::Corrupt("a stored time is out of range".into()))
+}
+
+/// `Option<Failure>`'s order as a number: none, temporary, permanent.
+fn failure_ordinal(failure: Option<Failure>) -> i16 {
+    match failure {
+        None => 0,
+        Some(Failure::Temporary) => 1,
+        Some(Failure::Permanent) => 2,
+    }
+}
+
+fn failure_from_ordinal(ordinal: i16) -> Result<Option<Failure>> {
+    match ordinal {
+        0 => Ok(None),
+        1 => Ok(Some(Failure::Temporary)),
+        2 => Ok(Some(Failure::Permanent)),
+        other => Err(Error::Corrupt(format!("unknown failure ordinal {other}"))),
+    }
+}
+
+/// Whether a transaction failed only because of a concurrent one and may simply be retried.
+fn is_retryable(err: &tokio_postgres::Error) -> bool {
+    matches!(
+        err.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+    )
+}
+
+fn open_error(url: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Open {
+        path: redact(url),
+        reason: reason.to_string(),
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = url.get(scheme + 3..at).unwrap_or("");
+            let user = credentials.split(':').next().unwrap_or("");
+            format!(
+                "{}{user}:***{}",
+                url.get(..scheme + 3).unwrap_or(""),
+                url.get(at..).unwrap_or("")
+            )
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Applies the migrations not applied yet, holding the advisory lock on its own connection (a
+/// failure closes the connection, which releases the lock).
+async fn migrate(config: &tokio_postgres::Config, url: &str) -> Result<()> {
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| open_error(url, e))?;
+    let connection = tokio::spawn(connection);
+    let result = async {
+        client
+            .execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"), &[])
+            .await?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS tidings_migrations (
+                    version INTEGER PRIMARY KEY,
+                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )",
+            )
+            .await?;
+        let applied: i32 = client
+            .query_one(
+                "SELECT COALESCE(max(version), 0) FROM tidings_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        for (index, sql) in migrations().iter().enumerate() {
+            let version = index as i32 + 1;
+            if version <= applied {
+                continue;
+            }
+            let tx = client.transaction().await?;
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO tidings_migrations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        client
+            .execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"), &[])
+            .await?;
+        Ok::<_, tokio_postgres::Error>(())
+    }
+    .await;
+    drop(client);
+    let _ = connection.await;
+    result.map_err(|e| open_error(url, e))
+}
+
+impl PgStore {
+    /// Connects, applies pending migrations and starts the committer task. Needs a Tokio runtime.
+    pub async fn open(options: PgOptions) -> Result<PgStore> {
+        let mut config = tokio_postgres::Config::from_str(&options.url)
+            .map_err(|e| open_error(&options.url, e))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.timeout);
+        }
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("tidings");
+        }
+        migrate(&config, &options.url).await?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.timeout))
+            .recycle_timeout(Some(options.timeout))
+            .build()
+            .map_err(|e| open_error(&options.url, e))?;
+        let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
+        let stats = Arc::new(Mutex::new(CommitStats::default()));
+        // Keep a connection or two for reads, claims and readiness checks.
+        let committers = (options.pool_size.max(2) / 2).max(1);
+        tokio::spawn(committer(
+            pool.clone(),
+            queue,
+            options.max_batch.max(1),
+            committers,
+            options.timeout.max(Duration::from_secs(1)) * 2,
+            Arc::clone(&stats),
+        ));
+        Ok(PgStore {
+            pool,
+            writer,
+            stats,
+            claim_timeout: chrono::Duration::from_std(options.claim_timeout)
+                .unwrap_or(chrono::Duration::seconds(30)),
+            timeout: options.timeout,
+        })
+    }
+
+    /// Commits one request with its events. Resolves once the transaction holding it is durable.
+    /// A full queue is [`Error::Saturated`] at once.
+    pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
+        let (reply, done) = oneshot::channel();
+        self.writer.try_send((ingest, reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Saturated,
+            mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+        })?;
+        done.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Whether the commit queue is full: new requests are refused until it drains.
+    pub fn is_saturated(&self) -> bool {
+        self.writer.capacity() == 0
+    }
+
+    /// Group commit statistics so far.
+    pub fn stats(&self) -> CommitStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        let check = async {
+            self.client().await?.query_one("SELECT 1", &[]).await?;
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, check)
+            .await
+            .map_err(|_| Error::Unavailable)?
+    }
+
+    /// The response remembered under an idempotency key, if any (in-flight claims are not).
+    pub async fn idempotent_response(
+        &self,
+        environment_id: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT body_hash, status, response, created_at FROM idempotency
+                 WHERE environment_id = $1 AND key = $2 AND status IS NOT NULL",
+                &[&environment_id, &key],
+            )
+            .await?;
+        row.map(|row| stored_response(&row)).transpose()
+    }
+
+    /// Claims an idempotency key for one request, for every instance at once (see [`Claim`]).
+    pub async fn claim_idempotency(
+        &self,
+        environment_id: &str,
+        key: &str,
+        body_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Claim> {
+        let client = self.client().await?;
+        let abandoned = now - self.claim_timeout;
+        let expired = now - IDEMPOTENCY_TTL;
+        // A row with no status is a claim in flight. An abandoned claim or an expired record is
+        // taken over; anything else stays and is read back below.
+        let claim = client
+            .prepare_cached(
+                "INSERT INTO idempotency (environment_id, key, body_hash, status, response, created_at)
+                 VALUES ($1, $2, $3, NULL, NULL, $4)
+                 ON CONFLICT (environment_id, key) DO UPDATE SET
+                   body_hash = EXCLUDED.body_hash, status = NULL, response = NULL,
+                   created_at = EXCLUDED.created_at
+                 WHERE (idempotency.status IS NULL AND idempotency.created_at < $5)
+                    OR (idempotency.status IS NOT NULL AND idempotency.created_at < $6)
+                 RETURNING 1",
+            )
+            .await?;
+        let read = client
+            .prepare_cached(
+                "SELECT body_hash, status, response, created_at FROM idempotency
+                 WHERE environment_id = $1 AND key = $2",
+            )
+            .await?;
+        // The row may be released between the two statements; then claim again.
+        for _ in 0..3 {
+            let claimed = client
+                .query_opt(
+                    &claim,
+                    &[
+                        &environment_id,
+                        &key,
+                        &body_hash,
+                        &now,
+                        &abandoned,
+                        &expired,
+                    ],
+                )
+                .await?;
+            if claimed.is_some() {
+                return Ok(Claim::Claimed);
+            }
+            let Some(row) = client.query_opt(&read, &[&environment_id, &key]).await? else {
+                continue;
+            };
+            if row.get::<_, Option<i32>>(1).is_none() {
+                return Ok(Claim::InFlight);
+            }
+            let stored = stored_response(&row)?;
+            return Ok(if stored.body_hash == body_hash {
+                Claim::Replay(stored)
+            } else {
+                Claim::Mismatch
+            });
+        }
+        Ok(Claim::InFlight)
+    }
+
+    /// Releases a claimed idempotency key. The record committed with the request, if any, stays.
+    pub async fn release_idempotency(&self, environment_id: &str, key: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM idempotency WHERE environment_id = $1 AND key = $2 AND status IS NULL",
+                &[&environment_id, &key],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes raw requests, events and idempotency records received before `cutoff`, `batch`
+    /// rows per statement, each its own short transaction.
+    pub async fn prune(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<PruneStats> {
+        prune(&self.pool, cutoff, batch).await
+    }
+
+    /// Prunes every `interval` in a task of its own, until every handle is dropped. Instances
+    /// pruning at the same time only delete the same rows once; no coordination is needed.
+    pub(crate) fn spawn_retention(
+        &self,
+        retention: chrono::Duration,
+        interval: Duration,
+        batch: usize,
+    ) {
+        let pool = self.pool.clone();
+        // The stats outlive the handles only until the committer task ends.
+        let alive = Arc::downgrade(&self.stats);
+        tokio::spawn(async move {
+            while alive.strong_count() > 0 {
+                let result = prune(&pool, Utc::now() - retention, batch).await;
+                crate::store::log_prune(&result);
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+
+    /// Stored events, oldest first, optionally for one environment or message, after `after_seq`.
+    pub async fn events(
+        &self,
+        environment_id: Option<&str>,
+        message_id: Option<&str>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, environment_id, integration_id, provider, message_id, event,
+                        dedup_key, duplicates, received_at
+                 FROM events
+                 WHERE seq > $1 AND ($2::text IS NULL OR environment_id = $2)
+                   AND ($3::text IS NULL OR message_id = $3)
+                 ORDER BY seq LIMIT $4",
+                &[&after_seq, &environment_id, &message_id, &(limit as i64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredEvent {
+                    seq: row.try_get(0)?,
+                    environment_id: row.try_get(1)?,
+                    integration_id: row.try_get(2)?,
+                    provider: row.try_get(3)?,
+                    id: row.try_get(4)?,
+                    event: serde_json::from_str(row.try_get(5)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    dedup_key: row.try_get(6)?,
+                    duplicates: row.try_get(7)?,
+                    received_at: row.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Messages with their folded state, optionally for one environment or message.
+    pub async fn messages(
+        &self,
+        environment_id: Option<&str>,
+        message_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&select_messages_sql(), &[&environment_id, &message_id])
+            .await?;
+        rows.iter().map(message_row).collect()
+    }
+
+    /// How many raw requests are stored.
+    pub async fn raw_request_count(&self) -> Result<i64> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one("SELECT count(*) FROM raw_requests", &[])
+            .await?
+            .try_get(0)?)
+    }
+}
+
+/// Deletes raw requests, events and idempotency records received before `cutoff`, `batch` rows
+/// per statement, each its own short transaction.
+async fn prune(pool: &Pool, cutoff: DateTime<Utc>, batch: usize) -> Result<PruneStats> {
+    let client = pool.get().await?;
+    let batch = batch.max(1) as i64;
+    let mut stats = PruneStats::default();
+    let steps: [(&str, &mut u64); 3] = [
+        (
+            "DELETE FROM events WHERE seq IN
+               (SELECT seq FROM events WHERE received_at < $1 ORDER BY seq LIMIT $2)",
+            &mut stats.events,
+        ),
+        (
+            "DELETE FROM raw_requests WHERE seq IN
+               (SELECT seq FROM raw_requests WHERE received_at < $1 ORDER BY seq LIMIT $2)",
+            &mut stats.raw_requests,
+        ),
+        (
+            "DELETE FROM idempotency WHERE (environment_id, key) IN
+               (SELECT environment_id, key FROM idempotency WHERE created_at < $1 LIMIT $2)",
+            &mut stats.idempotency,
+        ),
+    ];
+    for (sql, count) in steps {
+        let statement = client.prepare_cached(sql).await?;
+        loop {
+            let deleted = client.execute(&statement, &[&cutoff, &batch]).await?;
+            *count += deleted;
+            if (deleted as i64) < batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(stats)
+}
+
+fn stored_response(row: &Row) -> Result<StoredResponse> {
+    let status: Option<i32> = row.try_get(1)?;
+    let response: Option<Vec<u8>> = row.try_get(2)?;
+    Ok(StoredResponse {
+        body_hash: row.try_get(0)?,
+        status: status
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| Error::Corrupt("an idempotency record has no status".into()))?,
+        response: response.unwrap_or_default(),
+        created_at: row.try_get(3)?,
+    })
+}
+
+fn message_row(row: &Row) -> Result<MessageRow> {
+    let status: String = row.try_get(4)?;
+    let status = Status::from_wire(&status)
+        .ok_or_else(|| Error::Corrupt(format!("unknown stored status `{status}`")))?;
+    let mut first_at = BTreeMap::new();
+    for (index, each) in Status::ALL.into_iter().enumerate() {
+        let at: Option<Vec<u8>> = row.try_get(7 + index)?;
+        if let Some(at) = at {
+            first_at.insert(each, decode_time(&at)?);
+        }
+    }
+    Ok(MessageRow {
+        environment_id: row.try_get(0)?,
+        id: row.try_get(1)?,
+        provider: row.try_get(2)?,
+        events: row.try_get(3)?,
+        state: MessageState {
+            status,
+            status_at: decode_time(row.try_get(5)?)?,
+            failure: failure_from_ordinal(row.try_get(6)?)?,
+            first_at,
+        },
+    })
+}
+
+/// Takes every request waiting (up to `max_batch`) and commits them in one transaction, with up
+/// to `concurrency` transactions at once. While all are busy, requests pile up and the next
+/// transaction takes them all: the group grows with the load.
+async fn committer(
+    pool: Pool,
+    mut queue: mpsc::Receiver<(Ingest, Reply)>,
+    max_batch: usize,
+    concurrency: usize,
+    commit_timeout: Duration,
+    stats: Arc<Mutex<CommitStats>>,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let upsert_message = Arc::new(upsert_message_sql());
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(max_batch);
+        batch.push(first);
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        let stats = Arc::clone(&stats);
+        let upsert_message = Arc::clone(&upsert_message);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let started = Instant::now();
+            let ingests: Vec<&Ingest> = batch.iter().map(|(ingest, _)| ingest).collect();
+            let result = tokio::time::timeout(
+                commit_timeout,
+                commit_with_retries(&pool, &ingests, &upsert_message),
+            )
+            .await
+            .unwrap_or(Err(Error::Unavailable));
+            let elapsed = started.elapsed();
+            if let Ok(mut s) = stats.lock() {
+                s.commits += 1;
+                s.requests += batch.len() as u64;
+                s.commit_micros += elapsed.as_micros() as u64;
+            }
+            match result {
+                Ok(outcomes) => {
+                    for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, requests = batch.len(), "Store commit failed.");
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(Error::Unavailable));
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn commit_with_retries(
+    pool: &Pool,
+    batch: &[&Ingest],
+    upsert_message: &str,
+) -> Result<Vec<IngestOutcome>> {
+    let mut client = pool.get().await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match commit_group(&mut client, batch, upsert_message).await {
+            Err(err) if attempt < 5 && is_retryable(&err) => {
+                tracing::debug!(error = %err, attempt, "Retrying a group after a conflict.");
+                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+            }
+            other => return other.map_err(Error::from),
+        }
+    }
+}
+
+async fn commit_group(
+    client: &mut deadpool_postgres::Object,
+    batch: &[&Ingest],
+    upsert_message: &str,
+) -> std::result::Result<Vec<IngestOutcome>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let insert_request = tx
+        .prepare_cached(
+            "INSERT INTO raw_requests
+               (environment_id, integration_id, provider, received_at, content_type, headers, body, ignored)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+        )
+        .await?;
+    let insert_event = tx
+        .prepare_cached(
+            "INSERT INTO events
+               (environment_id, integration_id, provider, message_id, dedup_key, status, date,
+                event, request_seq, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (environment_id, dedup_key) DO NOTHING RETURNING seq",
+        )
+        .await?;
+    let count_duplicate = tx
+        .prepare_cached(
+            "UPDATE events SET duplicates = duplicates + 1
+             WHERE environment_id = $1 AND dedup_key = $2",
+        )
+        .await?;
+    let save_idempotency = tx
+        .prepare_cached(
+            "INSERT INTO idempotency (environment_id, key, body_hash, status, response, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (environment_id, key) DO UPDATE SET
+               body_hash = EXCLUDED.body_hash, status = EXCLUDED.status,
+               response = EXCLUDED.response, created_at = EXCLUDED.created_at",
+        )
+        .await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    // This group's events per message, folded here and merged with the stored row by the
+    // database. Sorted keys: concurrent groups lock message rows in the same order.
+    let mut touched: BTreeMap<(&str, &str), (&str, MessageState, i64)> = BTreeMap::new();
+    for ingest in batch {
+        let request_seq: i64 = tx
+            .query_one(
+                &insert_request,
+                &[
+                    &ingest.environment_id,
+                    &ingest.integration_id,
+                    &ingest.provider,
+                    &ingest.received_at,
+                    &ingest.content_type,
+                    &ingest.headers_json,
+                    &ingest.body,
+                    &ingest.ignored_json,
+                ],
+            )
+            .await?
+            .get(0);
+        let mut outcome = IngestOutcome {
+            request_seq,
+            ..IngestOutcome::default()
+        };
+        for event in &ingest.events {
+            // An `Event` always serializes; an empty record would still keep the raw request.
+            let json = serde_json::to_string(event).unwrap_or_default();
+            let date = event
+                .body
+                .date
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            let inserted = tx
+                .query_opt(
+                    &insert_event,
+                    &[
+                        &ingest.environment_id,
+                        &ingest.integration_id,
+                        &ingest.provider,
+                        &event.id,
+                        &event.dedup_key,
+                        &event.body.status.as_str(),
+                        &date,
+                        &json,
+                        &request_seq,
+                        &ingest.received_at,
+                    ],
+                )
+                .await?;
+            if inserted.is_none() {
+                tx.execute(
+                    &count_duplicate,
+                    &[&ingest.environment_id, &event.dedup_key],
+                )
+                .await?;
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.stored += 1;
+            let fact = Fact::from(event);
+            touched
+                .entry((ingest.environment_id.as_str(), event.id.as_str()))
+                .and_modify(|(provider, state, count)| {
+                    state.apply(fact);
+                    *count += 1;
+                    *provider = ingest.provider.as_str();
+                })
+                .or_insert_with(|| (ingest.provider.as_str(), MessageState::new(fact), 1));
+        }
+        if let Some(IdempotencyRecord {
+            key,
+            body_hash,
+            status,
+            response,
+        }) = &ingest.idempotency
+        {
+            tx.execute(
+                &save_idempotency,
+                &[
+                    &ingest.environment_id,
+                    key,
+                    body_hash,
+                    &i32::from(*status),
+                    response,
+                    &ingest.received_at,
+                ],
+            )
+            .await?;
+        }
+        outcomes.push(outcome);
+    }
+    let upsert = tx.prepare_cached(upsert_message).await?;
+    let now = Utc::now();
+    for ((environment_id, message_id), (provider, state, count)) in &touched {
+        let status_at = encode_time(&state.status_at);
+        let precedence = i16::from(precedence(state.status));
+        let status_ord = i16::from(state.status.ordinal());
+        let failure_ord = failure_ordinal(state.failure);
+        let status = state.status.as_str();
+        let firsts: Vec<Option<Vec<u8>>> = Status::ALL
+            .iter()
+            .map(|s| state.first_at.get(s).map(encode_time))
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            environment_id,
+            message_id,
+            provider,
+            &status,
+            &precedence,
+            &status_at,
+            &status_ord,
+            &failure_ord,
+            count,
+            &now,
+        ];
+        params.extend(firsts.iter().map(|f| f as &(dyn ToSql + Sync)));
+        tx.execute(&upsert, &params).await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn encoded_times_sort_like_chrono() {
+        let times = [
+            Utc.timestamp_opt(-5_000_000_000, 7).unwrap(),
+            Utc.timestamp_opt(-1, 999_999_999).unwrap(),
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.timestamp_opt(0, 1).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 123_456_790).unwrap(),
+            DateTime::<Utc>::MAX_UTC,
+        ];
+        for a in &times {
+            assert_eq!(decode_time(&encode_time(a)).unwrap(), *a);
+            for b in &times {
+                assert_eq!(a.cmp(b), encode_time(a).cmp(&encode_time(b)));
+            }
+        }
+        assert_eq!(
+            decode_time(&encode_time(&DateTime::<Utc>::MIN_UTC)).unwrap(),
+            DateTime::<Utc>::MIN_UTC
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/tidings"),
+            "postgres://app:***@db:5432/tidings"
+        );
+        assert_eq!(redact("postgres://db/tidings"), "postgres://db/tidings");
+    }
+}

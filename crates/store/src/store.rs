@@ -1,0 +1,268 @@
+//! The backend-neutral store the service uses: SQLite or PostgreSQL, chosen by URL.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    Claim, CommitStats, Error, Ingest, IngestOutcome, MessageRow, PgOptions, PgStore, PruneStats,
+    Result, SqliteOptions, SqliteStore, StoredEvent, StoredResponse,
+};
+
+/// How a [`Store`] is opened. Each backend uses what applies to it.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// SQLite: `synchronous=FULL` (durable on power loss) when true, `NORMAL` otherwise.
+    pub synchronous_full: bool,
+    /// PostgreSQL: connections in this instance's pool.
+    pub pool_size: usize,
+    /// Requests that may wait for a commit before new ones are refused as saturated.
+    pub queue_capacity: usize,
+    /// Most requests committed in one transaction.
+    pub max_batch: usize,
+    /// An idempotency claim older than this is taken as abandoned (the request timeout).
+    pub claim_timeout: Duration,
+    /// PostgreSQL: how long to wait for a connection or a commit before answering unavailable.
+    pub timeout: Duration,
+    /// Delete raw requests, events and idempotency records older than this, in the background.
+    /// `None` keeps everything.
+    pub retention: Option<chrono::Duration>,
+    /// How often the retention task runs.
+    pub retention_interval: Duration,
+    /// Rows deleted per statement by the retention task.
+    pub retention_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            synchronous_full: true,
+            pool_size: 8,
+            queue_capacity: 4096,
+            max_batch: 512,
+            claim_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            retention: None,
+            retention_interval: Duration::from_secs(300),
+            retention_batch: 1000,
+        }
+    }
+}
+
+/// The store, whichever the backend. Cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    /// The embedded SQLite database.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database, possibly shared by several instances.
+    Postgres(PgStore),
+}
+
+/// Whether `url` names a backend [`Store::open`] knows: `sqlite://path` or `postgres://...`.
+pub fn backend_of(url: &str) -> Option<&'static str> {
+    if url
+        .strip_prefix("sqlite://")
+        .is_some_and(|path| !path.is_empty())
+    {
+        Some("sqlite")
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some("postgres")
+    } else {
+        None
+    }
+}
+
+impl Store {
+    /// Opens the store at `url` (`sqlite://path/to/file.db` or `postgres://...`), applies pending
+    /// migrations, and starts the retention task when `options.retention` is set. Needs a Tokio
+    /// runtime.
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Store> {
+        let store = match backend_of(url) {
+            Some("sqlite") => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                let mut sqlite = SqliteOptions::new(path);
+                sqlite.synchronous_full = options.synchronous_full;
+                sqlite.queue_capacity = options.queue_capacity;
+                sqlite.max_batch = options.max_batch;
+                sqlite.claim_timeout = options.claim_timeout;
+                Store::Sqlite(SqliteStore::open(sqlite)?)
+            }
+            Some(_) => {
+                let mut pg = PgOptions::new(url);
+                pg.pool_size = options.pool_size;
+                pg.queue_capacity = options.queue_capacity;
+                pg.max_batch = options.max_batch;
+                pg.claim_timeout = options.claim_timeout;
+                pg.timeout = options.timeout;
+                Store::Postgres(PgStore::open(pg).await?)
+            }
+            None => {
+                return Err(Error::Open {
+                    path: url.split('@').next_back().unwrap_or("").to_owned(),
+                    reason: "use sqlite://path/to/file.db or postgres://user@host/database".into(),
+                });
+            }
+        };
+        if let Some(retention) = options.retention {
+            store.spawn_retention(
+                retention,
+                options.retention_interval,
+                options.retention_batch,
+            );
+        }
+        Ok(store)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Commits one request with its events. Resolves once the transaction holding it is durable.
+    /// A full queue is [`Error::Saturated`] at once.
+    pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
+        match self {
+            Store::Sqlite(s) => s.ingest(ingest).await,
+            Store::Postgres(s) => s.ingest(ingest).await,
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.ping(),
+            Store::Postgres(s) => s.ping().await,
+        }
+    }
+
+    /// Claims an idempotency key for one request: [`Claim::Claimed`] (process it, then
+    /// [`Store::release_idempotency`]), [`Claim::InFlight`], [`Claim::Replay`] of the stored
+    /// response for the same body, or [`Claim::Mismatch`] for a different body. Records older than
+    /// [`crate::IDEMPOTENCY_TTL`] are ignored; a claim older than the claim timeout is abandoned.
+    pub async fn claim_idempotency(
+        &self,
+        environment_id: &str,
+        key: &str,
+        body_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Claim> {
+        match self {
+            Store::Sqlite(s) => s.claim_idempotency(environment_id, key, body_hash, now),
+            Store::Postgres(s) => {
+                s.claim_idempotency(environment_id, key, body_hash, now)
+                    .await
+            }
+        }
+    }
+
+    /// Releases a key claimed by [`Store::claim_idempotency`], however the request ended. The
+    /// record committed with a successful request stays.
+    pub async fn release_idempotency(&self, environment_id: &str, key: &str) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.release_idempotency(environment_id, key),
+            Store::Postgres(s) => s.release_idempotency(environment_id, key).await,
+        }
+    }
+
+    /// The response remembered under an idempotency key, if any, however old.
+    pub async fn idempotent_response(
+        &self,
+        environment_id: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>> {
+        match self {
+            Store::Sqlite(s) => s.idempotent_response(environment_id, key),
+            Store::Postgres(s) => s.idempotent_response(environment_id, key).await,
+        }
+    }
+
+    /// Stored events, oldest first, optionally for one environment or message, after `after_seq`.
+    pub async fn events(
+        &self,
+        environment_id: Option<&str>,
+        message_id: Option<&str>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        match self {
+            Store::Sqlite(s) => s.events(environment_id, message_id, after_seq, limit),
+            Store::Postgres(s) => s.events(environment_id, message_id, after_seq, limit).await,
+        }
+    }
+
+    /// Messages with their folded state, optionally for one environment or message.
+    pub async fn messages(
+        &self,
+        environment_id: Option<&str>,
+        message_id: Option<&str>,
+    ) -> Result<Vec<MessageRow>> {
+        match self {
+            Store::Sqlite(s) => s.messages(environment_id, message_id),
+            Store::Postgres(s) => s.messages(environment_id, message_id).await,
+        }
+    }
+
+    /// How many raw requests are stored.
+    pub async fn raw_request_count(&self) -> Result<i64> {
+        match self {
+            Store::Sqlite(s) => s.raw_request_count(),
+            Store::Postgres(s) => s.raw_request_count().await,
+        }
+    }
+
+    /// Whether this instance's commit queue is full (new requests get [`Error::Saturated`]).
+    pub fn is_saturated(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.is_saturated(),
+            Store::Postgres(s) => s.is_saturated(),
+        }
+    }
+
+    /// Group commit statistics of this instance so far.
+    pub fn stats(&self) -> CommitStats {
+        match self {
+            Store::Sqlite(s) => s.stats(),
+            Store::Postgres(s) => s.stats(),
+        }
+    }
+
+    /// Deletes raw requests, events and idempotency records older than `cutoff`, `batch` rows
+    /// per statement. Message states are kept.
+    pub async fn prune(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<PruneStats> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.prune(cutoff, batch))
+                    .await
+                    .map_err(|_| Error::Unavailable)?
+            }
+            Store::Postgres(s) => s.prune(cutoff, batch).await,
+        }
+    }
+
+    /// Runs [`Store::prune`] every `interval` for records older than `retention`, in the
+    /// background (a thread for SQLite, a task for PostgreSQL), until the store is dropped.
+    fn spawn_retention(&self, retention: chrono::Duration, interval: Duration, batch: usize) {
+        match self {
+            Store::Sqlite(s) => s.spawn_retention(retention, interval, batch),
+            Store::Postgres(s) => s.spawn_retention(retention, interval, batch),
+        }
+    }
+}
+
+/// Logs what one retention pass did.
+pub(crate) fn log_prune(result: &Result<PruneStats>) {
+    match result {
+        Ok(stats) if stats.total() > 0 => tracing::info!(
+            raw_requests = stats.raw_requests,
+            events = stats.events,
+            idempotency = stats.idempotency,
+            "Retention deleted old records."
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "Retention pass failed; will retry."),
+    }
+}
