@@ -4,6 +4,10 @@
 //! - `new-provider <id> [--channel email|sms|push] [--name TypeName]`: scaffolds a provider
 //!   crate, its fixtures folder, and reruns codegen.
 //! - `ci`: what `.ci/run` runs: fmt, clippy, the test suite.
+//! - `bench [parse|e2e] [options]`: builds `tidings` and `tidings-bench` in release and runs
+//!   the parse and end-to-end benchmarks (options are passed to `tidings-bench`).
+//! - `crash-test [--cycles N] [options]`: kill -9 under load, restart, check nothing
+//!   acknowledged is lost or stored twice.
 
 mod codegen;
 mod new_provider;
@@ -21,6 +25,8 @@ fn main() -> Result<()> {
         Some("codegen") => codegen::run(rest.contains(&"--check")),
         Some("new-provider") => new_provider::run(&rest),
         Some("ci") => ci(),
+        Some("bench") => bench(&rest),
+        Some("crash-test") => crash_test(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -28,7 +34,10 @@ fn main() -> Result<()> {
                  codegen [--check]       regenerate the provider link list\n  \
                  new-provider <id> [--channel email|sms|push] [--name TypeName]\n                          \
                  scaffold a provider crate and its fixtures\n  \
-                 ci                      fmt, clippy and the tests, as .ci/run does"
+                 ci                      fmt, clippy and the tests, as .ci/run does\n  \
+                 bench [parse|e2e] [--seconds S] [--connections N] ...\n                          \
+                 parse and end-to-end benchmarks (release)\n  \
+                 crash-test [--cycles N] kill -9 under load, then check the store"
             );
             bail!("unknown or missing task")
         }
@@ -70,4 +79,57 @@ fn ci() -> Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace", "--locked"])
+}
+
+/// Builds the server and the benchmark tool in release; returns the target directory.
+fn build_release() -> Result<PathBuf> {
+    cargo(&["build", "--release", "-p", "tidings", "-p", "tidings-bench"])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    Ok(target.join("release"))
+}
+
+fn run_bench_tool(release: &std::path::Path, args: &[&str]) -> Result<()> {
+    let tool = release.join("tidings-bench");
+    eprintln!("$ {} {}", tool.display(), args.join(" "));
+    let status = Command::new(&tool)
+        .args(args)
+        .current_dir(project_root())
+        .status()
+        .with_context(|| format!("running {}", tool.display()))?;
+    if !status.success() {
+        bail!("tidings-bench {} failed", args.first().unwrap_or(&""));
+    }
+    Ok(())
+}
+
+fn bench(args: &[&str]) -> Result<()> {
+    let release = build_release()?;
+    let server = release.join("tidings");
+    let server = server.to_string_lossy();
+    let (modes, options): (Vec<&str>, &[&str]) = match args.first() {
+        Some(&mode) if mode == "parse" || mode == "e2e" => {
+            (vec![mode], args.get(1..).unwrap_or_default())
+        }
+        _ => (vec!["parse", "e2e"], args),
+    };
+    for mode in modes {
+        let mut full = vec![mode];
+        if mode == "e2e" {
+            full.extend(["--server", &server]);
+        }
+        full.extend(options.iter().copied());
+        run_bench_tool(&release, &full)?;
+    }
+    Ok(())
+}
+
+fn crash_test(args: &[&str]) -> Result<()> {
+    let release = build_release()?;
+    let server = release.join("tidings");
+    let server = server.to_string_lossy();
+    let mut full = vec!["crash", "--server", &server, "--connections", "16"];
+    full.extend(args.iter().copied());
+    run_bench_tool(&release, &full)
 }

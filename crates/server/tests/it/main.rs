@@ -1,0 +1,3 @@
+//! The `tidings` binary, tested over a real socket.
+
+mod hardening;
