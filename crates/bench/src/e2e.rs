@@ -13,6 +13,7 @@ struct Outcome {
     report: Report,
     peak_rss_kib: Option<u64>,
     server_cpu: Option<f64>,
+    commits: (f64, f64, f64),
 }
 
 fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
@@ -25,11 +26,13 @@ fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
         .zip(server.cpu_seconds())
         .map(|(before, after)| (after - before) / (plan.duration + plan.warmup).as_secs_f64());
     let peak_rss_kib = server.peak_rss_kib();
+    let commits = crate::load::commit_stats(server.addr).unwrap_or((f64::NAN, f64::NAN, f64::NAN));
     server.kill();
     Ok(Outcome {
         report,
         peak_rss_kib,
         server_cpu,
+        commits,
     })
 }
 
@@ -41,7 +44,7 @@ fn print(name: &str, plan: &Plan, outcome: &Outcome) {
         .map(|(status, count)| format!("{status}x{count}"))
         .collect();
     println!(
-        "{name:<12} conns={:<3} batch={:<4} rate={:<9} req/s={:<9.0} events/s={:<10.0} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms peak_rss={:.1}MiB server_cpu={:.2}cores non200=[{}] errors={} load={}",
+        "{name:<12} conns={:<3} batch={:<4} rate={:<9} req/s={:<9.0} events/s={:<10.0} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms peak_rss={:.1}MiB server_cpu={:.2}cores non200=[{}] errors={} commits={:.0} req/commit={:.1} ms/commit={:.2} load={}",
         plan.connections,
         plan.batch_size,
         plan.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
@@ -55,6 +58,9 @@ fn print(name: &str, plan: &Plan, outcome: &Outcome) {
         outcome.server_cpu.unwrap_or(f64::NAN),
         other.join(" "),
         report.errors,
+        outcome.commits.0,
+        outcome.commits.1 / outcome.commits.0,
+        outcome.commits.2 * 1000.0 / outcome.commits.0,
         crate::load_average(),
     );
 }

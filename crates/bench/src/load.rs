@@ -62,6 +62,43 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// A GET, for `/metrics`.
+    pub async fn get(&mut self, path: &str) -> Result<Answer> {
+        self.sender.ready().await.context("connection closed")?;
+        let request = http::Request::get(path)
+            .header(http::header::HOST, &self.authority)
+            .body(Full::new(Bytes::new()))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Answer { status, body })
+    }
+}
+
+/// The server's group-commit counters from `/metrics`: (commits, requests, seconds).
+pub fn commit_stats(addr: SocketAddr) -> Result<(f64, f64, f64)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let text = runtime.block_on(async {
+        let mut connection = Connection::open(addr).await?;
+        let answer = connection.get("/metrics").await?;
+        Ok::<_, anyhow::Error>(String::from_utf8_lossy(&answer.body).into_owned())
+    })?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    Ok((
+        value("tidings_store_commits_total"),
+        value("tidings_store_committed_requests_total"),
+        value("tidings_store_commit_seconds_total"),
+    ))
+}
+
 fn const_format_auth() -> String {
     format!("ApiKey {SECRET}")
 }

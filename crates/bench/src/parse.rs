@@ -18,7 +18,7 @@ struct Measured {
 
 /// Parses `requests` round-robin for about `budget`, after a short warm-up.
 fn measure(parser: &dyn ProviderParser, requests: &[RawRequest<'_>], budget: Duration) -> Measured {
-    let mut run = |budget: Duration| {
+    let run = |budget: Duration| {
         let started = Instant::now();
         let mut measured = Measured {
             requests: 0,
