@@ -212,9 +212,17 @@ fn slow_header_connections_are_closed_and_do_not_block_others() {
     let mut idle: Vec<TcpStream> = (0..100)
         .map(|i| {
             let mut stream = server.connect();
-            if i % 2 == 0 {
-                // Half send a partial request head and stall; half send nothing at all.
-                let _ = stream.write_all(format!("POST {PATH} HTTP/1.1\r\nHost: x\r\n").as_bytes());
+            // A third send a partial request head and stall, a third the first byte of one
+            // (still ambiguous between HTTP/1.1 and h2c), a third nothing at all.
+            match i % 3 {
+                0 => {
+                    let _ =
+                        stream.write_all(format!("POST {PATH} HTTP/1.1\r\nHost: x\r\n").as_bytes());
+                }
+                1 => {
+                    let _ = stream.write_all(b"P");
+                }
+                _ => {}
             }
             stream
         })
@@ -285,9 +293,11 @@ fn malformed_requests_never_take_the_server_down() {
             continue;
         }
         let response = read_response(&mut stream);
+        // Refused (4xx or closed), or accepted where the bytes are legal (obs-text in a
+        // header value); never a server error.
         let status = status_of(&response);
         assert!(
-            status == 0 || (400..500).contains(&status),
+            status == 0 || (200..500).contains(&status),
             "{:?} got {response}",
             String::from_utf8_lossy(bytes)
         );
