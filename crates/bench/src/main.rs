@@ -8,6 +8,7 @@
 //!   server on a temporary durable SQLite store, driven over loopback.
 //! - `crash --server PATH [--cycles N]`: kill -9 under load, restart, check every acknowledged
 //!   event is stored exactly once and every message's status is the fold of its events.
+//! - `fuzz-seeds --out DIR`: every fixture as a seed for the `providers` fuzz target.
 
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
 #![allow(unreachable_pub)]
@@ -16,6 +17,7 @@ mod crash;
 mod e2e;
 mod load;
 mod parse;
+mod seeds;
 mod server;
 mod workload;
 
@@ -33,13 +35,15 @@ fn main() -> Result<()> {
         Some("parse") => parse::run(&options),
         Some("e2e") => e2e::run(&options),
         Some("crash") => crash::run(&options),
+        Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
         _ => {
             eprintln!(
                 "usage: tidings-bench <mode> [options]\n\n\
                  modes:\n  \
                  parse [--seconds S] [--provider ID]\n  \
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N]\n  \
-                 crash --server PATH [--cycles N] [--connections N]"
+                 crash --server PATH [--cycles N] [--connections N]\n  \
+                 fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
         }
@@ -67,6 +71,8 @@ pub struct Options {
     pub only: Option<String>,
     /// `synchronous` of the store: full (default) or normal.
     pub synchronous: String,
+    /// Output directory (fuzz-seeds mode).
+    pub out: Option<PathBuf>,
 }
 
 impl Options {
@@ -81,6 +87,7 @@ impl Options {
             cycles: 100,
             only: None,
             synchronous: "full".into(),
+            out: None,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
@@ -99,6 +106,7 @@ impl Options {
                 "--cycles" => options.cycles = value()?.parse()?,
                 "--only" => options.only = Some(value()?),
                 "--synchronous" => options.synchronous = value()?,
+                "--out" => options.out = Some(PathBuf::from(value()?)),
                 other => bail!("unknown option `{other}`"),
             }
         }
