@@ -8,6 +8,8 @@
 //!   the parse and end-to-end benchmarks (options are passed to `tidings-bench`).
 //! - `crash-test [--cycles N] [options]`: kill -9 under load, restart, check nothing
 //!   acknowledged is lost or stored twice.
+//! - `fuzz [--seconds N]`: runs the `providers` cargo-fuzz target (stable toolchain,
+//!   `--sanitizer none`) seeded from every fixture. Needs `cargo install cargo-fuzz`.
 
 mod codegen;
 mod new_provider;
@@ -27,6 +29,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("crash-test") => crash_test(&rest),
+        Some("fuzz") => fuzz(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -37,7 +40,8 @@ fn main() -> Result<()> {
                  ci                      fmt, clippy and the tests, as .ci/run does\n  \
                  bench [parse|e2e] [--seconds S] [--connections N] ...\n                          \
                  parse and end-to-end benchmarks (release)\n  \
-                 crash-test [--cycles N] kill -9 under load, then check the store"
+                 crash-test [--cycles N] kill -9 under load, then check the store\n  \
+                 fuzz [--seconds N]      fuzz every provider's parser and verifier"
             );
             bail!("unknown or missing task")
         }
@@ -132,4 +136,35 @@ fn crash_test(args: &[&str]) -> Result<()> {
     let mut full = vec!["crash", "--server", &server, "--connections", "16"];
     full.extend(args.iter().copied());
     run_bench_tool(&release, &full)
+}
+
+fn fuzz(args: &[&str]) -> Result<()> {
+    let seconds = match args {
+        [] => "60",
+        ["--seconds", n] => n,
+        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+    };
+    let release = build_release()?;
+    let seeds = release.join("fuzz-seeds").join("providers");
+    let seeds = seeds.to_string_lossy();
+    run_bench_tool(&release, &["fuzz-seeds", "--out", &seeds])?;
+    let corpus = project_root().join("fuzz").join("corpus").join("providers");
+    std::fs::create_dir_all(&corpus)?;
+    let corpus = corpus.to_string_lossy();
+    let max_time = format!("-max_total_time={seconds}");
+    // New inputs go to the first corpus directory; the seeds stay as generated.
+    cargo(&[
+        "fuzz",
+        "run",
+        "--sanitizer",
+        "none",
+        "providers",
+        &corpus,
+        &seeds,
+        "--",
+        &max_time,
+        "-max_len=65536",
+        "-timeout=10",
+    ])
+    .context("fuzzing found a failure (see fuzz/artifacts/providers/), or cargo-fuzz is missing")
 }
