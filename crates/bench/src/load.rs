@@ -49,8 +49,13 @@ impl Connection {
 
     /// Posts a JSON body to the SendGrid integration, authenticated with the API key.
     pub async fn post(&mut self, body: Bytes) -> Result<Answer> {
+        self.post_to(PATH, body).await
+    }
+
+    /// Posts a JSON body to a path, authenticated with the API key.
+    pub async fn post_to(&mut self, path: &str, body: Bytes) -> Result<Answer> {
         self.sender.ready().await.context("connection closed")?;
-        let request = http::Request::post(PATH)
+        let request = http::Request::post(path)
             .header(http::header::HOST, &self.authority)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::AUTHORIZATION, const_format_auth())
@@ -116,12 +121,18 @@ pub struct Plan {
     pub warmup: Duration,
     /// Requests per second over all connections; `None` is closed-loop.
     pub rate: Option<f64>,
+    /// Post to an integration that does not exist: everything but auth, parsing and the
+    /// store (the HTTP stack and the load generator alone), answered 404.
+    pub null: bool,
 }
+
+/// The path of [`Plan::null`] requests.
+pub const NULL_PATH: &str = "/v2/inbound-webhooks/delivery-providers/bench/no-such-integration";
 
 /// What one run measured.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// 200 answers in the measured window.
+    /// Expected answers (200; 404 for [`Plan::null`]) in the measured window.
     pub ok: u64,
     /// Other answers (status, count).
     pub other: Vec<(u16, u64)>,
@@ -232,11 +243,13 @@ async fn worker(
         }
         let first_event = next_event.fetch_add(batch, Ordering::Relaxed);
         let body = crate::workload::batch(first_event..first_event + batch);
-        let answer = connection.post(Bytes::from(body)).await;
+        let path = if plan.null { NULL_PATH } else { PATH };
+        let answer = connection.post_to(path, Bytes::from(body)).await;
         let done = Instant::now();
         let measured = sent_at >= measure_from && done <= end;
+        let expected = if plan.null { 404 } else { 200 };
         match answer {
-            Ok(answer) if answer.status == 200 => {
+            Ok(answer) if answer.status == expected => {
                 if measured {
                     report.ok += 1;
                     let micros = done.duration_since(sent_at).as_micros();

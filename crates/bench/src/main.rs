@@ -67,7 +67,7 @@ pub struct Options {
     pub batch_size: usize,
     /// Crash cycles.
     pub cycles: usize,
-    /// Only these e2e scenarios (comma-separated: single, batch, single-half, batch-half).
+    /// Only these e2e scenarios (comma-separated: single, batch, single-half, batch-half, null).
     pub only: Option<String>,
     /// `synchronous` of the store: full (default) or normal.
     pub synchronous: String,

@@ -2,9 +2,12 @@
 //! dedup key, each message's folded status, and idempotency records, written in one
 //! transaction per group of requests so that a 200 always means durably committed.
 //!
-//! The embedded backend is SQLite in WAL mode with `synchronous=FULL`. One writer thread owns the
+//! The embedded backend is SQLite in WAL mode, durable by default. One writer thread owns the
 //! write connection and commits every request waiting at that moment in one transaction (group
-//! commit), so fsync is paid per group, not per request.
+//! commit), so fsync is paid per group, not per request. In durable mode the fsync is taken out
+//! of the commit and pipelined: the writer commits with `synchronous=NORMAL` and a syncer
+//! thread `fdatasync`s the WAL before the group's requests are answered, so a 200 still means
+//! on disk, while the writer already builds the next group.
 
 mod model;
 mod sqlite;

@@ -168,7 +168,11 @@ impl SqliteStore {
                 reason: e.to_string(),
             })?;
         }
-        let mut write_conn = open(&options.path, options.synchronous_full)?;
+        // Durable mode: the writer commits with NORMAL (no fsync inside COMMIT) and the syncer
+        // thread fsyncs the WAL before any request of the group is answered. A commit is thus
+        // as durable as with FULL when its 200 goes out, but the writer builds the next group
+        // while the disk syncs the previous one, and one fsync can cover several groups.
+        let mut write_conn = open(&options.path, false)?;
         migrate(&mut write_conn)?;
         // Checkpoints copy pages and fsync the database file: done on the commit path they
         // stall every request of the group that happens to cross the threshold. A separate
@@ -183,10 +187,29 @@ impl SqliteStore {
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let thread_stats = Arc::clone(&stats);
         let max_batch = options.max_batch.max(1);
+        let syncer = if options.synchronous_full {
+            let (acks, pending) = std::sync::mpsc::channel::<Acks>();
+            let wal = wal_path(&options.path);
+            let dir = options
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            std::thread::Builder::new()
+                .name("tidings-sqlite-sync".into())
+                .spawn(move || sync_loop(&wal, &dir, &pending))
+                .map_err(|e| Error::Open {
+                    path: options.path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            Some(acks)
+        } else {
+            None
+        };
         std::thread::Builder::new()
             .name("tidings-sqlite-writer".into())
             .spawn(move || {
-                writer_loop(write_conn, queue, max_batch, &thread_stats);
+                writer_loop(write_conn, queue, max_batch, &thread_stats, syncer.as_ref());
                 drop(stop_checkpoints);
             })
             .map_err(|e| Error::Open {
@@ -407,16 +430,64 @@ fn checkpoint_loop(conn: &Connection, stopped: &std::sync::mpsc::Receiver<()>) {
     }
 }
 
+/// Committed requests waiting for the WAL to reach the disk: each one's answer and outcome.
+type Acks = Vec<(Reply, IngestOutcome)>;
+
+/// The database's write-ahead log file.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Answers committed groups once the WAL holding them is on disk: every group committed while
+/// the previous fsync ran shares the next one. (fsync applies to the file, whichever
+/// descriptor calls it, so the writer's own writes are covered.)
+fn sync_loop(wal: &Path, dir: &Path, pending: &std::sync::mpsc::Receiver<Acks>) {
+    // The WAL file's own directory entry must be durable too, once.
+    let mut dir_synced = false;
+    while let Ok(mut acks) = pending.recv() {
+        while let Ok(more) = pending.try_recv() {
+            acks.extend(more);
+        }
+        let synced = std::fs::File::open(wal)
+            .and_then(|file| file.sync_data())
+            .and_then(|()| {
+                if !dir_synced {
+                    std::fs::File::open(dir)?.sync_all()?;
+                    dir_synced = true;
+                }
+                Ok(())
+            });
+        match synced {
+            Ok(()) => {
+                for (reply, outcome) in acks {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(err) => {
+                // Committed but not known durable: not acknowledged; the provider retries and
+                // the retry is deduplicated.
+                tracing::error!(error = %err, requests = acks.len(), "Syncing the WAL failed.");
+                for (reply, _) in acks {
+                    let _ = reply.send(Err(Error::Unavailable));
+                }
+            }
+        }
+    }
+}
+
 fn writer_loop(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     stats: &Mutex<CommitStats>,
+    syncer: Option<&std::sync::mpsc::Sender<Acks>>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
-        // Everything already waiting joins this transaction: one fsync for the group.
+        // Everything already waiting joins this transaction (and its fsync).
         while batch.len() < max_batch {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
@@ -433,8 +504,20 @@ fn writer_loop(
         }
         match result {
             Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+                let acks = batch.drain(..).map(|job| job.reply).zip(outcomes);
+                match syncer {
+                    Some(syncer) => {
+                        if let Err(returned) = syncer.send(acks.collect()) {
+                            for (reply, _) in returned.0 {
+                                let _ = reply.send(Err(Error::Unavailable));
+                            }
+                        }
+                    }
+                    None => {
+                        for (reply, outcome) in acks {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
                 }
             }
             Err(err) => {
