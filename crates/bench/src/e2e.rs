@@ -109,6 +109,18 @@ pub fn run(options: &Options) -> Result<()> {
         };
         let outcome = scenario(options, null)?;
         print("null-single", &null, &outcome);
+        let half = Plan {
+            rate: Some((outcome.report.rate() / 2.0).max(1.0)),
+            ..null
+        };
+        let outcome = scenario(options, half)?;
+        print("null-half", &half, &outcome);
+        let same = Plan {
+            rate: Some(11_500.0),
+            ..null
+        };
+        let outcome = scenario(options, same)?;
+        print("null-11.5k", &same, &outcome);
     }
     for (name, plan) in [("single", single), ("batch", batch)] {
         if !(wanted(name) || wanted(&format!("{name}-half"))) {

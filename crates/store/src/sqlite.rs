@@ -146,7 +146,7 @@ const CACHE_KIB: i64 = 16 * 1024;
 /// checkpointer thread falls behind. It normally never gets there.
 const WRITER_AUTOCHECKPOINT: i64 = 16_000;
 /// How often the checkpointer thread copies the WAL back into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let applied: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
