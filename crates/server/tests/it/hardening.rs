@@ -333,7 +333,8 @@ fn above_max_in_flight_requests_get_503_with_retry_after_at_once() {
         response.to_ascii_lowercase().contains("retry-after: "),
         "{response}"
     );
-    assert!(started.elapsed() < Duration::from_millis(500));
+    // At once: not after the stuck requests' 5 s request timeout.
+    assert!(started.elapsed() < Duration::from_secs(2));
     // Once the stuck requests end, capacity is back.
     for stream in &mut stuck {
         let _ = stream.shutdown(std::net::Shutdown::Both);
