@@ -26,6 +26,8 @@ use tidings_core::{
     RawRequest, Result, Signature, ids, time,
 };
 
+use serde::Deserialize as _;
+
 use crate::wire::SendGridEvent;
 
 const ID: &str = "sendgrid";
@@ -133,10 +135,11 @@ fn fast_parse(request: &RawRequest<'_>, parsed: &mut Parsed) -> Option<()> {
     };
     loop {
         let rest = body.get(at..)?;
-        let mut stream =
-            serde_json::Deserializer::from_slice(rest).into_iter::<SendGridEvent<'_>>();
-        let event = stream.next()?.ok()?;
-        let end = at + stream.byte_offset();
+        let mut reader = serde_json::Deserializer::from_slice(rest);
+        let event = SendGridEvent::deserialize(&mut reader).ok()?;
+        // A stream deserializer starts counting where its reader stands: right after the
+        // event's closing brace.
+        let end = at + reader.into_iter::<serde::de::IgnoredAny>().byte_offset();
         let row = std::str::from_utf8(body.get(at..end)?).ok()?;
         normalize(request, row, event, parsed);
         at = skip_whitespace(body, end);
