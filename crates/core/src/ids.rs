@@ -69,12 +69,29 @@ pub fn dedup_from_fields(provider: &str, fields: &[&str]) -> String {
     let mut key = String::with_capacity(provider.len() + 3 + 32);
     key.push_str(provider);
     key.push_str(":h:");
-    for byte in digest.get(..16).unwrap_or_default() {
-        key.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        key.push(char::from_digit(u32::from(byte & 0x0f), 16).unwrap_or('0'));
+    let mut hex = [0u8; 32];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
+        if let Some(digits) = HEX_PAIRS.get(usize::from(*byte)) {
+            pair.copy_from_slice(digits);
+        }
     }
+    key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     key
 }
+
+/// The two lowercase hex digits of every byte value.
+// Evaluated at compile time: an index out of bounds would fail the build, not panic.
+#[allow(clippy::indexing_slicing)]
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
+        i += 1;
+    }
+    table
+};
 
 /// Strips one pair of surrounding angle brackets and whitespace from a Message-ID.
 pub fn strip_angle_brackets(id: &str) -> &str {
