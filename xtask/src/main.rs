@@ -4,6 +4,12 @@
 //! - `new-provider <id> [--channel email|sms|push] [--name TypeName]`: scaffolds a provider
 //!   crate, its fixtures folder, and reruns codegen.
 //! - `ci`: what `.ci/run` runs: fmt, clippy, the test suite.
+//! - `bench [parse|e2e] [options]`: builds `tidings` and `tidings-bench` in release and runs
+//!   the parse and end-to-end benchmarks (options are passed to `tidings-bench`).
+//! - `crash-test [--cycles N] [options]`: kill -9 under load, restart, check nothing
+//!   acknowledged is lost or stored twice.
+//! - `fuzz [--seconds N]`: runs the `providers` cargo-fuzz target (stable toolchain,
+//!   `--sanitizer none`) seeded from every fixture. Needs `cargo install cargo-fuzz`.
 
 mod codegen;
 mod new_provider;
@@ -21,6 +27,9 @@ fn main() -> Result<()> {
         Some("codegen") => codegen::run(rest.contains(&"--check")),
         Some("new-provider") => new_provider::run(&rest),
         Some("ci") => ci(),
+        Some("bench") => bench(&rest),
+        Some("crash-test") => crash_test(&rest),
+        Some("fuzz") => fuzz(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -28,7 +37,11 @@ fn main() -> Result<()> {
                  codegen [--check]       regenerate the provider link list\n  \
                  new-provider <id> [--channel email|sms|push] [--name TypeName]\n                          \
                  scaffold a provider crate and its fixtures\n  \
-                 ci                      fmt, clippy and the tests, as .ci/run does"
+                 ci                      fmt, clippy and the tests, as .ci/run does\n  \
+                 bench [parse|e2e] [--seconds S] [--connections N] ...\n                          \
+                 parse and end-to-end benchmarks (release)\n  \
+                 crash-test [--cycles N] kill -9 under load, then check the store\n  \
+                 fuzz [--seconds N]      fuzz every provider's parser and verifier"
             );
             bail!("unknown or missing task")
         }
@@ -70,4 +83,88 @@ fn ci() -> Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace", "--locked"])
+}
+
+/// Builds the server and the benchmark tool in release; returns the target directory.
+fn build_release() -> Result<PathBuf> {
+    cargo(&["build", "--release", "-p", "tidings", "-p", "tidings-bench"])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    Ok(target.join("release"))
+}
+
+fn run_bench_tool(release: &std::path::Path, args: &[&str]) -> Result<()> {
+    let tool = release.join("tidings-bench");
+    eprintln!("$ {} {}", tool.display(), args.join(" "));
+    let status = Command::new(&tool)
+        .args(args)
+        .current_dir(project_root())
+        .status()
+        .with_context(|| format!("running {}", tool.display()))?;
+    if !status.success() {
+        bail!("tidings-bench {} failed", args.first().unwrap_or(&""));
+    }
+    Ok(())
+}
+
+fn bench(args: &[&str]) -> Result<()> {
+    let release = build_release()?;
+    let server = release.join("tidings");
+    let server = server.to_string_lossy();
+    let (modes, options): (Vec<&str>, &[&str]) = match args.first() {
+        Some(&mode) if mode == "parse" || mode == "e2e" => {
+            (vec![mode], args.get(1..).unwrap_or_default())
+        }
+        _ => (vec!["parse", "e2e"], args),
+    };
+    for mode in modes {
+        let mut full = vec![mode];
+        if mode == "e2e" {
+            full.extend(["--server", &server]);
+        }
+        full.extend(options.iter().copied());
+        run_bench_tool(&release, &full)?;
+    }
+    Ok(())
+}
+
+fn crash_test(args: &[&str]) -> Result<()> {
+    let release = build_release()?;
+    let server = release.join("tidings");
+    let server = server.to_string_lossy();
+    let mut full = vec!["crash", "--server", &server, "--connections", "16"];
+    full.extend(args.iter().copied());
+    run_bench_tool(&release, &full)
+}
+
+fn fuzz(args: &[&str]) -> Result<()> {
+    let seconds = match args {
+        [] => "60",
+        ["--seconds", n] => n,
+        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+    };
+    let release = build_release()?;
+    let seeds = release.join("fuzz-seeds").join("providers");
+    let seeds = seeds.to_string_lossy();
+    run_bench_tool(&release, &["fuzz-seeds", "--out", &seeds])?;
+    let corpus = project_root().join("fuzz").join("corpus").join("providers");
+    std::fs::create_dir_all(&corpus)?;
+    let corpus = corpus.to_string_lossy();
+    let max_time = format!("-max_total_time={seconds}");
+    // New inputs go to the first corpus directory; the seeds stay as generated.
+    cargo(&[
+        "fuzz",
+        "run",
+        "--sanitizer",
+        "none",
+        "providers",
+        &corpus,
+        &seeds,
+        "--",
+        &max_time,
+        "-max_len=65536",
+        "-timeout=10",
+    ])
+    .context("fuzzing found a failure (see fuzz/artifacts/providers/), or cargo-fuzz is missing")
 }

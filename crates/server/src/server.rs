@@ -26,6 +26,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
         .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
         .max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -54,12 +56,18 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
             let app = Arc::clone(&app);
             async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = connection.await;
+            // hyper's header timeout only starts once the protocol is known; until then a
+            // client that sends nothing would hold its connection (and its slot) forever.
+            if !protocol_known(&stream, header_timeout).await {
+                return;
+            }
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let _ = watcher.watch(connection).await;
             drop(permit);
         });
     }
@@ -72,6 +80,29 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The HTTP/2 connection preface: the first bytes of an h2c connection.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits, at most `timeout`, until the client has sent enough to tell HTTP/1.1 from h2c (what
+/// hyper-util's protocol detection reads before hyper's own header timeout starts). Peeks: the
+/// bytes stay for hyper. `false`: the client stalled, or the connection failed; close it.
+async fn protocol_known(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let detect = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = stream.peek(&mut buf).await?;
+            let seen = buf.get(..n).unwrap_or_default();
+            if n == 0 || n == H2_PREFACE.len() || !H2_PREFACE.starts_with(seen) {
+                // Closed (hyper sees the EOF), complete, or not h2c: hyper takes it from here.
+                return Ok::<bool, std::io::Error>(true);
+            }
+            // A prefix of the h2c preface ("P", "PRI * ..."): wait for more without spinning.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    matches!(tokio::time::timeout(timeout, detect).await, Ok(Ok(true)))
 }
 
 async fn shutdown_signal() {

@@ -4,9 +4,12 @@
 //!
 //! Two backends behind one [`Store`]:
 //!
-//! - SQLite (the default, zero set-up), in WAL mode with `synchronous=FULL`. One writer thread
-//!   owns the write connection and commits every request waiting at that moment in one
-//!   transaction (group commit), so fsync is paid per group, not per request.
+//! - SQLite (the default, zero set-up), in WAL mode, durable by default. One writer thread owns
+//!   the write connection and commits every request waiting at that moment in one transaction
+//!   (group commit), so fsync is paid per group, not per request. In durable mode the fsync is
+//!   pipelined: the writer commits with `synchronous=NORMAL` and a syncer thread `fdatasync`s
+//!   the WAL before the group's requests are answered, so a 200 still means on disk while the
+//!   writer already builds the next group.
 //! - PostgreSQL, for several service instances on one database. The same group commit from a
 //!   committer task, with the message status fold and idempotency claims done by the database
 //!   so that instances cannot overwrite each other.

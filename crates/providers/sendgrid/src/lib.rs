@@ -26,6 +26,8 @@ use tidings_core::{
     RawRequest, Result, Signature, ids, time,
 };
 
+use serde::Deserialize as _;
+
 use crate::wire::SendGridEvent;
 
 const ID: &str = "sendgrid";
@@ -92,15 +94,78 @@ impl ProviderParser for SendGrid {
             MediaType::Json | MediaType::Text | MediaType::Missing => {}
             _ => return Err(request.unsupported(ID)),
         }
-        let rows = split_batch(request.body)?;
         let mut parsed = Parsed::default();
-        for row in rows {
-            let event: SendGridEvent<'_> =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed);
+        // One pass: each event is read into its struct straight from the body, and its raw
+        // JSON text (the result `row`) is the slice the reader consumed. Anything this walk
+        // does not expect takes the general path below, which also gives the precise error.
+        if fast_parse(request, &mut parsed).is_some() {
+            return Ok(parsed);
         }
-        Ok(parsed)
+        general_parse(request)
     }
+}
+
+/// The general path: the body split into raw rows, then each row read. Twice the work of
+/// [`fast_parse`], and its errors are serde_json's own.
+fn general_parse(request: &RawRequest<'_>) -> Result<Parsed> {
+    let mut parsed = Parsed::default();
+    for row in split_batch(request.body)? {
+        let event: SendGridEvent<'_> =
+            serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+        normalize(request, row.get(), event, &mut parsed);
+    }
+    Ok(parsed)
+}
+
+/// Reads a batch (`[{...}, ...]`) or a bare object in one pass. `None` when the body is not
+/// exactly that, valid: the caller then re-reads it the general way for the error.
+fn fast_parse(request: &RawRequest<'_>, parsed: &mut Parsed) -> Option<()> {
+    let body = request.body;
+    let mut at = skip_whitespace(body, 0);
+    let batch = match body.get(at)? {
+        b'[' => {
+            at = skip_whitespace(body, at + 1);
+            if body.get(at) == Some(&b']') {
+                return end_of_body(body, at + 1);
+            }
+            true
+        }
+        b'{' => false,
+        _ => return None,
+    };
+    loop {
+        let rest = body.get(at..)?;
+        let mut reader = serde_json::Deserializer::from_slice(rest);
+        let event = SendGridEvent::deserialize(&mut reader).ok()?;
+        // A stream deserializer starts counting where its reader stands: right after the
+        // event's closing brace.
+        let end = at + reader.into_iter::<serde::de::IgnoredAny>().byte_offset();
+        let row = std::str::from_utf8(body.get(at..end)?).ok()?;
+        normalize(request, row, event, parsed);
+        at = skip_whitespace(body, end);
+        if !batch {
+            return end_of_body(body, at);
+        }
+        match body.get(at)? {
+            b',' => at = skip_whitespace(body, at + 1),
+            b']' => return end_of_body(body, at + 1),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_whitespace(body: &[u8], mut at: usize) -> usize {
+    while body
+        .get(at)
+        .is_some_and(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        at += 1;
+    }
+    at
+}
+
+fn end_of_body(body: &[u8], at: usize) -> Option<()> {
+    (skip_whitespace(body, at) == body.len()).then_some(())
 }
 
 /// The events of a batch (or of a single bare object) as raw JSON rows.
@@ -116,8 +181,9 @@ fn split_batch(body: &[u8]) -> Result<Vec<&RawValue>> {
 fn normalize(request: &RawRequest<'_>, row: &str, event: SendGridEvent<'_>, parsed: &mut Parsed) {
     let external_id = event
         .sg_message_id
-        .clone()
+        .as_deref()
         .filter(|id| !id.is_empty())
+        .map(str::to_owned)
         .or_else(|| {
             event
                 .smtp_id
@@ -185,18 +251,19 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: SendGridEvent<'_>, pars
             response: event
                 .response
                 .filter(|r| !r.is_empty())
-                .or(event.reason.filter(|r| !r.is_empty())),
+                .or(event.reason.filter(|r| !r.is_empty()))
+                .map(wire::Str::into_owned),
             row: Some(row.to_owned()),
         },
         dedup_key,
         provider_event,
-        recipient: event.email.map(|e| e.into_owned()),
+        recipient: event.email.map(wire::Str::into_owned),
         failure,
         code: event
             .status
             .as_ref()
             .and_then(wire::Lenient::text)
-            .or(event.bounce_classification),
+            .or(event.bounce_classification.map(wire::Str::into_owned)),
         automated,
     });
 }
@@ -212,4 +279,53 @@ fn verifying_key(text: &str) -> Result<VerifyingKey> {
     let der = base64_decode(&body).ok_or(Error::InvalidKey("base64 DER P-256 public key"))?;
     VerifyingKey::from_public_key_der(&der)
         .map_err(|_| Error::InvalidKey("base64 DER P-256 public key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both(body: &str) -> (Result<Parsed>, Result<Parsed>) {
+        let headers = http::HeaderMap::new();
+        let request = RawRequest {
+            body: body.as_bytes(),
+            content_type: Some("application/json"),
+            headers: &headers,
+            url: None,
+            received_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        };
+        (SendGrid.parse(&request), general_parse(&request))
+    }
+
+    #[test]
+    fn the_one_pass_reader_gives_what_the_general_path_gives() {
+        let event = r#"{"event":"delivered","email":"a\u00e9@example.com","timestamp":"1700000000","sg_message_id":"m\"1","id":{"nested":[1,2]},"novuMessageId":18446744073709551615,"attempt":2.0,"response":"250 \\ OK","status":["x"],"sg_machine_open":null,"url":"https://e.example/\/a"}"#;
+        for body in [
+            format!("[{event}]"),
+            format!(" \n[ {event} ,\t{event}\r\n] \n"),
+            format!("  {event}  "),
+            "[]".to_owned(),
+            " [ ] ".to_owned(),
+        ] {
+            let (fast, general) = both(&body);
+            assert_eq!(fast.unwrap(), general.unwrap(), "{body}");
+        }
+        for bad in [
+            format!("[{event}] x"),
+            format!("[{event},]"),
+            format!("[{event} {event}]"),
+            format!("{event} {event}"),
+            "[1]".to_owned(),
+            "[".to_owned(),
+            String::new(),
+            "null".to_owned(),
+        ] {
+            let (fast, general) = both(&bad);
+            assert_eq!(
+                fast.unwrap_err().to_string(),
+                general.unwrap_err().to_string(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@
 )]
 
 mod cli;
+mod hardening;
 mod scale_out;
 mod sns;
 mod support;

@@ -1,0 +1,254 @@
+//! The crash test: drive concurrent load (single events and batches, duplicates of earlier
+//! bodies, the same body on two connections at once), SIGKILL the server at a random moment,
+//! restart it on the same store, and repeat. Then read the SQLite file and check that every
+//! event that got a 200 is stored exactly once and every message's status is the fold of its
+//! stored events.
+//!
+//! Each event is identified by (message id, status): event `n` is the `n % 3`-th of
+//! `processed`, `delivered`, `open` of message `n / 3`, so no two distinct events share it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use tidings_core::Event;
+use tidings_core::fold::{Fact, MessageState};
+
+use crate::Options;
+use crate::load::Connection;
+use crate::server::{Scratch, Server, write_config};
+use crate::workload::{Rng, STATUSES, batch, message_of};
+
+/// What the clients know: which events were acknowledged, and the bodies sent so far.
+#[derive(Default)]
+struct Ledger {
+    next_event: u64,
+    acked: BTreeSet<u64>,
+    sent: Vec<(Bytes, Vec<u64>)>,
+    requests_acked: u64,
+    duplicate_sends: u64,
+    non_200: BTreeMap<u16, u64>,
+}
+
+/// Runs the crash test.
+pub fn run(options: &Options) -> Result<()> {
+    let binary = options.server_binary()?;
+    let scratch = Scratch::new("crash")?;
+    let config = write_config(&scratch.0, &options.synchronous, "")?;
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut rng = Rng::from_time(7);
+    let mut ready = Vec::new();
+    println!(
+        "# crash test: {} cycles, {} connections, SQLite synchronous={}, load {}",
+        options.cycles,
+        options.connections,
+        options.synchronous,
+        crate::load_average()
+    );
+    let started = Instant::now();
+    for cycle in 0..options.cycles {
+        let server = Server::start(&binary, &config)
+            .with_context(|| format!("restarting the server (cycle {cycle})"))?;
+        ready.push(server.ready_after);
+        let kill_after = Duration::from_millis(30 + rng.below(600));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let addr = server.addr;
+        let seed = rng.next_u64();
+        let connections = options.connections;
+        let shared = Arc::clone(&ledger);
+        runtime.block_on(async move {
+            let mut tasks = Vec::new();
+            for index in 0..connections {
+                let ledger = Arc::clone(&shared);
+                tasks.push(tokio::spawn(client(addr, ledger, seed ^ index as u64)));
+            }
+            tokio::time::sleep(kill_after).await;
+            // The kill lands while requests are in flight on every connection.
+            server.kill();
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
+        drop(runtime);
+        if (cycle + 1) % 10 == 0 || cycle + 1 == options.cycles {
+            let ledger = ledger.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            eprintln!(
+                "cycle {:>4}: {} events acknowledged so far",
+                cycle + 1,
+                ledger.acked.len()
+            );
+        }
+    }
+    let elapsed = started.elapsed();
+    let ledger = ledger.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let verdict = check(&scratch.0.join("tidings.db"), &ledger)?;
+    ready.sort();
+    let slowest_ready = ready.last().copied().unwrap_or_default();
+    let median_ready = ready.get(ready.len() / 2).copied().unwrap_or_default();
+    println!(
+        "cycles={} requests_acked={} events_acked={} events_sent={} duplicate_sends={} stored_events={} messages={} lost={} duplicated={} status_mismatches={} non200={:?} restart_to_ready_median={:.0}ms max={:.0}ms elapsed={:.0}s load={}",
+        options.cycles,
+        ledger.requests_acked,
+        ledger.acked.len(),
+        ledger.next_event,
+        ledger.duplicate_sends,
+        verdict.stored,
+        verdict.messages,
+        verdict.lost,
+        verdict.duplicated,
+        verdict.mismatches,
+        ledger.non_200,
+        median_ready.as_secs_f64() * 1000.0,
+        slowest_ready.as_secs_f64() * 1000.0,
+        elapsed.as_secs_f64(),
+        crate::load_average(),
+    );
+    if verdict.lost + verdict.duplicated + verdict.mismatches > 0 {
+        bail!("the crash test found violations");
+    }
+    if ledger.acked.is_empty() {
+        bail!("no event was acknowledged: the load never reached the server");
+    }
+    Ok(())
+}
+
+/// One client connection: posts until the server dies.
+async fn client(addr: SocketAddr, ledger: Arc<Mutex<Ledger>>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let Ok(mut connection) = Connection::open(addr).await else {
+        return;
+    };
+    loop {
+        let (body, events, duplicate) = {
+            let Ok(mut ledger) = ledger.lock() else {
+                return;
+            };
+            let roll = rng.below(100);
+            if roll < 20 && !ledger.sent.is_empty() {
+                // A provider retry: the same body again, acknowledged or not. Recent bodies are
+                // likelier, so some land while the first copy is still being committed.
+                let len = ledger.sent.len() as u64;
+                let back = rng.below(len.min(if roll < 10 { 8 } else { len }));
+                let index = (len - 1 - back) as usize;
+                match ledger.sent.get(index) {
+                    Some((body, events)) => (body.clone(), events.clone(), true),
+                    None => continue,
+                }
+            } else {
+                let size = if roll < 60 { 1 } else { 10 };
+                let first = ledger.next_event;
+                ledger.next_event += size;
+                // Shuffle a batch's events so a message's events arrive out of order.
+                let mut events: Vec<u64> = (first..first + size).collect();
+                for i in (1..events.len()).rev() {
+                    events.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                let body = Bytes::from(batch(events.iter().copied()));
+                if ledger.sent.len() >= 4096 {
+                    ledger.sent.drain(..2048);
+                }
+                ledger.sent.push((body.clone(), events.clone()));
+                (body, events, false)
+            }
+        };
+        match connection.post(body).await {
+            Ok(answer) => {
+                let Ok(mut ledger) = ledger.lock() else {
+                    return;
+                };
+                if answer.status == 200 {
+                    ledger.requests_acked += 1;
+                    ledger.duplicate_sends += u64::from(duplicate);
+                    ledger.acked.extend(events);
+                } else {
+                    *ledger.non_200.entry(answer.status).or_insert(0) += 1;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+struct Verdict {
+    stored: usize,
+    messages: usize,
+    lost: usize,
+    duplicated: usize,
+    mismatches: usize,
+}
+
+/// Reads the store file directly and checks the ledger against it.
+fn check(db: &std::path::Path, ledger: &Ledger) -> Result<Verdict> {
+    let conn = rusqlite::Connection::open(db)?;
+    let mut by_key: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut facts: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
+    let mut stored = 0;
+    {
+        let mut stmt = conn.prepare("SELECT message_id, status, event FROM events")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let message: String = row.get(0)?;
+            let status: String = row.get(1)?;
+            let event: Event = serde_json::from_str(&row.get::<_, String>(2)?)?;
+            *by_key.entry((message.clone(), status)).or_insert(0) += 1;
+            facts.entry(message).or_default().push(Fact::from(&event));
+            stored += 1;
+        }
+    }
+    let mut lost = 0;
+    for n in &ledger.acked {
+        let status = STATUSES.get((n % 3) as usize).copied().unwrap_or("");
+        let key = (format!("msg-{}", message_of(*n)), status.to_owned());
+        if !by_key.contains_key(&key) {
+            lost += 1;
+            if lost <= 10 {
+                eprintln!("LOST: event {n} ({} {})", key.0, key.1);
+            }
+        }
+    }
+    let duplicated = by_key.values().filter(|count| **count > 1).count();
+    let mut mismatches = 0;
+    let mut messages = 0;
+    {
+        let mut stmt = conn.prepare("SELECT message_id, status, events FROM messages")?;
+        let mut rows = stmt.query([])?;
+        let mut seen = BTreeSet::new();
+        while let Some(row) = rows.next()? {
+            messages += 1;
+            let message: String = row.get(0)?;
+            let status: String = row.get(1)?;
+            let count: i64 = row.get(2)?;
+            let own = facts.get(&message).cloned().unwrap_or_default();
+            let folded = MessageState::fold(own.iter().copied()).map(|s| s.status.as_str());
+            if folded != Some(status.as_str()) || count != own.len() as i64 {
+                mismatches += 1;
+                if mismatches <= 10 {
+                    eprintln!(
+                        "MISMATCH: {message}: stored status {status} with {count} events, fold of {} stored events gives {folded:?}",
+                        own.len()
+                    );
+                }
+            }
+            seen.insert(message);
+        }
+        // A message with stored events but no message row is a mismatch too.
+        for message in facts.keys() {
+            if !seen.contains(message) {
+                mismatches += 1;
+                eprintln!("MISMATCH: {message} has events but no message row");
+            }
+        }
+    }
+    Ok(Verdict {
+        stored,
+        messages,
+        lost,
+        duplicated,
+        mismatches,
+    })
+}

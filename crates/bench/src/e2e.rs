@@ -1,0 +1,143 @@
+//! End-to-end durable ingest: the release server on a fresh SQLite store per scenario
+//! (`synchronous = "full"`), driven over loopback.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::Options;
+use crate::load::{Plan, Report, drive};
+use crate::server::{Scratch, Server, write_config};
+
+struct Outcome {
+    report: Report,
+    peak_rss_kib: Option<u64>,
+    server_cpu: Option<f64>,
+    commits: (f64, f64, f64),
+}
+
+fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
+    let scratch = Scratch::new("bench")?;
+    let config = write_config(&scratch.0, &options.synchronous, "")?;
+    let server = Server::start(&options.server_binary()?, &config)?;
+    let cpu_before = server.cpu_seconds();
+    let report = drive(server.addr, plan)?;
+    let server_cpu = cpu_before
+        .zip(server.cpu_seconds())
+        .map(|(before, after)| (after - before) / (plan.duration + plan.warmup).as_secs_f64());
+    let peak_rss_kib = server.peak_rss_kib();
+    let commits = crate::load::commit_stats(server.addr).unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+    server.kill();
+    Ok(Outcome {
+        report,
+        peak_rss_kib,
+        server_cpu,
+        commits,
+    })
+}
+
+fn print(name: &str, plan: &Plan, outcome: &Outcome) {
+    let report = &outcome.report;
+    let other: Vec<String> = report
+        .other
+        .iter()
+        .map(|(status, count)| format!("{status}x{count}"))
+        .collect();
+    println!(
+        "{name:<12} conns={:<3} batch={:<4} rate={:<9} req/s={:<9.0} events/s={:<10.0} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms peak_rss={:.1}MiB server_cpu={:.2}cores non200=[{}] errors={} commits={:.0} req/commit={:.1} ms/commit={:.2} load={}",
+        plan.connections,
+        plan.batch_size,
+        plan.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
+        report.rate(),
+        report.rate() * plan.batch_size as f64,
+        report.percentile_ms(0.50),
+        report.percentile_ms(0.99),
+        report.percentile_ms(0.999),
+        report.percentile_ms(1.0),
+        outcome.peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
+        outcome.server_cpu.unwrap_or(f64::NAN),
+        other.join(" "),
+        report.errors,
+        outcome.commits.0,
+        outcome.commits.1 / outcome.commits.0,
+        outcome.commits.2 * 1000.0 / outcome.commits.0,
+        crate::load_average(),
+    );
+}
+
+/// Runs the end-to-end scenarios.
+pub fn run(options: &Options) -> Result<()> {
+    let duration = Duration::from_secs_f64(options.seconds);
+    let warmup = Duration::from_secs_f64((options.seconds / 5.0).clamp(0.2, 2.0));
+    let wanted = |name: &str| {
+        options
+            .only
+            .as_deref()
+            .map_or(name != "null", |only| only.split(',').any(|o| o == name))
+    };
+    println!(
+        "# e2e: release server, SQLite synchronous={}, loopback, load generator on one thread; {}s per scenario; load {}",
+        options.synchronous,
+        options.seconds,
+        crate::load_average()
+    );
+    println!(
+        "# targets: >= 20,000 single-event req/s; >= 200,000 events/s in 100-event batches; p99 < 10 ms at half max rate; peak RSS < 100 MiB"
+    );
+    let single = Plan {
+        connections: options.connections,
+        batch_size: 1,
+        duration,
+        warmup,
+        rate: None,
+        null: false,
+    };
+    let batch = Plan {
+        connections: options.batch_connections,
+        batch_size: options.batch_size,
+        duration,
+        warmup,
+        rate: None,
+        null: false,
+    };
+    if wanted("null") {
+        // The ceiling the HTTP stack and the load generator leave: same requests, answered 404
+        // after routing, before auth, parsing and the store.
+        let null = Plan {
+            null: true,
+            ..single
+        };
+        let outcome = scenario(options, null)?;
+        print("null-single", &null, &outcome);
+        let half = Plan {
+            rate: Some((outcome.report.rate() / 2.0).max(1.0)),
+            ..null
+        };
+        let outcome = scenario(options, half)?;
+        print("null-half", &half, &outcome);
+        let same = Plan {
+            rate: Some(11_500.0),
+            ..null
+        };
+        let outcome = scenario(options, same)?;
+        print("null-11.5k", &same, &outcome);
+    }
+    for (name, plan) in [("single", single), ("batch", batch)] {
+        if !(wanted(name) || wanted(&format!("{name}-half"))) {
+            continue;
+        }
+        let max = scenario(options, plan)?;
+        if wanted(name) {
+            print(name, &plan, &max);
+        }
+        if wanted(&format!("{name}-half")) {
+            let half = Plan {
+                rate: Some((max.report.rate() / 2.0).max(1.0)),
+                ..plan
+            };
+            let outcome = scenario(options, half)?;
+            print(&format!("{name}-half"), &half, &outcome);
+        }
+    }
+    Ok(())
+}

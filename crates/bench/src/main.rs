@@ -1,0 +1,134 @@
+//! `tidings-bench`: Tidings' benchmarks and crash test. `cargo xtask bench` and
+//! `cargo xtask crash-test` build it in release and run it; it prints numbers and asserts none
+//! (the crash test's verdict is its exit code).
+//!
+//! - `parse [--seconds S] [--provider ID]`: parse-and-normalize throughput per provider over
+//!   every fixture, on one core, and a 1,000-event SendGrid batch.
+//! - `e2e --server PATH [--seconds S] [--connections N] [--batch-connections N]`: the release
+//!   server on a temporary durable SQLite store, driven over loopback.
+//! - `crash --server PATH [--cycles N]`: kill -9 under load, restart, check every acknowledged
+//!   event is stored exactly once and every message's status is the fold of its events.
+//! - `fuzz-seeds --out DIR`: every fixture as a seed for the `providers` fuzz target.
+
+// A binary crate: `pub` marks each module's interface to the rest of the binary.
+#![allow(unreachable_pub)]
+
+mod crash;
+mod e2e;
+mod load;
+mod parse;
+mod seeds;
+mod server;
+mod workload;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use tidings_providers as _;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str);
+    let options = Options::parse(args.get(1..).unwrap_or_default())?;
+    match mode {
+        Some("parse") => parse::run(&options),
+        Some("e2e") => e2e::run(&options),
+        Some("crash") => crash::run(&options),
+        Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
+        _ => {
+            eprintln!(
+                "usage: tidings-bench <mode> [options]\n\n\
+                 modes:\n  \
+                 parse [--seconds S] [--provider ID]\n  \
+                 e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N]\n  \
+                 crash --server PATH [--cycles N] [--connections N]\n  \
+                 fuzz-seeds --out DIR"
+            );
+            bail!("unknown or missing mode")
+        }
+    }
+}
+
+/// Command-line options shared by the modes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Seconds per measurement.
+    pub seconds: f64,
+    /// Only this provider (parse mode).
+    pub provider: Option<String>,
+    /// The `tidings` binary (e2e and crash modes).
+    pub server: Option<PathBuf>,
+    /// Connections for single-event requests.
+    pub connections: usize,
+    /// Connections for batch requests.
+    pub batch_connections: usize,
+    /// Events per batch request.
+    pub batch_size: usize,
+    /// Crash cycles.
+    pub cycles: usize,
+    /// Only these e2e scenarios (comma-separated: single, batch, single-half, batch-half, null).
+    pub only: Option<String>,
+    /// `synchronous` of the store: full (default) or normal.
+    pub synchronous: String,
+    /// Output directory (fuzz-seeds mode).
+    pub out: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options {
+            seconds: 10.0,
+            provider: None,
+            server: None,
+            connections: 64,
+            batch_connections: 16,
+            batch_size: 100,
+            cycles: 100,
+            only: None,
+            synchronous: "full".into(),
+            out: None,
+        };
+        let mut iter = args.iter();
+        while let Some(flag) = iter.next() {
+            let mut value = || {
+                iter.next()
+                    .with_context(|| format!("{flag} needs a value"))
+                    .cloned()
+            };
+            match flag.as_str() {
+                "--seconds" => options.seconds = value()?.parse()?,
+                "--provider" => options.provider = Some(value()?),
+                "--server" => options.server = Some(PathBuf::from(value()?)),
+                "--connections" => options.connections = value()?.parse()?,
+                "--batch-connections" => options.batch_connections = value()?.parse()?,
+                "--batch-size" => options.batch_size = value()?.parse()?,
+                "--cycles" => options.cycles = value()?.parse()?,
+                "--only" => options.only = Some(value()?),
+                "--synchronous" => options.synchronous = value()?,
+                "--out" => options.out = Some(PathBuf::from(value()?)),
+                other => bail!("unknown option `{other}`"),
+            }
+        }
+        Ok(options)
+    }
+
+    /// The server binary, required by the modes that start one.
+    pub fn server_binary(&self) -> Result<PathBuf> {
+        self.server
+            .clone()
+            .context("--server PATH (the release `tidings` binary) is required")
+    }
+}
+
+/// The machine's load average (1, 5, 15 min), as `uptime` shows it.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
