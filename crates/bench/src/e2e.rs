@@ -1,13 +1,40 @@
-//! End-to-end durable ingest: the release server on a fresh SQLite store per scenario
-//! (`synchronous = "full"`), driven over loopback.
+//! End-to-end durable ingest: the release server on a fresh store per scenario (SQLite with
+//! `synchronous = "full"`, or a fresh schema of a PostgreSQL database, with one or more
+//! instances), driven over loopback.
 
 use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::Options;
-use crate::load::{Plan, Report, drive};
-use crate::server::{Scratch, Server, write_config};
+use anyhow::Context as _;
+
+use crate::load::{Plan, Report, drive_many};
+use crate::server::{Scratch, Server, write_config, write_config_with_store};
+
+/// The schema each PostgreSQL scenario starts afresh in.
+const PG_SCHEMA: &str = "tidings_bench";
+
+/// Drops and recreates the bench schema, and returns the store URL that uses it.
+fn fresh_pg_schema(url: &str) -> Result<String> {
+    let status = std::process::Command::new("psql")
+        .env("PGOPTIONS", "--client-min-messages=warning")
+        .args([
+            url,
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE; CREATE SCHEMA {PG_SCHEMA};"),
+        ])
+        .status()
+        .context("running psql to reset the bench schema")?;
+    anyhow::ensure!(status.success(), "psql could not reset the bench schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{url}{separator}options=-c%20search_path%3D{PG_SCHEMA}"
+    ))
+}
 
 struct Outcome {
     report: Report,
@@ -18,16 +45,32 @@ struct Outcome {
 
 fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
     let scratch = Scratch::new("bench")?;
-    let config = write_config(&scratch.0, &options.synchronous, "")?;
-    let server = Server::start(&options.server_binary()?, &config)?;
+    let config = match &options.store_url {
+        Some(url) => {
+            write_config_with_store(&scratch.0, &fresh_pg_schema(url)?, &options.synchronous, "")?
+        }
+        None => write_config(&scratch.0, &options.synchronous, "")?,
+    };
+    let instances = if options.store_url.is_some() {
+        options.instances.max(1)
+    } else {
+        1
+    };
+    let servers = (0..instances)
+        .map(|_| Server::start(&options.server_binary()?, &config))
+        .collect::<Result<Vec<_>>>()?;
+    let server = servers.first().context("no server started")?;
+    let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
     let cpu_before = server.cpu_seconds();
-    let report = drive(server.addr, plan)?;
+    let report = drive_many(&addrs, plan)?;
     let server_cpu = cpu_before
         .zip(server.cpu_seconds())
         .map(|(before, after)| (after - before) / (plan.duration + plan.warmup).as_secs_f64());
     let peak_rss_kib = server.peak_rss_kib();
     let commits = crate::load::commit_stats(server.addr).unwrap_or((f64::NAN, f64::NAN, f64::NAN));
-    server.kill();
+    for server in servers {
+        server.kill();
+    }
     Ok(Outcome {
         report,
         peak_rss_kib,
@@ -76,8 +119,16 @@ pub fn run(options: &Options) -> Result<()> {
             .map_or(name != "null", |only| only.split(',').any(|o| o == name))
     };
     println!(
-        "# e2e: release server, SQLite synchronous={}, loopback, load generator on one thread; {}s per scenario; load {}",
-        options.synchronous,
+        "# e2e: release server, {} x{}, loopback, load generator on one thread; {}s per scenario; load {}",
+        options.store_url.as_ref().map_or_else(
+            || format!("SQLite synchronous={}", options.synchronous),
+            |_| "PostgreSQL".to_owned()
+        ),
+        if options.store_url.is_some() {
+            options.instances.max(1)
+        } else {
+            1
+        },
         options.seconds,
         crate::load_average()
     );

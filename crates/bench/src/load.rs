@@ -161,14 +161,17 @@ impl Report {
 }
 
 /// Drives the server according to `plan`; every request carries fresh, unique events.
-pub fn drive(addr: SocketAddr, plan: Plan) -> Result<Report> {
+/// The connections are spread round-robin over several servers (instances sharing one
+/// database); events stay unique across all of them.
+pub fn drive_many(addrs: &[SocketAddr], plan: Plan) -> Result<Report> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(drive_async(addr, plan))
+    runtime.block_on(drive_async(addrs.to_vec(), plan))
 }
 
-async fn drive_async(addr: SocketAddr, plan: Plan) -> Result<Report> {
+async fn drive_async(addrs: Vec<SocketAddr>, plan: Plan) -> Result<Report> {
+    anyhow::ensure!(!addrs.is_empty(), "no server to drive");
     let next_event = Arc::new(AtomicU64::new(0));
     let start = Instant::now() + Duration::from_millis(20);
     let measure_from = start + plan.warmup;
@@ -176,6 +179,9 @@ async fn drive_async(addr: SocketAddr, plan: Plan) -> Result<Report> {
     let mut tasks = Vec::new();
     for index in 0..plan.connections {
         let next_event = Arc::clone(&next_event);
+        let Some(&addr) = addrs.get(index % addrs.len()) else {
+            continue;
+        };
         let interval = plan
             .rate
             .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate));

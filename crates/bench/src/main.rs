@@ -71,6 +71,11 @@ pub struct Options {
     pub only: Option<String>,
     /// `synchronous` of the store: full (default) or normal.
     pub synchronous: String,
+    /// A PostgreSQL URL: the e2e scenarios run on PostgreSQL (a fresh schema per scenario)
+    /// instead of SQLite.
+    pub store_url: Option<String>,
+    /// Server instances sharing the store (PostgreSQL only), load spread over all of them.
+    pub instances: usize,
     /// Output directory (fuzz-seeds mode).
     pub out: Option<PathBuf>,
 }
@@ -87,6 +92,8 @@ impl Options {
             cycles: 100,
             only: None,
             synchronous: "full".into(),
+            store_url: None,
+            instances: 1,
             out: None,
         };
         let mut iter = args.iter();
@@ -106,6 +113,8 @@ impl Options {
                 "--cycles" => options.cycles = value()?.parse()?,
                 "--only" => options.only = Some(value()?),
                 "--synchronous" => options.synchronous = value()?,
+                "--store-url" => options.store_url = Some(value()?),
+                "--instances" => options.instances = value()?.parse()?,
                 "--out" => options.out = Some(PathBuf::from(value()?)),
                 other => bail!("unknown option `{other}`"),
             }

@@ -39,12 +39,23 @@ impl Drop for Scratch {
 /// Writes a configuration: one environment `bench`, one SendGrid integration `sendgrid`
 /// (authenticated with `Authorization: ApiKey`), the store in `dir`.
 pub fn write_config(dir: &Path, synchronous: &str, limits: &str) -> Result<PathBuf> {
+    let store = format!("sqlite://{}", dir.join("tidings.db").display());
+    write_config_with_store(dir, &store, synchronous, limits)
+}
+
+/// [`write_config`] with another store URL (PostgreSQL).
+pub fn write_config_with_store(
+    dir: &Path,
+    store: &str,
+    synchronous: &str,
+    limits: &str,
+) -> Result<PathBuf> {
     let path = dir.join("tidings.toml");
     let text = format!(
         r#"listen = "127.0.0.1:0"
 
 [store]
-url = "sqlite://{store}"
+url = "{store}"
 synchronous = "{synchronous}"
 
 [log]
@@ -61,8 +72,7 @@ secret_key = "{SECRET}"
 id = "sendgrid"
 environment = "bench"
 provider = "sendgrid"
-"#,
-        store = dir.join("tidings.db").display()
+"#
     );
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
