@@ -101,11 +101,18 @@ impl App {
                 let latency = started.elapsed();
                 self.metrics
                     .request(provider, response.status().as_u16(), latency);
+                let counts = response
+                    .extensions()
+                    .get::<Counts>()
+                    .copied()
+                    .unwrap_or_default();
                 tracing::info!(
                     provider,
                     environment = env,
                     integration,
                     status = response.status().as_u16(),
+                    events = counts.events,
+                    duplicates = counts.duplicates,
                     latency_ms = latency.as_secs_f64() * 1000.0,
                     "Webhook answered."
                 );
@@ -293,6 +300,10 @@ impl App {
             header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
+        response.extensions_mut().insert(Counts {
+            events: outcome.stored + outcome.duplicates,
+            duplicates: outcome.duplicates,
+        });
         Ok((provider, response))
     }
 
@@ -450,6 +461,15 @@ impl App {
             Claim::Replay(stored) => Ok(Err(replay(key, stored))),
         }
     }
+}
+
+/// What a request stored, for its log line.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    /// Normalized events in the request.
+    events: usize,
+    /// Of those, events already stored (provider retries).
+    duplicates: usize,
 }
 
 /// How a request proved itself.
