@@ -112,14 +112,6 @@ fn normalize(
         });
         return;
     };
-    let Some(id) = id else {
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id: None,
-            reason: "the event carries no message or transmission id".into(),
-        });
-        return;
-    };
     let timestamp = event.timestamp.as_ref().and_then(Scalar::text);
     let recipient = non_empty(event.raw_rcpt_to.as_deref())
         .or(non_empty(event.rcpt_to.as_deref()))
@@ -129,7 +121,10 @@ fn normalize(
         _ => ids::dedup_from_fields(
             ID,
             &[
-                message_id.or(transmission_id).unwrap_or(&id),
+                message_id
+                    .or(transmission_id)
+                    .or(id.as_deref())
+                    .unwrap_or(""),
                 class,
                 &event.kind,
                 recipient.as_deref().unwrap_or(""),
@@ -138,6 +133,9 @@ fn normalize(
             ],
         ),
     };
+    // An event with no id at all (SparkPost always sends one; trimmed test payloads do not) is
+    // still reported and stored, under its dedup key: it can match no message, but is not lost.
+    let id = id.unwrap_or_else(|| dedup_key.clone());
     parsed.events.push(Event {
         id,
         body: EventBody {
