@@ -136,6 +136,24 @@ impl Parsed {
     pub fn results(&self) -> Vec<WebhookResult> {
         self.events.iter().map(Event::result).collect()
     }
+
+    /// The 200 response body as JSON, serialized from the events without copying them.
+    pub fn results_json(&self) -> serde_json::Result<Vec<u8>> {
+        #[derive(Serialize)]
+        struct ResultRef<'a> {
+            id: &'a str,
+            event: &'a EventBody,
+        }
+        let results: Vec<ResultRef<'_>> = self
+            .events
+            .iter()
+            .map(|e| ResultRef {
+                id: &e.id,
+                event: &e.body,
+            })
+            .collect();
+        serde_json::to_vec(&results)
+    }
 }
 
 /// `date` on the wire: RFC 3339, UTC, millisecond precision, `Z` suffix (JavaScript's
@@ -186,6 +204,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&result).unwrap(),
             r#"{"id":"msg-1","event":{"status":"delivered","date":"2020-09-13T12:26:40.000Z","externalId":"ext-1","row":"{\"a\":1}"}}"#
+        );
+        let parsed = Parsed {
+            events: vec![Event {
+                id: result.id.clone(),
+                body: result.event.clone(),
+                dedup_key: "p:1".into(),
+                provider_event: "delivered".into(),
+                recipient: None,
+                failure: None,
+                code: None,
+                automated: None,
+            }],
+            ..Parsed::default()
+        };
+        assert_eq!(
+            parsed.results_json().unwrap(),
+            serde_json::to_vec(&parsed.results()).unwrap()
         );
         let back: WebhookResult =
             serde_json::from_str(&serde_json::to_string(&result).unwrap()).unwrap();

@@ -259,8 +259,7 @@ impl App {
             with_provider(ApiError::new(status, err.to_string()))
         })?;
         let controls = std::mem::take(&mut parsed.controls);
-        let response_body =
-            serde_json::to_vec(&parsed.results()).map_err(|e| ApiError::internal(&e))?;
+        let response_body = parsed.results_json().map_err(|e| ApiError::internal(&e))?;
         let statuses: Vec<&'static str> = parsed
             .events
             .iter()
