@@ -1,5 +1,7 @@
-//! JSON bodies: the rows of a batch, each kept as the exact text the provider sent.
+//! JSON bodies: the rows of a batch, each kept as the exact text the provider sent, and
+//! scalars whose type varies between a provider's events.
 
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::{Error, Result};
@@ -14,6 +16,105 @@ pub fn rows<'a>(provider: &'static str, body: &'a [u8]) -> Result<Vec<&'a RawVal
     Ok(vec![row])
 }
 
+/// A field a provider sends as a string in some events and a number or a bool in others
+/// (timestamps, codes, metadata values). Numbers keep their exact text (64-bit ids stay exact);
+/// objects and arrays read as [`Scalar::Other`] instead of failing the whole body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scalar {
+    /// A JSON string.
+    Text(String),
+    /// A JSON number, as exact decimal text.
+    Number(String),
+    /// A JSON bool.
+    Bool(bool),
+    /// `null`, an object or an array.
+    Other,
+}
+
+impl Scalar {
+    /// The value as non-empty text, trimmed: strings, and numbers as written.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Scalar::Text(s) | Scalar::Number(s) => Some(s.trim()).filter(|s| !s.is_empty()),
+            Scalar::Bool(_) | Scalar::Other => None,
+        }
+    }
+
+    /// The value as (fractional) seconds or any other float, from a number or numeric text.
+    pub fn seconds(&self) -> Option<f64> {
+        self.text()?.parse().ok().filter(|f: &f64| f.is_finite())
+    }
+
+    /// The value as an integer, from a number or numeric text.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.text()?.parse().ok()
+    }
+
+    /// The value as a `u32`, from a number or numeric text.
+    pub fn as_u32(&self) -> Option<u32> {
+        self.text()?.parse().ok()
+    }
+
+    /// Whether the value flags something: `true`, a non-zero number, or text other than empty,
+    /// `0` and `false`.
+    pub fn flagged(&self) -> bool {
+        match self {
+            Scalar::Bool(b) => *b,
+            Scalar::Number(n) => n.trim() != "0",
+            Scalar::Text(s) => !matches!(s.trim(), "" | "0" | "false" | "False"),
+            Scalar::Other => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+                Scalar::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,6 +127,34 @@ mod tests {
         assert_eq!(rows_of(b"{\"a\":1}"), ["{\"a\":1}"]);
         assert!(super::rows("p", b"[1,").is_err());
         assert!(super::rows("p", b"").is_err());
+    }
+
+    #[test]
+    fn scalars_of_every_type() {
+        let values: Vec<Scalar> = serde_json::from_str(
+            r#"[" 42 ", 18446744073709551615, -3, 1534108637.153125, true, null, {"a": [1]}, [2], ""]"#,
+        )
+        .unwrap();
+        let texts: Vec<Option<&str>> = values.iter().map(Scalar::text).collect();
+        assert_eq!(
+            texts,
+            [
+                Some("42"),
+                Some("18446744073709551615"),
+                Some("-3"),
+                Some("1534108637.153125"),
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(values[0].as_i64(), Some(42));
+        assert_eq!(values[3].seconds(), Some(1_534_108_637.153_125));
+        assert!(values[4].flagged() && !values[5].flagged() && !values[8].flagged());
+        assert!(Scalar::Text("apple".into()).flagged());
+        assert!(!Scalar::Number("0".into()).flagged());
     }
 
     fn rows_of(body: &[u8]) -> Vec<String> {

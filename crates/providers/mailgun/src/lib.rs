@@ -118,6 +118,7 @@ fn signed_fields(request: &RawRequest<'_>) -> Result<Signed> {
                 value
                     .as_ref()
                     .and_then(Scalar::text)
+                    .map(str::to_owned)
                     .ok_or(Error::MissingSignatureField(name))
             };
             Ok(Signed {
@@ -154,7 +155,7 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     let token = webhook
         .signature
         .and_then(|s| s.token)
-        .and_then(|t| t.text());
+        .and_then(|t| t.text().map(str::to_owned));
 
     let headers = data.message.as_ref().and_then(|m| m.headers.as_ref());
     let external_id = headers
@@ -162,7 +163,7 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
         .map(ids::strip_angle_brackets)
         .filter(|id| !id.is_empty())
         .map(str::to_owned);
-    let event_id = data.id.as_ref().and_then(Scalar::text);
+    let event_id = data.id.as_ref().and_then(Scalar::text).map(str::to_owned);
     let own_id = data.user_variables.as_ref().and_then(wire::own_id);
     let provider_event = describe(&data);
 
@@ -247,7 +248,7 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
         provider_event,
         recipient,
         failure,
-        code: delivery.and_then(|d| d.code.as_ref()?.text()),
+        code: delivery.and_then(|d| d.code.as_ref()?.text().map(str::to_owned)),
         automated,
     });
     Ok(parsed)

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tidings_core::Form;
+pub(crate) use tidings_core::json::Scalar;
 
 /// The body of a v3 webhook: one event and the signature over `timestamp ‖ token`.
 #[derive(Debug, Deserialize)]
@@ -111,72 +112,6 @@ pub(crate) struct ClientInfo {
     /// Bot detection: which bot (`apple`, `gmail`, `generic`), empty for a person.
     #[serde(default)]
     pub(crate) bot: Option<Scalar>,
-}
-
-/// A scalar Mailgun sends as a string in some events and a number or bool in others. Anything
-/// else (an object, an array) reads as absent instead of failing the request.
-#[derive(Debug)]
-pub(crate) enum Scalar {
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-        Ok(match Value::deserialize(d)? {
-            Value::String(s) => Scalar::Text(s),
-            Value::Bool(b) => Scalar::Bool(b),
-            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-                (Some(i), _, _) => Scalar::Int(i),
-                (None, Some(u), _) => Scalar::Text(u.to_string()),
-                (None, None, Some(f)) => Scalar::Float(f),
-                _ => Scalar::Other,
-            },
-            _ => Scalar::Other,
-        })
-    }
-}
-
-impl Scalar {
-    /// The value as text: non-empty strings as they are, integers exactly.
-    pub(crate) fn text(&self) -> Option<String> {
-        match self {
-            Scalar::Text(s) if !s.is_empty() => Some(s.clone()),
-            Scalar::Int(i) => Some(i.to_string()),
-            _ => None,
-        }
-    }
-
-    /// The value as (fractional) seconds.
-    pub(crate) fn seconds(&self) -> Option<f64> {
-        match self {
-            Scalar::Int(i) => Some(*i as f64),
-            Scalar::Float(f) => Some(*f),
-            Scalar::Text(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn as_u32(&self) -> Option<u32> {
-        match self {
-            Scalar::Int(i) => u32::try_from(*i).ok(),
-            Scalar::Text(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-
-    /// Whether the value flags something: `true`, or a non-empty name other than `false`.
-    pub(crate) fn flagged(&self) -> bool {
-        match self {
-            Scalar::Bool(b) => *b,
-            Scalar::Int(i) => *i != 0,
-            Scalar::Text(s) => !matches!(s.trim(), "" | "false" | "False" | "0"),
-            _ => false,
-        }
-    }
 }
 
 /// The user variables that carry the sender's own message id: `id`, and Novu's `novuMessageId`

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use tidings_core::ids::Id;
+pub(crate) use tidings_core::json::Scalar;
 
 /// One element of `mandrill_events`: a message event (`event`), or a sync event (`type` and
 /// `action`, about the rejection or allow list).
@@ -59,34 +60,4 @@ pub(crate) struct Message {
 pub(crate) struct SmtpEvent {
     #[serde(default)]
     pub(crate) diag: Option<String>,
-}
-
-/// A scalar Mandrill sends as a string or a number. Objects, arrays and null read as
-/// [`Scalar::Other`] instead of failing the batch.
-#[derive(Debug)]
-pub(crate) enum Scalar {
-    Text(String),
-    Number(String),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-        Ok(match serde_json::Value::deserialize(d)? {
-            serde_json::Value::String(s) => Scalar::Text(s),
-            // serde_json keeps integers exact.
-            serde_json::Value::Number(n) => Scalar::Number(n.to_string()),
-            _ => Scalar::Other,
-        })
-    }
-}
-
-impl Scalar {
-    /// The value as non-empty text.
-    pub(crate) fn text(&self) -> Option<&str> {
-        match self {
-            Scalar::Text(s) | Scalar::Number(s) => Some(s.trim()).filter(|s| !s.is_empty()),
-            Scalar::Other => None,
-        }
-    }
 }

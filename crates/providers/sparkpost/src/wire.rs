@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tidings_core::ids::Id;
+pub(crate) use tidings_core::json::Scalar;
 
 /// One element of the batch: `{"msys": {"<class>": {...}}}`. `{"msys": {}}` is the ping SparkPost
 /// sends when a webhook is created or tested.
@@ -52,34 +53,4 @@ pub(crate) struct SparkPostEvent {
     pub(crate) raw_reason: Option<String>,
     #[serde(default)]
     pub(crate) target_link_url: Option<String>,
-}
-
-/// A scalar SparkPost sends as a string or a number (or, in metadata, anything). Objects and
-/// arrays read as [`Scalar::Other`] instead of failing the batch.
-#[derive(Debug)]
-pub(crate) enum Scalar {
-    Text(String),
-    Number(String),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-        Ok(match serde_json::Value::deserialize(d)? {
-            serde_json::Value::String(s) => Scalar::Text(s),
-            // serde_json keeps integers exact; floats print as written.
-            serde_json::Value::Number(n) => Scalar::Number(n.to_string()),
-            _ => Scalar::Other,
-        })
-    }
-}
-
-impl Scalar {
-    /// The value as non-empty text.
-    pub(crate) fn text(&self) -> Option<&str> {
-        match self {
-            Scalar::Text(s) | Scalar::Number(s) => Some(s.trim()).filter(|s| !s.is_empty()),
-            Scalar::Other => None,
-        }
-    }
 }
