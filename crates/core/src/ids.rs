@@ -51,6 +51,33 @@ impl Id {
     }
 }
 
+/// The metadata keys (custom args, tags, user variables) that carry the sender's own message id:
+/// `id`, and Novu's `novuMessageId` and `__nvMessageId`.
+pub const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
+
+/// The sender's own message id in a free-form text field a provider passes through (Brevo's
+/// `X-Mailin-custom`, Mailjet's `Payload`): an [`OWN_ID_KEYS`] key of a JSON object, a JSON string
+/// or number, or the plain value when it is one id-like token (not free text or `key=value` data).
+pub fn own_id_in_text(text: &str) -> Option<String> {
+    let non_empty = |id: &str| Some(id.trim().to_owned()).filter(|id| !id.is_empty());
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => {
+            OWN_ID_KEYS.iter().find_map(|key| match map.get(*key)? {
+                serde_json::Value::String(id) => non_empty(id),
+                serde_json::Value::Number(id) => Some(id.to_string()),
+                _ => None,
+            })
+        }
+        Ok(serde_json::Value::String(id)) => Some(id).filter(|id| !id.trim().is_empty()),
+        Ok(serde_json::Value::Number(id)) => Some(id.to_string()),
+        Ok(_) => None,
+        Err(_) => non_empty(text).filter(|id| {
+            id.len() <= 255
+                && !id.contains(|c: char| c.is_whitespace() || "=&:;,{}[]\"".contains(c))
+        }),
+    }
+}
+
 /// A dedup key from a provider's own stable event id: `<provider>:<id>`.
 pub fn dedup_from_id(provider: &str, event_id: &str) -> String {
     format!("{provider}:{event_id}")
@@ -134,6 +161,19 @@ mod tests {
                 &hex::encode(Sha256::digest(b"\0\0\0\0\0\0\0\x01a\0\0\0\0\0\0\0\x01b"))[..32]
             )
         );
+    }
+
+    #[test]
+    fn own_ids_in_free_text() {
+        assert_eq!(own_id_in_text(r#"{"id": "abc"}"#).as_deref(), Some("abc"));
+        assert_eq!(
+            own_id_in_text(r#"{"novuMessageId": 42}"#).as_deref(),
+            Some("42")
+        );
+        assert_eq!(own_id_in_text(r#"{"meta": "x", "n": 2}"#), None);
+        assert_eq!(own_id_in_text("msg-42").as_deref(), Some("msg-42"));
+        assert_eq!(own_id_in_text("free text here"), None);
+        assert_eq!(own_id_in_text("a=b"), None);
     }
 
     #[test]

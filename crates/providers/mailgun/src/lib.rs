@@ -29,6 +29,7 @@
 mod status;
 mod wire;
 
+use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{check_window, hex_matches, hmac_sha256};
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
@@ -273,7 +274,7 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
         })
         .map(|id| ids::strip_angle_brackets(&id).to_owned())
         .filter(|id| !id.is_empty());
-    let own_id = wire::OWN_ID_FIELDS
+    let own_id = OWN_ID_KEYS
         .iter()
         .find_map(|name| non_empty(form.first(name).map(str::trim)));
     let token = non_empty(form.last("token"));

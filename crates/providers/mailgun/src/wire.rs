@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tidings_core::Form;
+use tidings_core::ids::OWN_ID_KEYS;
 pub(crate) use tidings_core::json::Scalar;
 
 /// The body of a v3 webhook: one event and the signature over `timestamp ‖ token`.
@@ -114,10 +115,6 @@ pub(crate) struct ClientInfo {
     pub(crate) bot: Option<Scalar>,
 }
 
-/// The user variables that carry the sender's own message id: `id`, and Novu's `novuMessageId`
-/// and `__nvMessageId`.
-pub(crate) const OWN_ID_FIELDS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
-
 /// The sender's own message id among the user variables (`id`, Novu's `novuMessageId` or
 /// `__nvMessageId`). Accepts an object or the JSON text of one.
 pub(crate) fn own_id(user_variables: &Value) -> Option<String> {
@@ -130,13 +127,11 @@ pub(crate) fn own_id(user_variables: &Value) -> Option<String> {
         }
         _ => return None,
     };
-    OWN_ID_FIELDS
-        .iter()
-        .find_map(|key| match object.get(*key)? {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
-            _ => None,
-        })
+    OWN_ID_KEYS.iter().find_map(|key| match object.get(*key)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 /// The address in `Name <addr@example.com>`, or the value itself.

@@ -22,11 +22,10 @@ use tidings_core::{
     Result, Signature, ids, time,
 };
 
-use crate::wire::{WireEvent, integer, text, truthy};
+use crate::wire::WireEvent;
+use tidings_core::json::Scalar;
 
 const ID: &str = "mailjet";
-/// Keys of a JSON `Payload` that carry the sender's own id, in order of preference.
-const OWN_ID_KEYS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
 
 /// Mailjet event tracking webhooks.
 pub struct Mailjet;
@@ -74,8 +73,19 @@ fn normalize(
         .or(event.mj_message_id.as_ref())
         .map(|id| id.as_str().trim().to_owned())
         .filter(|id| !id.is_empty() && id != "0");
-    let own_id = text(event.custom_id.as_ref())
-        .or_else(|| text(event.payload.as_ref()).and_then(|payload| payload_id(&payload)));
+    let own_id = event
+        .custom_id
+        .as_ref()
+        .and_then(Scalar::text)
+        .map(str::to_owned)
+        .or_else(|| {
+            event
+                .payload
+                .as_ref()
+                .and_then(Scalar::text)
+                .map(str::to_owned)
+                .and_then(|payload| ids::own_id_in_text(&payload))
+        });
     let Some(id) = own_id.or_else(|| external_id.clone()) else {
         parsed.ignored.push(Ignored {
             provider_event: name.to_owned(),
@@ -84,7 +94,7 @@ fn normalize(
         });
         return Ok(());
     };
-    let hard_bounce = truthy(event.hard_bounce.as_ref());
+    let hard_bounce = event.hard_bounce.as_ref().is_some_and(Scalar::flagged);
     let Some((status, failure)) = status::classify(name, hard_bounce) else {
         parsed.ignored.push(Ignored {
             provider_event: name.to_owned(),
@@ -93,7 +103,7 @@ fn normalize(
         });
         return Ok(());
     };
-    let seconds = integer(event.time.as_ref());
+    let seconds = event.time.as_ref().and_then(Scalar::as_i64);
     let recipient = event.email.filter(|e| !e.trim().is_empty());
     let dedup_key = ids::dedup_from_fields(
         ID,
@@ -140,38 +150,4 @@ fn normalize(
         automated: None,
     });
     Ok(())
-}
-
-/// The sender's id in `Payload`: a key of a JSON object, or the whole value when it is a single
-/// id-like token (not free text or `key=value` data).
-fn payload_id(payload: &str) -> Option<String> {
-    match serde_json::from_str::<serde_json::Value>(payload) {
-        Ok(serde_json::Value::Object(map)) => {
-            OWN_ID_KEYS.iter().find_map(|key| text(map.get(*key)))
-        }
-        Ok(serde_json::Value::String(id)) => Some(id).filter(|id| !id.trim().is_empty()),
-        Ok(serde_json::Value::Number(id)) => Some(id.to_string()),
-        Ok(_) => None,
-        Err(_) => Some(payload.trim().to_owned()).filter(|id| {
-            !id.is_empty()
-                && id.len() <= 255
-                && !id.contains(|c: char| c.is_whitespace() || "=&:;,{}[]\"".contains(c))
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sender_id_from_payload() {
-        assert_eq!(payload_id(r#"{"id": "abc"}"#).as_deref(), Some("abc"));
-        assert_eq!(
-            payload_id(r#"{"meta1": "simple string", "meta2": 2}"#),
-            None
-        );
-        assert_eq!(payload_id("msg-42").as_deref(), Some("msg-42"));
-        assert_eq!(payload_id("free text here"), None);
-    }
 }

@@ -1,8 +1,8 @@
 //! Mailjet's Event API JSON, field for field. No `deny_unknown_fields`: providers add fields.
 
 use serde::Deserialize;
-use serde_json::Value;
 use tidings_core::ids::Id;
+use tidings_core::json::Scalar;
 
 /// One event, a flat object.
 #[derive(Debug, Deserialize)]
@@ -12,7 +12,7 @@ pub(crate) struct WireEvent {
     pub(crate) event: Option<String>,
     /// Unix seconds.
     #[serde(default)]
-    pub(crate) time: Option<Value>,
+    pub(crate) time: Option<Scalar>,
     /// A 64-bit integer, usually beyond 2^53: kept exact.
     #[serde(default, rename = "MessageID")]
     pub(crate) message_id: Option<Id>,
@@ -23,13 +23,13 @@ pub(crate) struct WireEvent {
     pub(crate) email: Option<String>,
     /// `Messages[].CustomID` given at send time.
     #[serde(default, rename = "CustomID")]
-    pub(crate) custom_id: Option<Value>,
+    pub(crate) custom_id: Option<Scalar>,
     /// `Messages[].EventPayload` given at send time (free text, often JSON).
     #[serde(default, rename = "Payload")]
-    pub(crate) payload: Option<Value>,
+    pub(crate) payload: Option<Scalar>,
     /// Bounce: whether it is permanent.
     #[serde(default)]
-    pub(crate) hard_bounce: Option<Value>,
+    pub(crate) hard_bounce: Option<Scalar>,
     /// Bounce and blocked: `recipient`, `domain`, `spam`, `mailjet`.
     #[serde(default)]
     pub(crate) error_related_to: Option<String>,
@@ -48,34 +48,6 @@ pub(crate) struct WireEvent {
     /// Click: the link.
     #[serde(default)]
     pub(crate) url: Option<String>,
-}
-
-/// A non-empty string, or a number as exact text.
-pub(crate) fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A number or numeric string as an integer.
-pub(crate) fn integer(value: Option<&Value>) -> Option<i64> {
-    match value? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// `true`, `1` or `"true"`.
-pub(crate) fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        Some(Value::String(s)) => matches!(s.trim(), "true" | "True" | "1"),
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod status;
 mod wire;
 
 use serde_json::value::RawValue;
+use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
     Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
     Result, Signature, ids, time,
@@ -37,9 +38,6 @@ const JSON_LINES_TYPES: &[&str] = &[
     "application/json-lines",
     "application/x-ndjson",
 ];
-
-/// Custom variables that carry the sender's own message id, in order of preference.
-const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
 
 /// Mailtrap webhooks.
 pub struct Mailtrap;

@@ -21,6 +21,7 @@ mod status;
 mod wire;
 
 use serde_json::value::RawValue;
+use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{base64_matches, hmac_sha1};
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
@@ -32,9 +33,6 @@ use crate::wire::{MandrillEvent, Scalar};
 const ID: &str = "mandrill";
 const SIGNATURE_HEADER: &str = "x-mandrill-signature";
 const EVENTS_FIELD: &str = "mandrill_events";
-
-/// Metadata keys that carry the sender's own message id, in order of preference.
-const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
 
 /// Mandrill webhooks.
 pub struct Mandrill;

@@ -28,11 +28,10 @@ use tidings_core::{
 };
 
 use crate::wire::Record;
+use tidings_core::ids::OWN_ID_KEYS;
 
 const ID: &str = "postmark";
 const TRACE_HEADER: &str = "x-pm-webhook-trace-id";
-/// `Metadata` keys that carry the sender's own message id, in order of preference.
-const OWN_ID_KEYS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
 
 /// Postmark webhooks.
 pub struct Postmark;

@@ -22,6 +22,7 @@ mod status;
 mod wire;
 
 use chrono::Duration;
+use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{base64_decode, base64_matches, check_window, hmac_sha256};
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
@@ -31,8 +32,6 @@ use tidings_core::{
 use crate::wire::WireEvent;
 
 const ID: &str = "resend";
-/// Tags that carry the sender's own message id, in order of preference.
-const OWN_ID_TAGS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
 /// Svix rejects timestamps further than this from now.
 const TOLERANCE_SECONDS: i64 = 5 * 60;
 
@@ -145,7 +144,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
         .email_id
         .map(|id| id.0.trim().to_owned())
         .filter(|id| !id.is_empty());
-    let own_id = OWN_ID_TAGS
+    let own_id = OWN_ID_KEYS
         .iter()
         .find_map(|name| data.tags.get(*name))
         .map(|id| id.trim().to_owned())

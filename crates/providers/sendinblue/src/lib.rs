@@ -25,11 +25,10 @@ use tidings_core::{
     Result, Signature, Status, ids, time,
 };
 
-use crate::wire::{WireEvent, integer, text};
+use crate::wire::WireEvent;
+use tidings_core::json::Scalar;
 
 const ID: &str = "sendinblue";
-/// Keys of a JSON `X-Mailin-custom` object that carry the sender's own id, in order of preference.
-const OWN_ID_KEYS: [&str; 3] = ["id", "novuMessageId", "__nvMessageId"];
 
 /// Brevo transactional webhooks.
 pub struct Sendinblue;
@@ -74,7 +73,11 @@ fn normalize(
     event: WireEvent,
     parsed: &mut Parsed,
 ) -> Result<()> {
-    let external_id = text(event.message_id.as_ref())
+    let external_id = event
+        .message_id
+        .as_ref()
+        .and_then(Scalar::text)
+        .map(str::to_owned)
         .map(|id| ids::strip_angle_brackets(&id).to_owned())
         .filter(|id| !id.is_empty());
     let Some(name) = event.event.as_deref() else {
@@ -88,7 +91,12 @@ fn normalize(
         }
         return Err(Error::MissingField("event"));
     };
-    let own_id = text(event.custom.as_ref()).and_then(|custom| own_id(&custom));
+    let own_id = event
+        .custom
+        .as_ref()
+        .and_then(Scalar::text)
+        .map(str::to_owned)
+        .and_then(|custom| ids::own_id_in_text(&custom));
     let Some(id) = own_id.or_else(|| external_id.clone()) else {
         parsed.ignored.push(Ignored {
             provider_event: name.to_owned(),
@@ -140,33 +148,15 @@ fn normalize(
     Ok(())
 }
 
-/// The sender's id in `X-Mailin-custom`: a key of a JSON object, or the whole plain-text value.
-fn own_id(custom: &str) -> Option<String> {
-    match serde_json::from_str::<serde_json::Value>(custom) {
-        Ok(serde_json::Value::Object(map)) => {
-            OWN_ID_KEYS.iter().find_map(|key| text(map.get(*key)))
-        }
-        Ok(serde_json::Value::String(id)) => Some(id).filter(|id| !id.trim().is_empty()),
-        Ok(serde_json::Value::Number(id)) => Some(id.to_string()),
-        Ok(_) => None,
-        // Plain text is an id only when it looks like one, not like `key=value` data.
-        Err(_) => Some(custom.trim().to_owned()).filter(|id| {
-            !id.is_empty()
-                && id.len() <= 255
-                && !id.contains(|c: char| c.is_whitespace() || "=&:;,{}[]\"".contains(c))
-        }),
-    }
-}
-
 /// The event time and its text as sent (for the dedup key), from the most precise field present.
 fn event_time(event: &WireEvent) -> (Option<chrono::DateTime<chrono::Utc>>, String) {
     for epoch in [&event.ts_epoch, &event.s_epoch] {
-        if let Some(value) = integer(epoch.as_ref()) {
+        if let Some(value) = epoch.as_ref().and_then(Scalar::as_i64) {
             return (time::from_unix_auto(value), value.to_string());
         }
     }
     for seconds in [&event.ts_event, &event.ts] {
-        if let Some(value) = integer(seconds.as_ref()) {
+        if let Some(value) = seconds.as_ref().and_then(Scalar::as_i64) {
             return (time::from_unix_seconds(value), value.to_string());
         }
     }
@@ -178,18 +168,28 @@ fn event_time(event: &WireEvent) -> (Option<chrono::DateTime<chrono::Utc>>, Stri
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn sender_id_from_x_mailin_custom() {
         assert_eq!(
-            own_id(r#"{"id": "abc", "meta": 1}"#).as_deref(),
+            tidings_core::ids::own_id_in_text(r#"{"id": "abc", "meta": 1}"#).as_deref(),
             Some("abc")
         );
-        assert_eq!(own_id(r#"{"novuMessageId": 42}"#).as_deref(), Some("42"));
-        assert_eq!(own_id(r#"{"meta": "data"}"#), None);
-        assert_eq!(own_id("plain-id-1").as_deref(), Some("plain-id-1"));
-        assert_eq!(own_id("[1]"), None);
-        assert_eq!(own_id("campaign=spring; user=4"), None);
+        assert_eq!(
+            tidings_core::ids::own_id_in_text(r#"{"novuMessageId": 42}"#).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            tidings_core::ids::own_id_in_text(r#"{"meta": "data"}"#),
+            None
+        );
+        assert_eq!(
+            tidings_core::ids::own_id_in_text("plain-id-1").as_deref(),
+            Some("plain-id-1")
+        );
+        assert_eq!(tidings_core::ids::own_id_in_text("[1]"), None);
+        assert_eq!(
+            tidings_core::ids::own_id_in_text("campaign=spring; user=4"),
+            None
+        );
     }
 }

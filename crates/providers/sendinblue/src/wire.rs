@@ -2,7 +2,7 @@
 //! fields.
 
 use serde::Deserialize;
-use serde_json::Value;
+use tidings_core::json::Scalar;
 
 /// One transactional event, a flat object.
 #[derive(Debug, Deserialize)]
@@ -15,21 +15,21 @@ pub(crate) struct WireEvent {
     pub(crate) email: Option<String>,
     /// The SMTP Message-ID the send API returned, usually in angle brackets.
     #[serde(default, rename = "message-id")]
-    pub(crate) message_id: Option<Value>,
+    pub(crate) message_id: Option<Scalar>,
     /// The `X-Mailin-custom` header given at send time, echoed as a string.
     #[serde(default, rename = "X-Mailin-custom")]
-    pub(crate) custom: Option<Value>,
+    pub(crate) custom: Option<Scalar>,
     /// Event time in Unix milliseconds (the reliable one; some events send seconds).
     #[serde(default)]
-    pub(crate) ts_epoch: Option<Value>,
+    pub(crate) ts_epoch: Option<Scalar>,
     /// Proxy opens send `s_epoch` (milliseconds) instead.
     #[serde(default)]
-    pub(crate) s_epoch: Option<Value>,
+    pub(crate) s_epoch: Option<Scalar>,
     /// Event time in Unix seconds.
     #[serde(default)]
-    pub(crate) ts_event: Option<Value>,
+    pub(crate) ts_event: Option<Scalar>,
     #[serde(default)]
-    pub(crate) ts: Option<Value>,
+    pub(crate) ts: Option<Scalar>,
     /// `YYYY-MM-DD HH:MM:SS` in the account's time zone.
     #[serde(default)]
     pub(crate) date: Option<String>,
@@ -42,22 +42,4 @@ pub(crate) struct WireEvent {
     /// Inbound-parse payloads are `{"items": [...]}`.
     #[serde(default)]
     pub(crate) items: Option<serde::de::IgnoredAny>,
-}
-
-/// A string or number as exact text (ids, timestamps); anything else is absent.
-pub(crate) fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A string or number as an integer.
-pub(crate) fn integer(value: Option<&Value>) -> Option<i64> {
-    match value? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }

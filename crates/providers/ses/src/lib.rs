@@ -27,6 +27,7 @@
 mod status;
 mod wire;
 
+use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest,
     Result, Signature, ids, time,
@@ -36,8 +37,6 @@ use tidings_sns::Inbound;
 use crate::wire::{EventBridge, Recipient, SesEvent};
 
 const ID: &str = "ses";
-/// Message tags that carry the sender's own id, in order of preference.
-const OWN_ID_TAGS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
 const OWN_ID_HEADER: &str = "X-Novu-Message-Id";
 
 /// Amazon SES event notifications.
@@ -218,7 +217,7 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, event: SesEvent, par
 /// The sender's own id: a message tag, else the `X-Novu-Message-Id` header.
 fn own_id(event: &SesEvent) -> Option<String> {
     let mail = &event.mail;
-    OWN_ID_TAGS
+    OWN_ID_KEYS
         .iter()
         .filter_map(|tag| mail.tags.get(*tag))
         .flatten()

@@ -25,6 +25,7 @@ mod status;
 mod wire;
 
 use chrono::{DateTime, Utc};
+use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest,
     Result, Signature, Status, ids, time,
@@ -34,8 +35,6 @@ use tidings_sns::Inbound;
 use crate::wire::{Record, SmsEvent};
 
 const ID: &str = "sns";
-/// `context` keys that carry the sender's own id, in order of preference.
-const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
 
 /// Amazon SNS / AWS End User Messaging SMS delivery events.
 pub struct Sns;

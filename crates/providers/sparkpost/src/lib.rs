@@ -27,11 +27,9 @@ use tidings_core::{
 };
 
 use crate::wire::{Scalar, SparkPostEvent, Wrapper};
+use tidings_core::ids::OWN_ID_KEYS;
 
 const ID: &str = "sparkpost";
-
-/// Recipient metadata keys that carry the sender's own message id, in order of preference.
-const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
 
 /// SparkPost event webhooks.
 pub struct SparkPost;

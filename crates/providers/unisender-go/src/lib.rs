@@ -22,6 +22,7 @@ mod wire;
 
 use md5::{Digest, Md5};
 use serde_json::value::RawValue;
+use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::hex_matches;
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
@@ -32,9 +33,6 @@ use crate::wire::{Body, UnisenderEvent};
 
 const ID: &str = "unisender-go";
 const EMAIL_STATUS: &str = "transactional_email_status";
-
-/// Metadata keys that carry the sender's own message id, in order of preference.
-const OWN_ID_KEYS: &[&str] = &["id", "novuMessageId", "__nvMessageId"];
 
 /// Unisender Go webhooks.
 pub struct UnisenderGo;
