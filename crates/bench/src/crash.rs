@@ -1,14 +1,16 @@
 //! The crash test: drive concurrent load (single events and batches, duplicates of earlier
 //! bodies, the same body on two connections at once), SIGKILL the server at a random moment,
-//! restart it on the same store, and repeat. Then read the SQLite file and check that every
-//! event that got a 200 is stored exactly once and every message's status is the fold of its
-//! stored events.
+//! restart it on the same store, and repeat. Then read the store (the SQLite file, or the
+//! PostgreSQL schema with `--store-url`, where `--instances N` servers share it and are all
+//! killed together) and check that every event that got a 200 is stored exactly once and every
+//! message's status is the fold of its stored events.
 //!
 //! Each event is identified by (message id, status): event `n` is the `n % 3`-th of
 //! `processed`, `delivered`, `open` of message `n / 3`, so no two distinct events share it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use tidings_core::fold::{Fact, MessageState};
 
 use crate::Options;
 use crate::load::Connection;
-use crate::server::{Scratch, Server, write_config};
+use crate::server::{Scratch, Server, fresh_pg_schema, write_config, write_config_with_store};
 use crate::workload::{Rng, STATUSES, batch, message_of};
 
 /// What the clients know: which events were acknowledged, and the bodies sent so far.
@@ -37,27 +39,39 @@ struct Ledger {
 pub fn run(options: &Options) -> Result<()> {
     let binary = options.server_binary()?;
     let scratch = Scratch::new("crash")?;
-    let config = write_config(&scratch.0, &options.synchronous, "")?;
+    let (config, store, instances) = match &options.store_url {
+        Some(url) => {
+            let url = fresh_pg_schema(url, "tidings_crash")?;
+            let config = write_config_with_store(&scratch.0, &url, &options.synchronous, "")?;
+            (config, StoreAt::Postgres(url), options.instances.max(1))
+        }
+        None => {
+            let config = write_config(&scratch.0, &options.synchronous, "")?;
+            (config, StoreAt::Sqlite(scratch.0.join("tidings.db")), 1)
+        }
+    };
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut rng = Rng::from_time(7);
     let mut ready = Vec::new();
     println!(
-        "# crash test: {} cycles, {} connections, SQLite synchronous={}, load {}",
+        "# crash test: {} cycles, {} connections, {}, load {}",
         options.cycles,
         options.connections,
-        options.synchronous,
+        store.describe(&options.synchronous, instances),
         crate::load_average()
     );
     let started = Instant::now();
     for cycle in 0..options.cycles {
-        let server = Server::start(&binary, &config)
+        let servers = (0..instances)
+            .map(|_| Server::start(&binary, &config))
+            .collect::<Result<Vec<_>>>()
             .with_context(|| format!("restarting the server (cycle {cycle})"))?;
-        ready.push(server.ready_after);
+        ready.extend(servers.iter().map(|server| server.ready_after));
         let kill_after = Duration::from_millis(30 + rng.below(600));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let addr = server.addr;
+        let addrs: Vec<SocketAddr> = servers.iter().map(|server| server.addr).collect();
         let seed = rng.next_u64();
         let connections = options.connections;
         let shared = Arc::clone(&ledger);
@@ -65,11 +79,14 @@ pub fn run(options: &Options) -> Result<()> {
             let mut tasks = Vec::new();
             for index in 0..connections {
                 let ledger = Arc::clone(&shared);
+                let addr = addrs.get(index % addrs.len()).copied();
                 tasks.push(tokio::spawn(client(addr, ledger, seed ^ index as u64)));
             }
             tokio::time::sleep(kill_after).await;
             // The kill lands while requests are in flight on every connection.
-            server.kill();
+            for server in servers {
+                server.kill();
+            }
             for task in tasks {
                 let _ = task.await;
             }
@@ -86,7 +103,7 @@ pub fn run(options: &Options) -> Result<()> {
     }
     let elapsed = started.elapsed();
     let ledger = ledger.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let verdict = check(&scratch.0.join("tidings.db"), &ledger)?;
+    let verdict = check(&store.read()?, &ledger)?;
     ready.sort();
     let slowest_ready = ready.last().copied().unwrap_or_default();
     let median_ready = ready.get(ready.len() / 2).copied().unwrap_or_default();
@@ -118,8 +135,11 @@ pub fn run(options: &Options) -> Result<()> {
 }
 
 /// One client connection: posts until the server dies.
-async fn client(addr: SocketAddr, ledger: Arc<Mutex<Ledger>>, seed: u64) {
+async fn client(addr: Option<SocketAddr>, ledger: Arc<Mutex<Ledger>>, seed: u64) {
     let mut rng = Rng::new(seed);
+    let Some(addr) = addr else {
+        return;
+    };
     let Ok(mut connection) = Connection::open(addr).await else {
         return;
     };
@@ -182,71 +202,131 @@ struct Verdict {
     mismatches: usize,
 }
 
-/// Reads the store file directly and checks the ledger against it.
-fn check(db: &std::path::Path, ledger: &Ledger) -> Result<Verdict> {
-    let conn = rusqlite::Connection::open(db)?;
-    let mut by_key: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut facts: BTreeMap<String, Vec<Fact>> = BTreeMap::new();
-    let mut stored = 0;
-    {
-        let mut stmt = conn.prepare("SELECT message_id, status, event FROM events")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let message: String = row.get(0)?;
-            let status: String = row.get(1)?;
-            let event: Event = serde_json::from_str(&row.get::<_, String>(2)?)?;
-            *by_key.entry((message.clone(), status)).or_insert(0) += 1;
-            facts.entry(message).or_default().push(Fact::from(&event));
-            stored += 1;
+/// Where the store under test lives.
+enum StoreAt {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// The stored rows the check needs: (message, status, event JSON) per event and
+/// (message, status, event count) per message.
+#[derive(Default)]
+struct Rows {
+    events: Vec<(String, String, String)>,
+    messages: Vec<(String, String, i64)>,
+}
+
+const EVENTS: &str = "SELECT message_id, status, event FROM events";
+const MESSAGES: &str = "SELECT message_id, status, events FROM messages";
+
+impl StoreAt {
+    fn describe(&self, synchronous: &str, instances: usize) -> String {
+        match self {
+            StoreAt::Sqlite(_) => format!("SQLite synchronous={synchronous}"),
+            StoreAt::Postgres(_) => format!("PostgreSQL, {instances} instance(s)"),
         }
+    }
+
+    /// Reads the store directly, as it is after the last kill (SQLite recovers its WAL).
+    fn read(&self) -> Result<Rows> {
+        match self {
+            StoreAt::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path)?;
+                let mut rows = Rows::default();
+                let mut stmt = conn.prepare(EVENTS)?;
+                let mut found = stmt.query([])?;
+                while let Some(row) = found.next()? {
+                    rows.events.push((row.get(0)?, row.get(1)?, row.get(2)?));
+                }
+                let mut stmt = conn.prepare(MESSAGES)?;
+                let mut found = stmt.query([])?;
+                while let Some(row) = found.next()? {
+                    rows.messages.push((row.get(0)?, row.get(1)?, row.get(2)?));
+                }
+                Ok(rows)
+            }
+            StoreAt::Postgres(url) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let (mut client, connection) =
+                        tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    // One snapshot for both reads: a killed server's last COMMIT may still be
+                    // landing, and reading events and messages apart would see half of it.
+                    let snapshot = client
+                        .build_transaction()
+                        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()
+                        .await?;
+                    let events = snapshot.query(EVENTS, &[]).await?;
+                    let messages = snapshot.query(MESSAGES, &[]).await?;
+                    snapshot.commit().await?;
+                    Ok(Rows {
+                        events: events
+                            .iter()
+                            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                            .collect::<Result<_, tokio_postgres::Error>>()?,
+                        messages: messages
+                            .iter()
+                            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                            .collect::<Result<_, tokio_postgres::Error>>()?,
+                    })
+                })
+            }
+        }
+    }
+}
+
+/// Checks the ledger against the stored rows.
+fn check(rows: &Rows, ledger: &Ledger) -> Result<Verdict> {
+    let mut by_key: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut facts: BTreeMap<&str, Vec<Fact>> = BTreeMap::new();
+    for (message, status, event) in &rows.events {
+        let event: Event = serde_json::from_str(event)?;
+        *by_key.entry((message, status)).or_insert(0) += 1;
+        facts.entry(message).or_default().push(Fact::from(&event));
     }
     let mut lost = 0;
     for n in &ledger.acked {
         let status = STATUSES.get((n % 3) as usize).copied().unwrap_or("");
-        let key = (format!("msg-{}", message_of(*n)), status.to_owned());
-        if !by_key.contains_key(&key) {
+        let message = format!("msg-{}", message_of(*n));
+        if !by_key.contains_key(&(message.as_str(), status)) {
             lost += 1;
             if lost <= 10 {
-                eprintln!("LOST: event {n} ({} {})", key.0, key.1);
+                eprintln!("LOST: event {n} ({message} {status})");
             }
         }
     }
     let duplicated = by_key.values().filter(|count| **count > 1).count();
     let mut mismatches = 0;
-    let mut messages = 0;
-    {
-        let mut stmt = conn.prepare("SELECT message_id, status, events FROM messages")?;
-        let mut rows = stmt.query([])?;
-        let mut seen = BTreeSet::new();
-        while let Some(row) = rows.next()? {
-            messages += 1;
-            let message: String = row.get(0)?;
-            let status: String = row.get(1)?;
-            let count: i64 = row.get(2)?;
-            let own = facts.get(&message).cloned().unwrap_or_default();
-            let folded = MessageState::fold(own.iter().copied()).map(|s| s.status.as_str());
-            if folded != Some(status.as_str()) || count != own.len() as i64 {
-                mismatches += 1;
-                if mismatches <= 10 {
-                    eprintln!(
-                        "MISMATCH: {message}: stored status {status} with {count} events, fold of {} stored events gives {folded:?}",
-                        own.len()
-                    );
-                }
+    let mut seen = BTreeSet::new();
+    for (message, status, count) in &rows.messages {
+        let own = facts.get(message.as_str()).cloned().unwrap_or_default();
+        let folded = MessageState::fold(own.iter().copied()).map(|s| s.status.as_str());
+        if folded != Some(status.as_str()) || *count != own.len() as i64 {
+            mismatches += 1;
+            if mismatches <= 10 {
+                eprintln!(
+                    "MISMATCH: {message}: stored status {status} with {count} events, fold of {} stored events gives {folded:?}",
+                    own.len()
+                );
             }
-            seen.insert(message);
         }
-        // A message with stored events but no message row is a mismatch too.
-        for message in facts.keys() {
-            if !seen.contains(message) {
-                mismatches += 1;
-                eprintln!("MISMATCH: {message} has events but no message row");
-            }
+        seen.insert(message.as_str());
+    }
+    // A message with stored events but no message row is a mismatch too.
+    for message in facts.keys() {
+        if !seen.contains(message) {
+            mismatches += 1;
+            eprintln!("MISMATCH: {message} has events but no message row");
         }
     }
     Ok(Verdict {
-        stored,
-        messages,
+        stored: rows.events.len(),
+        messages: rows.messages.len(),
         lost,
         duplicated,
         mismatches,

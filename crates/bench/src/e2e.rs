@@ -4,37 +4,12 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::Options;
-use anyhow::Context as _;
 
 use crate::load::{Plan, Report, drive_many};
-use crate::server::{Scratch, Server, write_config, write_config_with_store};
-
-/// The schema each PostgreSQL scenario starts afresh in.
-const PG_SCHEMA: &str = "tidings_bench";
-
-/// Drops and recreates the bench schema, and returns the store URL that uses it.
-fn fresh_pg_schema(url: &str) -> Result<String> {
-    let status = std::process::Command::new("psql")
-        .env("PGOPTIONS", "--client-min-messages=warning")
-        .args([
-            url,
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE; CREATE SCHEMA {PG_SCHEMA};"),
-        ])
-        .status()
-        .context("running psql to reset the bench schema")?;
-    anyhow::ensure!(status.success(), "psql could not reset the bench schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    Ok(format!(
-        "{url}{separator}options=-c%20search_path%3D{PG_SCHEMA}"
-    ))
-}
+use crate::server::{Scratch, Server, fresh_pg_schema, write_config, write_config_with_store};
 
 struct Outcome {
     report: Report,
@@ -43,14 +18,22 @@ struct Outcome {
     commits: (f64, f64, f64),
 }
 
+/// A configuration on a fresh store: a SQLite file in `scratch`, or a fresh PostgreSQL schema.
+fn fresh_config(options: &Options, scratch: &Scratch) -> Result<std::path::PathBuf> {
+    match &options.store_url {
+        Some(url) => write_config_with_store(
+            &scratch.0,
+            &fresh_pg_schema(url, "tidings_bench")?,
+            &options.synchronous,
+            "",
+        ),
+        None => write_config(&scratch.0, &options.synchronous, ""),
+    }
+}
+
 fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
     let scratch = Scratch::new("bench")?;
-    let config = match &options.store_url {
-        Some(url) => {
-            write_config_with_store(&scratch.0, &fresh_pg_schema(url)?, &options.synchronous, "")?
-        }
-        None => write_config(&scratch.0, &options.synchronous, "")?,
-    };
+    let config = fresh_config(options, &scratch)?;
     let instances = if options.store_url.is_some() {
         options.instances.max(1)
     } else {
@@ -174,12 +157,16 @@ pub fn run(options: &Options) -> Result<()> {
         print("null-11.5k", &same, &outcome);
     }
     for (name, plan) in [("single", single), ("batch", batch)] {
-        if !(wanted(name) || wanted(&format!("{name}-half"))) {
+        let overload = name == "single" && wanted("overload");
+        if !(wanted(name) || wanted(&format!("{name}-half")) || overload) {
             continue;
         }
         let max = scenario(options, plan)?;
         if wanted(name) {
             print(name, &plan, &max);
+        }
+        if overload {
+            overload_scenario(options, 2.0 * max.report.rate(), warmup, duration)?;
         }
         if wanted(&format!("{name}-half")) {
             let half = Plan {
@@ -190,5 +177,57 @@ pub fn run(options: &Options) -> Result<()> {
             print(&format!("{name}-half"), &half, &outcome);
         }
     }
+    Ok(())
+}
+
+/// Offers twice the measured single-event maximum, open-loop, to a fresh server with default
+/// limits: the server should keep accepting about its maximum and shed the rest with a quick
+/// 503 and `Retry-After`.
+fn overload_scenario(
+    options: &Options,
+    rate: f64,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<()> {
+    let scratch = Scratch::new("bench")?;
+    let config = fresh_config(options, &scratch)?;
+    let server = Server::start(&options.server_binary()?, &config)?;
+    let cpu_before = server.cpu_seconds();
+    // Below the server's default `max_connections` (4096), so refusals come from `max_in_flight`.
+    let report = crate::overload::drive_open(
+        server.addr,
+        rate,
+        warmup,
+        duration,
+        Duration::from_secs(35),
+        2048,
+    )?;
+    let server_cpu = cpu_before
+        .zip(server.cpu_seconds())
+        .map(|(before, after)| (after - before) / (duration + warmup).as_secs_f64());
+    let peak_rss_kib = server.peak_rss_kib();
+    server.kill();
+    let secs = report.elapsed.as_secs_f64();
+    let pct = crate::overload::percentile_ms;
+    println!(
+        "overload     offered={:.0}/s accepted(200)={:.0}/s shed(503)={:.0}/s 200_p50={:.2}ms 200_p99={:.2}ms 503_p50={:.2}ms 503_p99={:.2}ms 503_max={:.2}ms 503_without_retry_after={} other={:?} errors={} unanswered={} not_sent={} peak_connections={} peak_rss={:.1}MiB server_cpu={:.2}cores load={}",
+        report.offered as f64 / secs,
+        report.accepted.len() as f64 / secs,
+        report.shed.len() as f64 / secs,
+        pct(&report.accepted, 0.50),
+        pct(&report.accepted, 0.99),
+        pct(&report.shed, 0.50),
+        pct(&report.shed, 0.99),
+        pct(&report.shed, 1.0),
+        report.shed_without_retry_after,
+        report.other,
+        report.errors,
+        report.unanswered,
+        report.not_sent,
+        report.peak_connections,
+        peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
+        server_cpu.unwrap_or(f64::NAN),
+        crate::load_average(),
+    );
     Ok(())
 }

@@ -26,6 +26,8 @@ pub struct Connection {
 pub struct Answer {
     /// The status code.
     pub status: u16,
+    /// Whether it carried `Retry-After`.
+    pub retry_after: bool,
     /// The body.
     pub body: Bytes,
 }
@@ -62,8 +64,18 @@ impl Connection {
             .body(Full::new(body))?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
+        let retry_after = response.headers().contains_key(http::header::RETRY_AFTER);
         let body = response.into_body().collect().await?.to_bytes();
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Whether the server has closed this connection.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
     }
 }
 
@@ -76,8 +88,13 @@ impl Connection {
             .body(Full::new(Bytes::new()))?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
+        let retry_after = response.headers().contains_key(http::header::RETRY_AFTER);
         let body = response.into_body().collect().await?.to_bytes();
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
     }
 }
 

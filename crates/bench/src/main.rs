@@ -6,8 +6,9 @@
 //!   every fixture, on one core, and a 1,000-event SendGrid batch.
 //! - `e2e --server PATH [--seconds S] [--connections N] [--batch-connections N]`: the release
 //!   server on a temporary durable SQLite store, driven over loopback.
-//! - `crash --server PATH [--cycles N]`: kill -9 under load, restart, check every acknowledged
-//!   event is stored exactly once and every message's status is the fold of its events.
+//! - `crash --server PATH [--cycles N] [--store-url postgres://... [--instances N]]`: kill -9
+//!   under load, restart, check every acknowledged event is stored exactly once and every
+//!   message's status is the fold of its events.
 //! - `fuzz-seeds --out DIR`: every fixture as a seed for the `providers` fuzz target.
 
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
@@ -16,6 +17,7 @@
 mod crash;
 mod e2e;
 mod load;
+mod overload;
 mod parse;
 mod seeds;
 mod server;
@@ -41,8 +43,8 @@ fn main() -> Result<()> {
                 "usage: tidings-bench <mode> [options]\n\n\
                  modes:\n  \
                  parse [--seconds S] [--provider ID]\n  \
-                 e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N]\n  \
-                 crash --server PATH [--cycles N] [--connections N]\n  \
+                 e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,null]\n  \
+                 crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
@@ -67,12 +69,13 @@ pub struct Options {
     pub batch_size: usize,
     /// Crash cycles.
     pub cycles: usize,
-    /// Only these e2e scenarios (comma-separated: single, batch, single-half, batch-half, null).
+    /// Only these e2e scenarios (comma-separated: single, batch, single-half, batch-half,
+    /// overload, null).
     pub only: Option<String>,
     /// `synchronous` of the store: full (default) or normal.
     pub synchronous: String,
-    /// A PostgreSQL URL: the e2e scenarios run on PostgreSQL (a fresh schema per scenario)
-    /// instead of SQLite.
+    /// A PostgreSQL URL: the e2e scenarios (a fresh schema per scenario) and the crash test (a
+    /// fresh schema per run) use PostgreSQL instead of SQLite.
     pub store_url: Option<String>,
     /// Server instances sharing the store (PostgreSQL only), load spread over all of them.
     pub instances: usize,

@@ -78,6 +78,28 @@ provider = "sendgrid"
     Ok(path)
 }
 
+/// Drops and recreates `schema` in the PostgreSQL database at `url`, and returns the store URL
+/// that uses it, so each run starts on an empty store.
+pub fn fresh_pg_schema(url: &str, schema: &str) -> Result<String> {
+    let status = Command::new("psql")
+        .env("PGOPTIONS", "--client-min-messages=warning")
+        .args([
+            url,
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"),
+        ])
+        .status()
+        .context("running psql to reset the schema")?;
+    anyhow::ensure!(status.success(), "psql could not reset schema {schema}");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}
+
 /// A running server.
 pub struct Server {
     child: Child,

@@ -1,5 +1,6 @@
 //! Overload and hostile-client tests against the real `tidings` binary over a real socket:
-//! body and header limits, slow-header connections, malformed requests, in-flight limit.
+//! body and header limits, slow-header connections, malformed requests, in-flight limit,
+//! sustained overload.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -10,15 +11,27 @@ const SECRET: &str = "hardening-secret";
 const PATH: &str = "/v2/inbound-webhooks/delivery-providers/test/sendgrid";
 const EVENT: &str = r#"[{"email":"a@example.com","timestamp":1700000000,"event":"delivered","sg_message_id":"m1.filter","id":"msg-1"}]"#;
 
+/// The limits most tests run with: small, so each limit is easy to reach.
+const SMALL_LIMITS: &str = "max_body_bytes = 4096
+header_timeout_secs = 1
+request_timeout_secs = 5
+max_connections = 256
+max_in_flight = 2";
+
 /// The server with small limits, killed on drop.
 struct Server {
     child: Child,
     addr: SocketAddr,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(SMALL_LIMITS)
+    }
+
+    fn start_with(limits: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("tidings.toml");
         std::fs::write(
@@ -33,11 +46,7 @@ url = "sqlite://{}"
 level = "error"
 
 [limits]
-max_body_bytes = 4096
-header_timeout_secs = 1
-request_timeout_secs = 5
-max_connections = 256
-max_in_flight = 2
+{limits}
 
 [[environments]]
 id = "test"
@@ -76,6 +85,7 @@ provider = "sendgrid"
         Server {
             child,
             addr,
+            config,
             _dir: dir,
         }
     }
@@ -208,8 +218,12 @@ fn oversized_headers_are_refused_with_431() {
 
 #[test]
 fn slow_header_connections_are_closed_and_do_not_block_others() {
-    let server = Server::start();
-    let mut idle: Vec<TcpStream> = (0..100)
+    // A thousand stalled connections, within `max_connections`, so only the header timeout
+    // can free their slots.
+    let server = Server::start_with(
+        &SMALL_LIMITS.replace("max_connections = 256", "max_connections = 2048"),
+    );
+    let mut idle: Vec<TcpStream> = (0..1000)
         .map(|i| {
             let mut stream = server.connect();
             // A third send a partial request head and stall, a third the first byte of one
@@ -341,5 +355,86 @@ fn above_max_in_flight_requests_get_503_with_retry_after_at_once() {
     }
     drop(stuck);
     std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.post_event(), 200);
+}
+
+/// A SendGrid event unique to `n`: its own message and event id.
+fn unique_event(n: usize) -> String {
+    format!(
+        r#"[{{"email":"a@example.com","timestamp":1700000000,"event":"delivered","sg_message_id":"overload-{n}.filter","sg_event_id":"overload-event-{n}"}}]"#
+    )
+}
+
+#[test]
+fn sustained_overload_is_shed_with_503_and_nothing_acknowledged_is_lost() {
+    let server =
+        Server::start_with(&SMALL_LIMITS.replace("max_in_flight = 2", "max_in_flight = 4"));
+    let addr = server.addr;
+    // Far more concurrent senders than in-flight slots, each posting new events back to back.
+    let senders = 32;
+    let until = Instant::now() + Duration::from_millis(1500);
+    let threads: Vec<_> = (0..senders)
+        .map(|sender| {
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                let mut n = sender;
+                while Instant::now() < until {
+                    let event = unique_event(n);
+                    let mut stream = TcpStream::connect(addr).expect("connect");
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .expect("timeout");
+                    stream
+                        .write_all(request_head(event.len(), "").as_bytes())
+                        .and_then(|()| stream.write_all(event.as_bytes()))
+                        .expect("write");
+                    answers.push((n, read_response(&mut stream)));
+                    n += senders;
+                }
+                answers
+            })
+        })
+        .collect();
+    let answers: Vec<(usize, String)> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().expect("sender thread"))
+        .collect();
+
+    let mut acknowledged = Vec::new();
+    let mut shed = 0;
+    for (n, response) in &answers {
+        match status_of(response) {
+            200 => acknowledged.push(*n),
+            503 => {
+                shed += 1;
+                let lower = response.to_ascii_lowercase();
+                assert!(lower.contains("retry-after: "), "{response}");
+                assert!(lower.contains("\"statuscode\":503"), "{response}");
+            }
+            // Every request gets an answer: accepted or shed, never a timeout or a close.
+            _ => panic!("request {n} got neither 200 nor 503: {response:?}"),
+        }
+    }
+    assert!(
+        shed > 0,
+        "{} requests, none shed: the overload never happened",
+        answers.len()
+    );
+    assert!(!acknowledged.is_empty(), "overload starved every request");
+
+    // Every acknowledged event is stored; shed ones may be stored or not (a retry dedups).
+    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["events", "--config"])
+        .arg(&server.config)
+        .output()
+        .expect("tidings events");
+    assert!(output.status.success(), "{output:?}");
+    let stored = String::from_utf8_lossy(&output.stdout);
+    for n in acknowledged {
+        assert!(
+            stored.contains(&format!("\"overload-{n}.filter\"")),
+            "event {n} was acknowledged but is not stored"
+        );
+    }
     assert_eq!(server.post_event(), 200);
 }
