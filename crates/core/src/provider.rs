@@ -88,6 +88,16 @@ impl<'a> Credentials<'a> {
     }
 }
 
+/// The answer to a provider's endpoint-registration handshake: a request that carries no event
+/// and must be answered in a set way before the provider sends any (RingCentral's
+/// `Validation-Token` echo). Handshakes are answered before authentication, since the provider
+/// may not sign them; nothing is stored, and the answer only echoes what the request sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// Response headers to set, as (name, value).
+    pub headers: Vec<(&'static str, String)>,
+}
+
 /// A provider's webhook parser and verifier. Implementations are unit structs registered with
 /// [`register_provider!`](crate::register_provider): synchronous, pure and total (any bytes give
 /// `Ok` or `Err`, never a panic).
@@ -118,6 +128,13 @@ pub trait ProviderParser: Send + Sync + 'static {
     /// scheme keep the default: their integrations authenticate with an API key or Basic auth.
     fn verify(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
         Err(Error::NoSigningKey)
+    }
+
+    /// Recognizes an endpoint-registration handshake, answered with 200 and
+    /// [`Handshake::headers`] before authentication and without storing anything. Most
+    /// providers have none.
+    fn handshake(&self, _request: &RawRequest<'_>) -> Option<Handshake> {
+        None
     }
 
     /// Normalizes the request into events. Unknown or unmapped provider events are

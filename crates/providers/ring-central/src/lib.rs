@@ -10,8 +10,12 @@
 //!   `to`, `creationTime`, `lastModifiedTime`, `errorCode`, ...). A bare message record or an
 //!   array of them (Message Store records, as a sender's own relay posts them) is read too.
 //!   Inbound messages, batch progress, opt-out and message-store change-count events carry no
-//!   delivery status and are ignored. The subscription handshake (an empty body with a
-//!   `Validation-Token` header) parses to nothing; the service must echo that header.
+//!   delivery status and are ignored.
+//! - Handshake: creating a subscription posts an empty body with a `Validation-Token` header,
+//!   which must come back as a response header within 3 s (and the response must stay under
+//!   1,024 bytes) or RingCentral refuses the subscription. [`ProviderParser::handshake`] echoes
+//!   it; a token longer than 256 bytes is not echoed. If such a request reaches `parse`, it
+//!   parses to nothing.
 //! - Ids: `id` is both the result id and the provider message id: RingCentral echoes no value
 //!   of the sender's.
 //! - `date`: `lastModifiedTime` (when the status changed), else `creationTime`, else the
@@ -30,13 +34,22 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use tidings_core::signature::ct_eq;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Error, Event, EventBody, Handshake, Ignored, MediaType, Parsed,
+    ProviderParser, RawRequest, Result, Signature, ids, time,
 };
 
 use crate::wire::{Envelope, Message};
 
 const ID: &str = "ring-central";
+
+/// The token of a subscription handshake: an empty body with a visible-ASCII `Validation-Token`
+/// short enough to echo within RingCentral's 1,024-byte response limit.
+fn validation_token<'a>(request: &RawRequest<'a>) -> Option<&'a str> {
+    let token = request.header("validation-token")?;
+    let echoable =
+        !token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_graphic());
+    (echoable && request.body.iter().all(u8::is_ascii_whitespace)).then_some(token)
+}
 
 /// RingCentral SMS message events.
 pub struct RingCentral;
@@ -73,11 +86,16 @@ impl ProviderParser for RingCentral {
         })
     }
 
+    fn handshake(&self, request: &RawRequest<'_>) -> Option<Handshake> {
+        let token = validation_token(request)?;
+        Some(Handshake {
+            headers: vec![("validation-token", token.to_owned())],
+        })
+    }
+
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         let mut parsed = Parsed::default();
-        if request.body.iter().all(u8::is_ascii_whitespace)
-            && request.header("validation-token").is_some()
-        {
+        if validation_token(request).is_some() {
             parsed.ignored.push(Ignored {
                 provider_event: "subscription validation".into(),
                 id: None,
