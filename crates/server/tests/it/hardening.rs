@@ -438,3 +438,92 @@ fn sustained_overload_is_shed_with_503_and_nothing_acknowledged_is_lost() {
     }
     assert_eq!(server.post_event(), 200);
 }
+
+#[test]
+fn sigterm_under_load_drains_and_loses_nothing_acknowledged() {
+    let mut server =
+        Server::start_with(&SMALL_LIMITS.replace("max_in_flight = 2", "max_in_flight = 64"));
+    let addr = server.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders = 8;
+    let threads: Vec<_> = (0..senders)
+        .map(|sender| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                let mut n = sender;
+                // Until the server stops taking connections, or 10 s at most.
+                let until = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let event = unique_event(n);
+                    let Ok(mut stream) = TcpStream::connect(addr) else {
+                        break;
+                    };
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .expect("timeout");
+                    if stream
+                        .write_all(request_head(event.len(), "").as_bytes())
+                        .and_then(|()| stream.write_all(event.as_bytes()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                    answers.push((n, read_response(&mut stream)));
+                    n += senders;
+                }
+                answers
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(exit.success(), "the server exited with {exit:?} on SIGTERM");
+    let answers: Vec<(usize, String)> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().expect("sender thread"))
+        .collect();
+
+    let mut acknowledged = Vec::new();
+    for (n, response) in &answers {
+        match status_of(response) {
+            200 => acknowledged.push(*n),
+            // Refused while draining, or closed before being read: not acknowledged, retried.
+            0 | 503 => {}
+            other => panic!("request {n} got {other} during shutdown: {response:?}"),
+        }
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "no request was accepted before SIGTERM"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["events", "--config"])
+        .arg(&server.config)
+        .output()
+        .expect("tidings events");
+    assert!(output.status.success(), "{output:?}");
+    let stored = String::from_utf8_lossy(&output.stdout);
+    for n in acknowledged {
+        assert!(
+            stored.contains(&format!("\"overload-{n}.filter\"")),
+            "event {n} was acknowledged but is not stored after a graceful shutdown"
+        );
+    }
+}
