@@ -13,6 +13,8 @@ use crate::server::{Scratch, Server, fresh_pg_schema, write_config, write_config
 
 struct Outcome {
     report: Report,
+    /// Stalled connections the server closed (and the bench reopened).
+    reopened: u64,
     peak_rss_kib: Option<u64>,
     server_cpu: Option<f64>,
     commits: (f64, f64, f64),
@@ -45,7 +47,9 @@ fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
     let server = servers.first().context("no server started")?;
     let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
     let cpu_before = server.cpu_seconds();
+    let stalled = crate::stall::Stalled::hold(server.addr, plan.stalled);
     let report = drive_many(&addrs, plan)?;
+    let reopened = stalled.release();
     let server_cpu = cpu_before
         .zip(server.cpu_seconds())
         .map(|(before, after)| (after - before) / (plan.duration + plan.warmup).as_secs_f64());
@@ -59,6 +63,7 @@ fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
         peak_rss_kib,
         server_cpu,
         commits,
+        reopened,
     })
 }
 
@@ -70,7 +75,7 @@ fn print(name: &str, plan: &Plan, outcome: &Outcome) {
         .map(|(status, count)| format!("{status}x{count}"))
         .collect();
     println!(
-        "{name:<12} conns={:<3} batch={:<4} rate={:<9} req/s={:<9.0} events/s={:<10.0} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms peak_rss={:.1}MiB server_cpu={:.2}cores non200=[{}] errors={} commits={:.0} req/commit={:.1} ms/commit={:.2} load={}",
+        "{name:<12} conns={:<3} batch={:<4} rate={:<9} req/s={:<9.0} events/s={:<10.0} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms peak_rss={:.1}MiB server_cpu={:.2}cores non200=[{}] errors={} commits={:.0} req/commit={:.1} ms/commit={:.2} stalled={} stalled_closed_by_server={} load={}",
         plan.connections,
         plan.batch_size,
         plan.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
@@ -87,6 +92,8 @@ fn print(name: &str, plan: &Plan, outcome: &Outcome) {
         outcome.commits.0,
         outcome.commits.1 / outcome.commits.0,
         outcome.commits.2 * 1000.0 / outcome.commits.0,
+        plan.stalled,
+        outcome.reopened,
         crate::load_average(),
     );
 }
@@ -125,6 +132,7 @@ pub fn run(options: &Options) -> Result<()> {
         warmup,
         rate: None,
         null: false,
+        stalled: 0,
     };
     let batch = Plan {
         connections: options.batch_connections,
@@ -133,6 +141,7 @@ pub fn run(options: &Options) -> Result<()> {
         warmup,
         rate: None,
         null: false,
+        stalled: 0,
     };
     if wanted("null") {
         // The ceiling the HTTP stack and the load generator leave: same requests, answered 404
@@ -158,7 +167,8 @@ pub fn run(options: &Options) -> Result<()> {
     }
     for (name, plan) in [("single", single), ("batch", batch)] {
         let overload = name == "single" && wanted("overload");
-        if !(wanted(name) || wanted(&format!("{name}-half")) || overload) {
+        let slowloris = name == "single" && wanted("slowloris");
+        if !(wanted(name) || wanted(&format!("{name}-half")) || overload || slowloris) {
             continue;
         }
         let max = scenario(options, plan)?;
@@ -168,13 +178,22 @@ pub fn run(options: &Options) -> Result<()> {
         if overload {
             overload_scenario(options, 2.0 * max.report.rate(), warmup, duration)?;
         }
-        if wanted(&format!("{name}-half")) {
+        if wanted(&format!("{name}-half")) || slowloris {
             let half = Plan {
                 rate: Some((max.report.rate() / 2.0).max(1.0)),
                 ..plan
             };
             let outcome = scenario(options, half)?;
             print(&format!("{name}-half"), &half, &outcome);
+            if name == "single" && wanted("slowloris") {
+                // The same half rate while 2,000 stalled connections are held open.
+                let slow = Plan {
+                    stalled: 2000,
+                    ..half
+                };
+                let outcome = scenario(options, slow)?;
+                print("slowloris", &slow, &outcome);
+            }
         }
     }
     Ok(())

@@ -141,6 +141,9 @@ pub struct Plan {
     /// Post to an integration that does not exist: everything but auth, parsing and the
     /// store (the HTTP stack and the load generator alone), answered 404.
     pub null: bool,
+    /// Stalled connections held open against the server meanwhile (slowloris): each sends part
+    /// of a request head, or one byte, or nothing, and is reopened when the server closes it.
+    pub stalled: usize,
 }
 
 /// The path of [`Plan::null`] requests.

@@ -21,6 +21,7 @@ mod overload;
 mod parse;
 mod seeds;
 mod server;
+mod stall;
 mod workload;
 
 use std::path::PathBuf;
@@ -43,7 +44,7 @@ fn main() -> Result<()> {
                 "usage: tidings-bench <mode> [options]\n\n\
                  modes:\n  \
                  parse [--seconds S] [--provider ID]\n  \
-                 e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,null]\n  \
+                 e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
                  crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
                  fuzz-seeds --out DIR"
             );
@@ -70,7 +71,7 @@ pub struct Options {
     /// Crash cycles.
     pub cycles: usize,
     /// Only these e2e scenarios (comma-separated: single, batch, single-half, batch-half,
-    /// overload, null).
+    /// overload, slowloris, null).
     pub only: Option<String>,
     /// `synchronous` of the store: full (default) or normal.
     pub synchronous: String,
