@@ -8,10 +8,12 @@
 //!   the parse and end-to-end benchmarks (options are passed to `tidings-bench`).
 //! - `crash-test [--cycles N] [options]`: kill -9 under load, restart, check nothing
 //!   acknowledged is lost or stored twice.
-//! - `fuzz [--seconds N]`: runs the `providers` cargo-fuzz target (stable toolchain,
-//!   `--sanitizer none`) seeded from every fixture. Needs `cargo install cargo-fuzz`.
+//! - `fuzz [--seconds N] [--target NAME]...`: runs every cargo-fuzz target (stable toolchain,
+//!   `--sanitizer none`) for N seconds, seeded from the fixtures, and prints what each found.
+//!   Needs `cargo install cargo-fuzz`.
 
 mod codegen;
+mod fuzz;
 mod new_provider;
 mod tidy;
 
@@ -29,7 +31,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("crash-test") => crash_test(&rest),
-        Some("fuzz") => fuzz(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -41,7 +43,8 @@ fn main() -> Result<()> {
                  bench [parse|e2e] [--seconds S] [--connections N] ...\n                          \
                  parse and end-to-end benchmarks (release)\n  \
                  crash-test [--cycles N] kill -9 under load, then check the store\n  \
-                 fuzz [--seconds N]      fuzz every provider's parser and verifier"
+                 fuzz [--seconds N] [--target NAME]\n                          \
+                 run every fuzz target for N seconds (default 10)"
             );
             bail!("unknown or missing task")
         }
@@ -85,9 +88,13 @@ fn ci() -> Result<()> {
     cargo(&["test", "--workspace", "--locked"])
 }
 
-/// Builds the server and the benchmark tool in release; returns the target directory.
-fn build_release() -> Result<PathBuf> {
-    cargo(&["build", "--release", "-p", "tidings", "-p", "tidings-bench"])?;
+/// Builds `packages` in release; returns the target directory.
+fn build_release(packages: &[&str]) -> Result<PathBuf> {
+    let mut args = vec!["build", "--release"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
+    cargo(&args)?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"));
@@ -109,7 +116,7 @@ fn run_bench_tool(release: &std::path::Path, args: &[&str]) -> Result<()> {
 }
 
 fn bench(args: &[&str]) -> Result<()> {
-    let release = build_release()?;
+    let release = build_release(&["tidings", "tidings-bench"])?;
     let server = release.join("tidings");
     let server = server.to_string_lossy();
     let (modes, options): (Vec<&str>, &[&str]) = match args.first() {
@@ -130,41 +137,10 @@ fn bench(args: &[&str]) -> Result<()> {
 }
 
 fn crash_test(args: &[&str]) -> Result<()> {
-    let release = build_release()?;
+    let release = build_release(&["tidings", "tidings-bench"])?;
     let server = release.join("tidings");
     let server = server.to_string_lossy();
     let mut full = vec!["crash", "--server", &server, "--connections", "16"];
     full.extend(args.iter().copied());
     run_bench_tool(&release, &full)
-}
-
-fn fuzz(args: &[&str]) -> Result<()> {
-    let seconds = match args {
-        [] => "60",
-        ["--seconds", n] => n,
-        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
-    };
-    let release = build_release()?;
-    let seeds = release.join("fuzz-seeds").join("providers");
-    let seeds = seeds.to_string_lossy();
-    run_bench_tool(&release, &["fuzz-seeds", "--out", &seeds])?;
-    let corpus = project_root().join("fuzz").join("corpus").join("providers");
-    std::fs::create_dir_all(&corpus)?;
-    let corpus = corpus.to_string_lossy();
-    let max_time = format!("-max_total_time={seconds}");
-    // New inputs go to the first corpus directory; the seeds stay as generated.
-    cargo(&[
-        "fuzz",
-        "run",
-        "--sanitizer",
-        "none",
-        "providers",
-        &corpus,
-        &seeds,
-        "--",
-        &max_time,
-        "-max_len=65536",
-        "-timeout=10",
-    ])
-    .context("fuzzing found a failure (see fuzz/artifacts/providers/), or cargo-fuzz is missing")
 }

@@ -9,7 +9,8 @@
 //! - `crash --server PATH [--cycles N] [--store-url postgres://... [--instances N]]`: kill -9
 //!   under load, restart, check every acknowledged event is stored exactly once and every
 //!   message's status is the fold of its events.
-//! - `fuzz-seeds --out DIR`: every fixture as a seed for the `providers` fuzz target.
+//! - `fuzz-seeds --out DIR`: seed corpora for every fuzz target, one directory each, from the
+//!   fixtures.
 
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
 #![allow(unreachable_pub)]

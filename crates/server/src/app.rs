@@ -8,7 +8,6 @@ use bytes::Bytes;
 use chrono::Utc;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 use tidings_core::{
     Control, Credentials, Freshness, MediaType, ProviderParser, RawRequest, Rejection, Secret,
@@ -70,8 +69,13 @@ impl App {
         &self.config
     }
 
-    /// Answers one request.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    /// Answers one request. Generic over the request body: the listener passes hyper's
+    /// `Incoming`, the router fuzz target an in-memory body.
+    pub async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -143,12 +147,16 @@ impl App {
         response.unwrap_or_else(|err| err.into_response(&path))
     }
 
-    async fn ingest(
+    async fn ingest<B>(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<B>,
         env: &str,
         integration_id: &str,
-    ) -> Result<(&'static str, Response<Body>), ApiError> {
+    ) -> Result<(&'static str, Response<Body>), ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         // Refuse at once rather than queue without bound: providers retry on 503.
         let _permit = self
             .in_flight
@@ -537,7 +545,11 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
 }
 
 /// Reads the body, stopping with 413 as soon as it passes the limit.
-async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {

@@ -42,6 +42,9 @@ pub enum FetchError {
     /// The CA file could not be read.
     #[error("cannot read the CA file: {0}")]
     CaFile(String),
+    /// The fetcher was built offline: it never fetches.
+    #[error("fetching is turned off")]
+    Offline,
 }
 
 /// Fetches and caches certificates.
@@ -50,6 +53,7 @@ pub struct CertFetcher {
     timeout: Duration,
     resolve: BTreeMap<String, SocketAddr>,
     cache: Mutex<BTreeMap<String, Arc<Vec<u8>>>>,
+    offline: bool,
 }
 
 impl CertFetcher {
@@ -80,6 +84,23 @@ impl CertFetcher {
             timeout: Duration::from_secs(config.timeout_secs.max(1)),
             resolve: config.resolve.clone(),
             cache: Mutex::new(BTreeMap::new()),
+            offline: false,
+        })
+    }
+
+    /// A fetcher that never opens a connection or resolves a name: it serves `documents` (by
+    /// URL) and fails every other fetch with [`FetchError::Offline`], which the handler answers
+    /// as an unreachable certificate. For driving the handler with arbitrary requests (fuzzing)
+    /// without touching the network.
+    pub fn offline(documents: BTreeMap<String, Vec<u8>>) -> Result<CertFetcher, FetchError> {
+        let cache = documents
+            .into_iter()
+            .map(|(url, document)| (url, Arc::new(document)))
+            .collect();
+        Ok(CertFetcher {
+            offline: true,
+            cache: Mutex::new(cache),
+            ..CertFetcher::new(&CertificatesConfig::default())?
         })
     }
 
@@ -102,6 +123,9 @@ impl CertFetcher {
     }
 
     async fn fetch_uncached(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        if self.offline {
+            return Err(FetchError::Offline);
+        }
         let uri: http::Uri = url.parse().map_err(|_| FetchError::NotHttps)?;
         if uri.scheme_str() != Some("https") {
             return Err(FetchError::NotHttps);

@@ -4,13 +4,6 @@
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
 #![allow(unreachable_pub)]
 
-mod app;
-mod certs;
-mod config;
-mod error;
-mod metrics;
-mod server;
-
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -22,9 +15,11 @@ use clap::{Parser, Subcommand};
 use tidings_core::{Credentials, Freshness, RawRequest, Secret, registry};
 use tidings_store::{Store, StoreOptions};
 
+use tidings::config::{self, Config};
+use tidings::{app, certs};
 use tidings_providers as _;
 
-use crate::config::Config;
+mod server;
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,12 @@
+//! The Tidings service as a library: the request handler, its configuration and the certificate
+//! fetcher. The `tidings` binary adds the listener and the command line; the router fuzz target
+//! drives [`app::App::handle`] directly.
+
+// Modules keep `pub` for their interface to the rest of the crate; only some are exported.
+#![allow(unreachable_pub)]
+
+pub mod app;
+pub mod certs;
+pub mod config;
+mod error;
+mod metrics;
