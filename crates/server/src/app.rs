@@ -233,6 +233,27 @@ impl App {
             url: url.as_deref(),
             received_at,
         };
+        // An endpoint-registration handshake carries no event and may not be signed: answer it
+        // as the provider requires, before authentication, and store nothing.
+        if let Some(handshake) = parser.handshake(&raw) {
+            let mut response = text(StatusCode::OK, "", "text/plain");
+            for (name, value) in handshake.headers {
+                let name = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| with_provider(ApiError::internal(&e)))?;
+                let value = http::HeaderValue::from_str(&value).map_err(|_| {
+                    with_provider(ApiError::bad_request(
+                        "The handshake token is not a valid header value.",
+                    ))
+                })?;
+                response.headers_mut().insert(name, value);
+            }
+            tracing::info!(
+                provider,
+                integration = integration_id,
+                "Handshake answered."
+            );
+            return Ok((provider, response));
+        }
         let auth = self
             .authenticate(
                 &parts.headers,

@@ -481,3 +481,41 @@ fn a_novu_sdk_request_is_accepted() {
     assert_eq!(again.header("idempotency-replay"), Some("true"));
     assert_eq!(again.body, response.body);
 }
+
+#[test]
+fn a_ringcentral_subscription_handshake_is_echoed_and_nothing_is_stored() {
+    let server = Server::start_with(
+        r#"
+[[integrations]]
+id = "rc"
+environment = "prod"
+provider = "ring-central"
+signing_key = "rc-verification-token"
+"#,
+    );
+    let path = "/v2/inbound-webhooks/delivery-providers/prod/rc";
+    // RingCentral's validation request: no body, no verification token, a Validation-Token to echo.
+    let response = server.post(path, &[("Validation-Token", "3f1c-9a7e-token")], b"");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("validation-token"), Some("3f1c-9a7e-token"));
+    assert!(response.body.is_empty());
+    assert!(server.events().is_empty());
+
+    // A handshake-shaped request with a body is a notification: it must authenticate.
+    let response = server.post(
+        path,
+        &[
+            ("Validation-Token", "3f1c-9a7e-token"),
+            ("Content-Type", "application/json"),
+        ],
+        b"{}",
+    );
+    assert_eq!(response.status, 401, "{}", response.text());
+    assert_eq!(response.header("validation-token"), None);
+
+    // A token too long to echo within RingCentral's 1,024-byte limit is not a handshake.
+    let long = "t".repeat(300);
+    let response = server.post(path, &[("Validation-Token", &long)], b"");
+    assert_eq!(response.status, 401, "{}", response.text());
+    assert_eq!(response.header("validation-token"), None);
+}
