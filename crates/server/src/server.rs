@@ -18,6 +18,18 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nCont
 /// Serves until SIGINT or SIGTERM, then finishes in-flight requests within the grace period.
 pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
     let limits = app.config().limits.clone();
+    if let Some(open_files) = open_files_limit()
+        && open_files < limits.max_connections as u64 + RESERVED_FILES
+    {
+        // Past the descriptor limit accept() fails and connections wait in the backlog
+        // instead of getting the canned 503.
+        tracing::warn!(
+            open_files,
+            max_connections = limits.max_connections,
+            "The open-files limit (ulimit -n) is below max_connections plus {RESERVED_FILES}; \
+             raise it or lower limits.max_connections."
+        );
+    }
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -80,6 +92,20 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Descriptors kept for the store, certificate fetches and logs, beyond client connections.
+const RESERVED_FILES: u64 = 64;
+
+/// The soft open-files limit, where the platform says (Linux's `/proc/self/limits`).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .strip_prefix("Max open files")?
+        .split_whitespace()
+        .next()?;
+    soft.parse().ok()
 }
 
 /// The HTTP/2 connection preface: the first bytes of an h2c connection.
