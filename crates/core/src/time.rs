@@ -29,7 +29,8 @@ pub fn from_unix_float(seconds: f64) -> Option<DateTime<Utc>> {
 /// Unix seconds or milliseconds, told apart by magnitude (a seconds value past the year 5000
 /// is a milliseconds value).
 pub fn from_unix_auto(value: i64) -> Option<DateTime<Utc>> {
-    if value.abs() >= 100_000_000_000 {
+    // `unsigned_abs`: `abs` of i64::MIN overflows (found by fuzzing).
+    if value.unsigned_abs() >= 100_000_000_000 {
         from_unix_millis(value)
     } else {
         from_unix_seconds(value)
@@ -114,5 +115,17 @@ mod tests {
         assert!(from_unix_float(f64::NAN).is_none());
         assert!(from_unix_float(1e300).is_none());
         assert!(from_unix_seconds(i64::MAX).is_none());
+    }
+
+    #[test]
+    fn the_extreme_integers_are_no_dates_and_no_panic() {
+        // The `signature_headers` fuzz target's crash input: kind byte 3, then i64::MIN.
+        let input = b"\x03-9223372036854775808";
+        let text = std::str::from_utf8(&input[1..]).unwrap();
+        assert!(parse(text).is_none());
+        for value in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            assert!(from_unix_auto(value).is_none(), "{value}");
+            assert!(from_unix_millis(value).is_none(), "{value}");
+        }
     }
 }

@@ -402,6 +402,16 @@ impl Config {
                     integration.environment
                 ));
             }
+            // The handler turns it into a duration on every request: one chrono cannot hold
+            // would panic there.
+            if let Some(secs) = integration.signature_tolerance_secs
+                && (secs < 0 || chrono::Duration::try_seconds(secs).is_none())
+            {
+                problems.push(format!(
+                    "{name}: signature_tolerance_secs must be 0 or more seconds (at most {})",
+                    i64::MAX / 1000
+                ));
+            }
             if !env_ids.contains(integration.environment.as_str()) {
                 problems.push(format!(
                     "{name}: environment `{}` is not defined",
@@ -459,6 +469,32 @@ mod tests {
         "#;
         let config: Config = toml::from_str(text).unwrap();
         assert_eq!(config.problems().len(), 5, "{:?}", config.problems());
+    }
+
+    #[test]
+    fn a_tolerance_chrono_cannot_hold_is_a_problem_not_a_panic_per_request() {
+        use tidings_providers as _;
+        for (secs, ok) in [
+            ("0", true),
+            ("300", true),
+            ("9223372036854775", true),
+            ("9223372036854776", false),
+            ("9223372036854775807", false),
+            ("-1", false),
+        ] {
+            let text = format!(
+                "[[environments]]\nid = \"e\"\nsecret_key = \"long-enough\"\n\
+                 [[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"mailgun\"\n\
+                 signing_key = \"k\"\nsignature_tolerance_secs = {secs}\n"
+            );
+            let config: Config = toml::from_str(&text).unwrap();
+            assert_eq!(
+                config.problems().is_empty(),
+                ok,
+                "{secs}: {:?}",
+                config.problems()
+            );
+        }
     }
 
     #[test]
