@@ -141,11 +141,6 @@ fn fast_parse(request: &RawRequest<'_>, parsed: &mut Parsed) -> Option<()> {
         let mut event = SendGridEvent::default();
         let end = read::event(text, at, &mut event)?;
         let row = text.get(at..end)?;
-        if batch && parsed.events.capacity() == 0 {
-            // Sized once from the first row rather than grown (and copied) about ten times.
-            let estimate = (body.len() - at) / row.len().max(64) + 1;
-            parsed.events.reserve(estimate.min(MAX_RESERVED_EVENTS));
-        }
         normalize(request, row, &event, parsed);
         at = skip_whitespace(body, end);
         if !batch {
@@ -158,9 +153,6 @@ fn fast_parse(request: &RawRequest<'_>, parsed: &mut Parsed) -> Option<()> {
         }
     }
 }
-
-/// The most events [`fast_parse`] reserves room for up front (about 2 MiB).
-const MAX_RESERVED_EVENTS: usize = 10_000;
 
 /// An integer's decimal text, on the stack (as bytes: it is only hashed).
 struct Decimal {
