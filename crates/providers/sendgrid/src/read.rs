@@ -36,7 +36,7 @@ pub(crate) fn event<'a>(text: &'a str, at: usize, event: &mut SendGridEvent<'a>)
             None => {
                 // Not a field that is read (a read field with escapes in its name is left to
                 // serde).
-                let (_, escaped, after_key) = raw_string(text, at)?;
+                let (escaped, after_key) = scan_string(bytes, at)?;
                 if escaped {
                     return None;
                 }
@@ -64,7 +64,7 @@ pub(crate) fn event<'a>(text: &'a str, at: usize, event: &mut SendGridEvent<'a>)
             12 => set(&mut event.bounce_classification, optional_str(text, at)?),
             13 => set(&mut event.url, optional_str(text, at)?),
             14 => set(&mut event.sg_machine_open, optional_lenient(text, at)?),
-            _ => skip_value(text, at, 1)?,
+            _ => skip_value(bytes, at, 1)?,
         };
         if field != UNREAD {
             let bit = 1 << field;
@@ -165,7 +165,7 @@ fn optional_lenient(text: &str, at: usize) -> Option<(Option<Lenient<'_>>, usize
             let (value, after) = small_integer(bytes, at)?;
             (Lenient::Int(value), after)
         }
-        b'[' | b'{' => (Lenient::Other, skip_value(text, at, 1)?),
+        b'[' | b'{' => (Lenient::Other, skip_value(bytes, at, 1)?),
         // Negative numbers (serde reads `-0` as a float) are left to serde.
         _ => return None,
     };
@@ -201,9 +201,10 @@ fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 /// itself, so the text is exactly serde's.
 #[inline(always)]
 fn string(text: &str, at: usize) -> Option<(Cow<'_, str>, usize)> {
-    let (raw, escaped, after) = raw_string(text, at)?;
+    let (escaped, after) = scan_string(text.as_bytes(), at)?;
     if !escaped {
-        return Some((Cow::Borrowed(raw), after));
+        // Between the quotes (ASCII, so on character boundaries).
+        return Some((Cow::Borrowed(text.get(at + 1..after - 1)?), after));
     }
     let quoted = text.get(at..after)?;
     Some((
@@ -212,14 +213,12 @@ fn string(text: &str, at: usize) -> Option<(Cow<'_, str>, usize)> {
     ))
 }
 
-/// At an opening quote: the raw text up to the closing quote, whether it has escapes, and the
-/// offset past the closing quote. Rejects what serde rejects in any string: control characters,
-/// unknown escapes, `\u` without four hex digits.
+/// At an opening quote: whether the string has escapes, and the offset past its closing quote.
+/// Rejects what serde rejects in any string: control characters, unknown escapes, `\u` without
+/// four hex digits.
 #[inline(always)]
-fn raw_string(text: &str, at: usize) -> Option<(&str, bool, usize)> {
-    let bytes = text.as_bytes();
-    let start = expect(bytes, at, b'"')?;
-    let mut at = start;
+fn scan_string(bytes: &[u8], at: usize) -> Option<(bool, usize)> {
+    let mut at = expect(bytes, at, b'"')?;
     let mut escaped = false;
     loop {
         at = skip_plain(bytes, at);
@@ -233,7 +232,7 @@ fn raw_string(text: &str, at: usize) -> Option<(&str, bool, usize)> {
             _ => return None,
         }
     }
-    Some((text.get(start..at)?, escaped, at + 1))
+    Some((escaped, at + 1))
 }
 
 /// At a backslash: the offset past its escape, if it is one JSON has.
@@ -250,11 +249,10 @@ fn escape(bytes: &[u8], at: usize) -> Option<usize> {
 }
 
 /// Skips one JSON value, checking its syntax as serde does when it ignores a value.
-fn skip_value(text: &str, at: usize, depth: u32) -> Option<usize> {
-    let bytes = text.as_bytes();
+fn skip_value(bytes: &[u8], at: usize, depth: u32) -> Option<usize> {
     let open = *bytes.get(at)?;
     let close = match open {
-        b'"' => return raw_string(text, at).map(|(_, _, after)| after),
+        b'"' => return scan_string(bytes, at).map(|(_, after)| after),
         b'n' => return literal(bytes, at, b"null"),
         b't' => return literal(bytes, at, b"true"),
         b'f' => return literal(bytes, at, b"false"),
@@ -274,13 +272,13 @@ fn skip_value(text: &str, at: usize, depth: u32) -> Option<usize> {
         if open == b'{' {
             // serde checks escaped keys more strictly than ignored values (lone surrogates),
             // so those are left to it.
-            let (_, escaped, after_key) = raw_string(text, at)?;
+            let (escaped, after_key) = scan_string(bytes, at)?;
             if escaped {
                 return None;
             }
             at = whitespace(bytes, expect(bytes, whitespace(bytes, after_key), b':')?);
         }
-        at = whitespace(bytes, skip_value(text, at, depth + 1)?);
+        at = whitespace(bytes, skip_value(bytes, at, depth + 1)?);
         match *bytes.get(at)? {
             b',' => at = whitespace(bytes, at + 1),
             b if b == close => return Some(at + 1),
