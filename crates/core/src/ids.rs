@@ -110,14 +110,28 @@ pub fn dedup_from_field_bytes<F: AsRef<[u8]>>(provider: &str, fields: &[F]) -> S
 /// The first 16 bytes of the SHA-256 of the length-prefixed fields.
 fn fields_digest<F: AsRef<[u8]>>(fields: &[F]) -> [u8; 16] {
     // Hot, and the hashed text is usually short: it is laid out and padded on the stack and its
-    // blocks compressed directly, without a hasher's buffering.
-    let mut blocks = [0u8; 9 * 64];
+    // blocks compressed directly, without a hasher's buffering. A buffer just big enough for
+    // the usual sizes, so there is little to zero.
+    let len: usize = fields.iter().map(|field| 8 + field.as_ref().len()).sum();
+    if len + 9 <= 2 * 64 {
+        fields_digest_in::<{ 2 * 64 }, F>(fields)
+    } else if len + 9 <= 8 * 64 {
+        fields_digest_in::<{ 8 * 64 }, F>(fields)
+    } else {
+        fields_digest_streaming(fields)
+    }
+}
+
+/// [`fields_digest`] in an `N`-byte buffer, which must hold the text and its padding (9 bytes
+/// at least).
+#[inline(always)]
+fn fields_digest_in<const N: usize, F: AsRef<[u8]>>(fields: &[F]) -> [u8; 16] {
+    let mut blocks = [0u8; N];
     let mut len = 0;
     for field in fields {
         let field = field.as_ref();
         let end = len + 8 + field.len();
-        // Room for the padding: at least 9 bytes.
-        let Some(slot) = blocks.get_mut(len..end).filter(|_| end + 9 <= 9 * 64) else {
+        let Some(slot) = blocks.get_mut(len..end) else {
             return fields_digest_streaming(fields);
         };
         let (prefix, bytes) = slot.split_at_mut(8);
@@ -130,9 +144,10 @@ fn fields_digest<F: AsRef<[u8]>>(fields: &[F]) -> [u8; 16] {
     if let Some(marker) = blocks.get_mut(len) {
         *marker = 0x80;
     }
-    if let Some(bits) = blocks.get_mut(padded - 8..padded) {
-        bits.copy_from_slice(&(len as u64 * 8).to_be_bytes());
-    }
+    let Some(bits) = blocks.get_mut(padded - 8..padded) else {
+        return fields_digest_streaming(fields);
+    };
+    bits.copy_from_slice(&(len as u64 * 8).to_be_bytes());
     let mut state = SHA256_INITIAL_STATE;
     for block in blocks.chunks_exact(64).take(padded / 64) {
         if let Ok(block) = <&[u8; 64]>::try_from(block) {

@@ -165,14 +165,19 @@ impl Decimal {
         let mut digits = [0u8; 20];
         let mut start = digits.len();
         let mut rest = value.unsigned_abs();
-        loop {
+        // Two digits at a time.
+        while rest >= 10 {
+            start -= 2;
+            let pair = (rest % 100) as u8;
+            if let Some(slot) = digits.get_mut(start..start + 2) {
+                slot.copy_from_slice(&[b'0' + pair / 10, b'0' + pair % 10]);
+            }
+            rest /= 100;
+        }
+        if rest > 0 || start == digits.len() {
             start -= 1;
             if let Some(digit) = digits.get_mut(start) {
-                *digit = b'0' + (rest % 10) as u8;
-            }
-            rest /= 10;
-            if rest == 0 {
-                break;
+                *digit = b'0' + rest as u8;
             }
         }
         if value < 0 {
@@ -453,7 +458,23 @@ mod tests {
 
     #[test]
     fn decimal_text() {
-        for value in [0, 7, -7, 10, 1_700_000_000, i64::MAX, i64::MIN] {
+        for value in [
+            0,
+            7,
+            -7,
+            10,
+            99,
+            100,
+            -100,
+            101,
+            1_700_000_000,
+            1_764_201_607,
+            i64::MAX,
+            i64::MIN,
+        ]
+        .into_iter()
+        .chain(-1000..1000)
+        {
             assert_eq!(Decimal::new(value).as_bytes(), value.to_string().as_bytes());
         }
     }
