@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 /// One event of the batch SendGrid posts. Custom args are flattened into the same object, so
 /// `id` and `novuMessageId` are the sender's own ids when it set them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct SendGridEvent<'a> {
     #[serde(borrow)]
     pub(crate) event: Cow<'a, str>,
@@ -54,12 +54,6 @@ impl std::ops::Deref for Str<'_> {
     type Target = str;
     fn deref(&self) -> &str {
         &self.0
-    }
-}
-
-impl Str<'_> {
-    pub(crate) fn into_owned(self) -> String {
-        self.0.into_owned()
     }
 }
 
