@@ -13,7 +13,6 @@
 //! - Signature: ECDSA P-256 / SHA-256 over `timestamp header ‖ raw body`, DER signature in
 //!   base64, the key a base64 DER SubjectPublicKeyInfo. SendGrid documents no timestamp window.
 
-mod read;
 mod status;
 mod wire;
 
@@ -118,7 +117,7 @@ fn general_parse(request: &RawRequest<'_>) -> Result<Parsed> {
 }
 
 /// Reads a batch (`[{...}, ...]`) or a bare object in one pass. `None` when the body is not
-/// exactly that, valid, or has something [`read::event`] leaves to serde: the caller then
+/// exactly that, valid, or has something [`wire::read::event`] leaves to serde: the caller then
 /// re-reads it the general way.
 fn fast_parse(request: &RawRequest<'_>, parsed: &mut Parsed) -> Option<()> {
     // Validated once: the reader then reads strings without checking each again, and every row
@@ -139,7 +138,7 @@ fn fast_parse(request: &RawRequest<'_>, parsed: &mut Parsed) -> Option<()> {
     };
     loop {
         let mut event = SendGridEvent::default();
-        let end = read::event(text, at, &mut event)?;
+        let end = wire::read::event(text, at, &mut event)?;
         let row = text.get(at..end)?;
         normalize(request, row, &event, parsed);
         at = skip_whitespace(body, end);
