@@ -185,7 +185,6 @@ impl Lenient<'_> {
     }
 }
 
-/// The hot path: a hand-written reader for one event object, checked against serde.
 pub(crate) mod read {
     //! A hand-written reader for one SendGrid event object: the body's hot path.
     //!
