@@ -365,6 +365,23 @@ fn unique_event(n: usize) -> String {
     )
 }
 
+/// Every [`unique_event`] in `acknowledged` is in the store, as `tidings events` lists it.
+fn assert_stored(server: &Server, acknowledged: &[usize], when: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["events", "--config"])
+        .arg(&server.config)
+        .output()
+        .expect("tidings events");
+    assert!(output.status.success(), "{output:?}");
+    let stored = String::from_utf8_lossy(&output.stdout);
+    for n in acknowledged {
+        assert!(
+            stored.contains(&format!("\"overload-{n}.filter\"")),
+            "event {n} was acknowledged but is not stored{when}"
+        );
+    }
+}
+
 #[test]
 fn sustained_overload_is_shed_with_503_and_nothing_acknowledged_is_lost() {
     let server =
@@ -423,19 +440,7 @@ fn sustained_overload_is_shed_with_503_and_nothing_acknowledged_is_lost() {
     assert!(!acknowledged.is_empty(), "overload starved every request");
 
     // Every acknowledged event is stored; shed ones may be stored or not (a retry dedups).
-    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["events", "--config"])
-        .arg(&server.config)
-        .output()
-        .expect("tidings events");
-    assert!(output.status.success(), "{output:?}");
-    let stored = String::from_utf8_lossy(&output.stdout);
-    for n in acknowledged {
-        assert!(
-            stored.contains(&format!("\"overload-{n}.filter\"")),
-            "event {n} was acknowledged but is not stored"
-        );
-    }
+    assert_stored(&server, &acknowledged, "");
     assert_eq!(server.post_event(), 200);
 }
 
@@ -513,17 +518,5 @@ fn sigterm_under_load_drains_and_loses_nothing_acknowledged() {
         !acknowledged.is_empty(),
         "no request was accepted before SIGTERM"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["events", "--config"])
-        .arg(&server.config)
-        .output()
-        .expect("tidings events");
-    assert!(output.status.success(), "{output:?}");
-    let stored = String::from_utf8_lossy(&output.stdout);
-    for n in acknowledged {
-        assert!(
-            stored.contains(&format!("\"overload-{n}.filter\"")),
-            "event {n} was acknowledged but is not stored after a graceful shutdown"
-        );
-    }
+    assert_stored(&server, &acknowledged, " after a graceful shutdown");
 }
