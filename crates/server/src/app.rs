@@ -126,6 +126,7 @@ impl App {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Use POST for webhooks.",
             )),
+            (method, ["openapi.json"]) => openapi(method),
             (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
             (&Method::GET, ["readyz"]) => match self.store.ping().await {
                 Ok(()) if self.store.is_saturated() => {
@@ -602,4 +603,20 @@ fn text(status: StatusCode, body: &str, content_type: &'static str) -> Response<
         http::HeaderValue::from_static(content_type),
     );
     response
+}
+
+/// The OpenAPI 3.1 document of every endpoint, hand-maintained beside this file; the tests
+/// check it against the router, Novu's published operation and an OpenAPI validator.
+const OPENAPI: &str = include_str!("openapi.json");
+
+fn openapi(method: &Method) -> Result<Response<Body>, ApiError> {
+    if method != Method::GET {
+        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Use GET."));
+    }
+    let mut response = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }

@@ -11,6 +11,7 @@
 
 mod cli;
 mod hardening;
+mod openapi;
 mod scale_out;
 mod sns;
 mod support;
