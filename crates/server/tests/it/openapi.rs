@@ -289,6 +289,140 @@ fn the_server_serves_the_document_as_is() {
     assert_eq!(server.post("/openapi.json", &[], b"").status, 405);
 }
 
+/// Checks recorded answers against the document: each status is documented for its operation,
+/// with its media type, and the body validates against the documented schema. Ingest's schemas
+/// are made closed first (no properties beyond the documented ones), so an undocumented field
+/// fails too.
+const CHECK_ANSWERS: &str = r#"
+import json, sys
+from openapi_schema_validator import OAS31Validator, oas31_format_checker
+with open(sys.argv[1]) as f:
+    doc = json.load(f)
+with open(sys.argv[2]) as f:
+    answers = json.load(f)
+components = json.loads(json.dumps(doc["components"]))
+for name in ["WebhookResultDto", "EventBody", "Error"]:
+    components["schemas"][name]["additionalProperties"] = False
+failures = []
+for a in answers:
+    what = f"{a['what']} ({a['method'].upper()} {a['path']} -> {a['status']})"
+    response = doc["paths"][a["path"]][a["method"]]["responses"].get(str(a["status"]))
+    if response is None:
+        failures.append(f"{what}: status not documented")
+        continue
+    if "$ref" in response:
+        response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    media = a["contentType"].split(";")[0].strip()
+    if media not in response.get("content", {}):
+        failures.append(f"{what}: {media} not documented")
+        continue
+    schema = {"components": components, **response["content"][media]["schema"]}
+    body = json.loads(a["body"]) if media == "application/json" else a["body"]
+    for error in OAS31Validator(schema, format_checker=oas31_format_checker).iter_errors(body):
+        failures.append(f"{what}: {error.message} at {list(error.absolute_path)}")
+print("\n".join(failures), file=sys.stderr)
+sys.exit(1 if failures else 0)
+"#;
+
+#[test]
+fn the_server_answers_as_documented() {
+    let server = Server::start();
+    let json = "application/json";
+    let key = "ApiKey prod-secret-key";
+    let sg = "/v2/inbound-webhooks/delivery-providers/prod/sg";
+    let batch = std::fs::read(crate::support::fixture(
+        "sendgrid/docs-batch-all-event-types.json",
+    ))
+    .unwrap();
+    let event = r#"[{"email":"a@example.com","event":"delivered","sg_message_id":"m1","sg_event_id":"e1","timestamp":1700000000}]"#;
+    let other = event.replace("delivered", "open");
+    let big = format!("[{}]", vec![&event[1..event.len() - 1]; 2000].join(","));
+    let auth = [("Authorization", key), ("Content-Type", json)];
+    let anonymous = [("Content-Type", json)];
+    let xml = [("Authorization", key), ("Content-Type", "application/xml")];
+    let with_key = [
+        ("Authorization", key),
+        ("Content-Type", json),
+        ("Idempotency-Key", "doc-key"),
+    ];
+    let cases: Vec<(&str, &str, &str, &[(&str, &str)], &[u8])> = vec![
+        ("a batch of every SendGrid event", "POST", sg, &auth, &batch),
+        (
+            "an idempotency key, first use",
+            "POST",
+            sg,
+            &with_key,
+            event.as_bytes(),
+        ),
+        ("a replay", "POST", sg, &with_key, event.as_bytes()),
+        (
+            "a key reused for another body",
+            "POST",
+            sg,
+            &with_key,
+            other.as_bytes(),
+        ),
+        ("no credentials", "POST", sg, &anonymous, event.as_bytes()),
+        (
+            "an unknown environment",
+            "POST",
+            "/v2/inbound-webhooks/delivery-providers/nope/sg",
+            &auth,
+            event.as_bytes(),
+        ),
+        ("XML", "POST", sg, &xml, b"<a/>"),
+        ("malformed JSON", "POST", sg, &auth, b"[{\"event\": "),
+        ("too large", "POST", sg, &auth, big.as_bytes()),
+        ("liveness", "GET", "/healthz", &[], b""),
+        ("readiness", "GET", "/readyz", &[], b""),
+        ("metrics", "GET", "/metrics", &[], b""),
+        ("the document", "GET", "/openapi.json", &[], b""),
+    ];
+    let answers: Vec<Value> = cases
+        .into_iter()
+        .map(|(what, method, path, headers, body)| {
+            let response = server.request(method, path, headers, body);
+            let documented = if path.starts_with("/v2/") {
+                INGEST
+            } else {
+                path
+            };
+            serde_json::json!({
+                "what": what,
+                "method": method.to_ascii_lowercase(),
+                "path": documented,
+                "status": response.status,
+                "contentType": response.header("content-type").unwrap_or(""),
+                "body": response.text(),
+            })
+        })
+        .collect();
+    let statuses: BTreeSet<u64> = answers
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 400, 401, 404, 413, 415, 422]),
+        "the cases cover these answers"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = dir.path().join("answers.json");
+    std::fs::write(&recorded, serde_json::to_vec(&answers).unwrap()).unwrap();
+    let Some(output) = python(
+        "openapi_schema_validator",
+        CHECK_ANSWERS,
+        &[&ours_path(), &recorded],
+    ) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "answers that differ from the document:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs `python3 -c script args...` when `module` can be imported. Without it the test is
 /// skipped with a line on stderr, except under `CI=true`, where a missing dependency fails.
 fn python(module: &str, script: &str, args: &[&Path]) -> Option<std::process::Output> {
