@@ -324,6 +324,15 @@ print("\n".join(failures), file=sys.stderr)
 sys.exit(1 if failures else 0)
 "#;
 
+/// What the case is, method, path, headers, body.
+type Request<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [u8],
+);
+
 #[test]
 fn the_server_answers_as_documented() {
     let server = Server::start();
@@ -345,7 +354,7 @@ fn the_server_answers_as_documented() {
         ("Content-Type", json),
         ("Idempotency-Key", "doc-key"),
     ];
-    let cases: Vec<(&str, &str, &str, &[(&str, &str)], &[u8])> = vec![
+    let cases: Vec<Request<'_>> = vec![
         ("a batch of every SendGrid event", "POST", sg, &auth, &batch),
         (
             "an idempotency key, first use",
