@@ -467,6 +467,11 @@ with open(sys.argv[1]) as f:
 fn the_document_is_valid_openapi_3_1() {
     let ours = load(&ours_path());
     assert_eq!(ours["openapi"], "3.1.0");
+    assert_eq!(
+        ours["info"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "the document's version is the release's"
+    );
     let Some(output) = python("openapi_spec_validator", VALIDATE, &[&ours_path()]) else {
         return;
     };
