@@ -210,7 +210,8 @@ impl App {
                         "Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
                     ))));
                 }
-                Some(key.to_owned())
+                // An empty key is no key: it must not become one that every caller shares.
+                (!key.trim().is_empty()).then(|| key.to_owned())
             }
         };
         let limit = self.config.limits.max_body_bytes;
@@ -270,7 +271,7 @@ impl App {
         let _idempotency_guard = match &idempotency_key {
             None => None,
             Some(key) => match self
-                .claim(env, key, &body_hash)
+                .claim(env, integration_id, key, &body_hash)
                 .await
                 .map_err(with_provider)?
             {
@@ -465,12 +466,13 @@ impl App {
     async fn claim(
         &self,
         env: &str,
+        integration: &str,
         key: &str,
         body_hash: &[u8],
     ) -> Result<Result<ClaimGuard, Response<Body>>, ApiError> {
         let claim = self
             .store
-            .claim_idempotency(env, key, body_hash, Utc::now())
+            .claim_idempotency(env, integration, key, body_hash, Utc::now())
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "Store refused an idempotency claim.");
@@ -479,7 +481,7 @@ impl App {
         match claim {
             Claim::Claimed => Ok(Ok(ClaimGuard {
                 store: self.store.clone(),
-                entry: (env.to_owned(), key.to_owned()),
+                entry: (env.to_owned(), integration.to_owned(), key.to_owned()),
             })),
             Claim::InFlight => Err(ApiError::conflict()),
             Claim::Mismatch => Err(ApiError::new(
@@ -533,16 +535,16 @@ fn replay(key: &str, stored: StoredResponse) -> Response<Body> {
 /// the request's future, and the guard with it).
 struct ClaimGuard {
     store: Store,
-    entry: (String, String),
+    entry: (String, String, String),
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        let (env, key) = std::mem::take(&mut self.entry);
+        let (env, integration, key) = std::mem::take(&mut self.entry);
         match &self.store {
             // In memory: release at once.
             Store::Sqlite(sqlite) => {
-                let _ = sqlite.release_idempotency(&env, &key);
+                let _ = sqlite.release_idempotency(&env, &integration, &key);
             }
             // A database round trip: in the background. Until it lands, other instances answer
             // 409; if it never does, the claim is abandoned after the request timeout.
@@ -550,7 +552,8 @@ impl Drop for ClaimGuard {
                 let store = self.store.clone();
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     runtime.spawn(async move {
-                        if let Err(err) = store.release_idempotency(&env, &key).await {
+                        if let Err(err) = store.release_idempotency(&env, &integration, &key).await
+                        {
                             tracing::warn!(error = %err, "Cannot release an idempotency key.");
                         }
                     });

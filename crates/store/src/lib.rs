@@ -16,14 +16,16 @@
 //!
 //! The conformance suite in `tests/it` runs every test against both.
 
+mod cursor;
 mod model;
 mod postgres;
 mod sqlite;
 mod store;
 
+pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
-    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessageRow, PruneStats, StoredEvent,
-    StoredResponse,
+    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, PruneStats,
+    StoredEvent, StoredResponse,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
