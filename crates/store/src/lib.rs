@@ -21,6 +21,7 @@ mod model;
 mod postgres;
 mod sqlite;
 mod store;
+mod view;
 
 pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
@@ -30,6 +31,7 @@ pub use model::{
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreOptions, backend_of};
+pub use view::{EventView, MessageView};
 
 /// Idempotency records are replayed for this long; older ones are ignored.
 pub const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
