@@ -393,17 +393,20 @@ impl App {
             .await
             .map_err(with_provider)?;
 
-        let body_hash = Sha256::digest(&body).to_vec();
-        let _idempotency_guard = match &idempotency_key {
+        // Hashed only for an idempotency key: nothing else needs it on the hot path.
+        let idempotency = match idempotency_key {
             None => None,
-            Some(key) => match self
-                .claim(env, integration_id, key, &body_hash)
-                .await
-                .map_err(with_provider)?
-            {
-                Ok(guard) => Some(guard),
-                Err(replay) => return Ok((provider, replay)),
-            },
+            Some(key) => {
+                let body_hash = Sha256::digest(&body).to_vec();
+                match self
+                    .claim(env, integration_id, &key, &body_hash)
+                    .await
+                    .map_err(with_provider)?
+                {
+                    Ok(guard) => Some((key, body_hash, guard)),
+                    Err(replay) => return Ok((provider, replay)),
+                }
+            }
         };
 
         let mut parsed = parser.parse(&raw).map_err(|err| {
@@ -431,9 +434,9 @@ impl App {
             body: body.to_vec(),
             events: parsed.events,
             ignored_json: serde_json::to_string(&parsed.ignored).unwrap_or_else(|_| "[]".into()),
-            idempotency: idempotency_key.map(|key| IdempotencyRecord {
-                key,
-                body_hash,
+            idempotency: idempotency.as_ref().map(|(key, body_hash, _)| IdempotencyRecord {
+                key: key.clone(),
+                body_hash: body_hash.clone(),
                 status: 200,
                 response: response_body.clone(),
             }),
