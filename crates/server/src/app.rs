@@ -434,12 +434,14 @@ impl App {
             body: body.to_vec(),
             events: parsed.events,
             ignored_json: serde_json::to_string(&parsed.ignored).unwrap_or_else(|_| "[]".into()),
-            idempotency: idempotency.as_ref().map(|(key, body_hash, _)| IdempotencyRecord {
-                key: key.clone(),
-                body_hash: body_hash.clone(),
-                status: 200,
-                response: response_body.clone(),
-            }),
+            idempotency: idempotency
+                .as_ref()
+                .map(|(key, body_hash, _)| IdempotencyRecord {
+                    key: key.clone(),
+                    body_hash: body_hash.clone(),
+                    status: 200,
+                    response: response_body.clone(),
+                }),
         };
         let outcome = self.store.ingest(ingest).await.map_err(|err| {
             tracing::error!(provider, error = %err, "Store refused the request.");

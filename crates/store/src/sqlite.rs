@@ -222,6 +222,68 @@ const CACHE_KIB: i64 = 16 * 1024;
 const WRITER_AUTOCHECKPOINT: i64 = 16_000;
 /// How often the checkpointer thread copies the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// WAL frames (4 KiB pages) after which the writer pauses before its next group until the
+/// checkpointer has copied everything back, so that the next write starts the WAL over. Under
+/// sustained load the checkpointer never otherwise catches up with a writer that keeps
+/// appending, and the WAL grows until the writer's own backstop checkpoints inside a commit.
+const WAL_RESET_FRAMES: i64 = 4000;
+/// The longest the writer waits for that checkpoint (readers holding an old snapshot can keep
+/// it from completing).
+const WAL_RESET_WAIT: Duration = Duration::from_millis(100);
+
+/// What the writer and the checkpointer thread share.
+#[derive(Default)]
+struct Checkpoints {
+    state: Mutex<WalState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct WalState {
+    /// Frames in the WAL at the last checkpoint.
+    frames: i64,
+    /// Checkpoints that copied every frame back.
+    complete: u64,
+    /// The writer waits for a complete checkpoint: run one now.
+    wanted: bool,
+    /// The writer has stopped.
+    stopped: bool,
+}
+
+impl Checkpoints {
+    /// Before a group: when the WAL is long, lets the checkpointer finish a complete pass while
+    /// nothing is appended, so that the next commit restarts the WAL from its beginning.
+    fn yield_when_long(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.frames < WAL_RESET_FRAMES {
+            return;
+        }
+        let seen = state.complete;
+        state.wanted = true;
+        self.changed.notify_all();
+        let deadline = Instant::now() + WAL_RESET_WAIT;
+        while state.complete == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.changed.wait_timeout(state, left) {
+                Ok((next, _)) => state = next,
+                Err(_) => return,
+            }
+        }
+        state.wanted = false;
+    }
+
+    fn stop(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.stopped = true;
+            self.changed.notify_all();
+        }
+    }
+}
 
 /// Applies pending migrations in one write transaction, taken before `user_version` is read, so
 /// that two processes opening the same file at once apply them once.
@@ -262,7 +324,8 @@ impl SqliteStore {
         write_conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
         let checkpoint_conn = open(&options.path, options.synchronous_full)?;
         checkpoint_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        let checkpoints = Arc::new(Checkpoints::default());
+        let writer_checkpoints = Arc::clone(&checkpoints);
         let reader = open(&options.path, options.synchronous_full)?;
         let pruner = open(&options.path, options.synchronous_full)?;
         // An event is received with its raw request, so once old events are gone no event refers
@@ -303,8 +366,9 @@ impl SqliteStore {
                     &thread_stats,
                     syncer.as_ref(),
                     &published,
+                    &writer_checkpoints,
                 );
-                drop(stop_checkpoints);
+                writer_checkpoints.stop();
             })
             .map_err(|e| Error::Open {
                 path: options.path.display().to_string(),
@@ -312,7 +376,7 @@ impl SqliteStore {
             })?;
         std::thread::Builder::new()
             .name("tidings-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpoint_conn, &stopped))
+            .spawn(move || checkpoint_loop(&checkpoint_conn, &checkpoints))
             .map_err(|e| Error::Open {
                 path: options.path.display().to_string(),
                 reason: e.to_string(),
@@ -926,14 +990,43 @@ fn format_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] until the writer stops.
-/// PASSIVE: it never waits for, nor blocks, the writer or readers.
-fn checkpoint_loop(conn: &Connection, stopped: &std::sync::mpsc::Receiver<()>) {
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        stopped.recv_timeout(CHECKPOINT_EVERY)
-    {
-        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %err, "Background checkpoint failed; the writer's own will catch up.");
+/// Copies the WAL back into the database every [`CHECKPOINT_EVERY`], or at once when the
+/// writer waits for it, until the writer stops. PASSIVE: it never waits for, nor blocks, the
+/// writer or readers.
+fn checkpoint_loop(conn: &Connection, checkpoints: &Checkpoints) {
+    loop {
+        {
+            let Ok(state) = checkpoints.state.lock() else {
+                return;
+            };
+            let Ok((state, _)) =
+                checkpoints
+                    .changed
+                    .wait_timeout_while(state, CHECKPOINT_EVERY, |s| !s.wanted && !s.stopped)
+            else {
+                return;
+            };
+            if state.stopped {
+                return;
+            }
+        }
+        // (busy, frames in the WAL, frames copied back)
+        let checkpointed = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        });
+        match checkpointed {
+            Ok((frames, copied)) => {
+                if let Ok(mut state) = checkpoints.state.lock() {
+                    state.frames = frames;
+                    if frames >= 0 && copied == frames {
+                        state.complete += 1;
+                    }
+                    checkpoints.changed.notify_all();
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "Background checkpoint failed; the writer's own will catch up.");
+            }
         }
     }
 }
@@ -1023,9 +1116,11 @@ fn writer_loop(
     stats: &Mutex<CommitStats>,
     syncer: Option<&std::sync::mpsc::Sender<Acks>>,
     durable: &tokio::sync::watch::Sender<i64>,
+    checkpoints: &Checkpoints,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
+        checkpoints.yield_when_long();
         batch.push(first);
         // Everything already waiting joins this transaction (and its fsync).
         while batch.len() < max_batch {
