@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod api;
 mod cli;
 mod hardening;
 mod openapi;

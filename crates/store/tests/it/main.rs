@@ -12,6 +12,7 @@
 mod support;
 
 mod concurrency;
+mod cursor;
 mod fold;
 mod idempotency;
 mod ingest;
