@@ -643,7 +643,7 @@ mod tests {
             let text = format!(
                 "[[environments]]\nid = \"e\"\nsecret_key = \"long-enough\"\n\
                  [[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"mailgun\"\n\
-                 signing_key = \"k\"\nsignature_tolerance_secs = {secs}\n"
+                 signing_key = \"long-enough-key\"\nsignature_tolerance_secs = {secs}\n"
             );
             let config: Config = toml::from_str(&text).unwrap();
             assert_eq!(
@@ -651,6 +651,58 @@ mod tests {
                 ok,
                 "{secs}: {:?}",
                 config.problems()
+            );
+        }
+    }
+
+    const ENVIRONMENT: &str = "[[environments]]\nid = \"e\"\nsecret_key = \"long-enough\"\n";
+
+    #[test]
+    fn an_environment_accepts_each_of_its_keys_and_nothing_else() {
+        let config = Config::parse(
+            "[[environments]]\nid = \"e\"\nsecret_key = \"first-key-1\"\nsecret_keys = [\"second-key-2\", \"third-key-3\"]\n",
+        )
+        .unwrap();
+        let env = &config.environments[0];
+        for key in ["first-key-1", "second-key-2", "third-key-3"] {
+            assert!(env.accepts(key), "{key}");
+        }
+        for key in ["", "first-key", "second-key-2 ", "dev-secret"] {
+            assert!(!env.accepts(key), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_addresses_are_loopback() {
+        for (listen, loopback) in [
+            ("127.0.0.1:3000", true),
+            ("127.1.2.3:0", true),
+            ("[::1]:3000", true),
+            ("localhost:3000", true),
+            ("0.0.0.0:3000", false),
+            ("[::]:3000", false),
+            ("192.168.1.5:3000", false),
+            ("example.com:3000", false),
+        ] {
+            assert_eq!(is_loopback(listen), loopback, "{listen}");
+        }
+    }
+
+    #[test]
+    fn the_demo_answers_to_provider_aliases() {
+        use tidings_providers as _;
+        let demo = Config::demo();
+        for (id, provider) in [
+            ("brevo", "sendinblue"),
+            ("vonage", "nexmo"),
+            ("bird", "messagebird"),
+            ("sendgrid", "sendgrid"),
+        ] {
+            assert!(
+                demo.integrations
+                    .iter()
+                    .any(|i| i.id == id && i.provider == provider),
+                "{id}"
             );
         }
     }
@@ -680,12 +732,21 @@ mod tests {
             "postgresql://tidings:pw@db/tidings?sslmode=disable",
         ] {
             let config = Config::parse(&format!(
-                "[store]\nurl = \"{url}\"\npool_size = 4\nretention_days = 7\n"
+                "[store]\nurl = \"{url}\"\npool_size = 4\nretention_days = 7\n{ENVIRONMENT}"
             ));
             assert_eq!(config.map(|c| c.store.url).ok().as_deref(), Some(url));
         }
-        let problems = Config::parse("[store]\nurl = \"mysql://x:secret@h/db\"\n").unwrap_err();
-        assert!(problems.iter().any(|p| p.contains("mysql://...")));
-        assert!(problems.iter().all(|p| !p.contains("secret")));
+        for (url, shown) in [
+            ("mysql://x:secret@h/db", "mysql://x:***@h/db"),
+            (
+                "host=h user=x password=secret",
+                "host=h user=x password=***",
+            ),
+        ] {
+            let problems =
+                Config::parse(&format!("[store]\nurl = \"{url}\"\n{ENVIRONMENT}")).unwrap_err();
+            assert!(problems.iter().any(|p| p.contains(shown)), "{problems:?}");
+            assert!(problems.iter().all(|p| !p.contains("secret")));
+        }
     }
 }

@@ -350,7 +350,7 @@ impl PgStore {
     /// Connects, applies pending migrations and starts the committer task. Needs a Tokio runtime.
     pub async fn open(options: PgOptions) -> Result<PgStore> {
         let mut config = tokio_postgres::Config::from_str(&options.url)
-            .map_err(|e| open_error(&options.url, e))?;
+            .map_err(|e| open_error(&options.url, explain::explain(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.timeout);
         }

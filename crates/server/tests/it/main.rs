@@ -10,6 +10,7 @@
 )]
 
 mod cli;
+mod first_hour;
 mod hardening;
 mod scale_out;
 mod sns;

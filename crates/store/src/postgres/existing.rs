@@ -19,7 +19,7 @@ impl PgStore {
     /// [`Error::Unavailable`].
     pub async fn open_existing(options: PgOptions) -> Result<PgStore> {
         let mut config = tokio_postgres::Config::from_str(&options.url)
-            .map_err(|e| open_error(&options.url, e))?;
+            .map_err(|e| open_error(&options.url, explain(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.timeout);
         }

@@ -12,6 +12,7 @@
 mod support;
 
 mod concurrency;
+mod existing;
 mod fold;
 mod idempotency;
 mod ingest;
