@@ -46,7 +46,7 @@ fn default_listen() -> String {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://path/to/file.db` or `postgres://user:password@host:port/database`.
@@ -62,6 +62,18 @@ pub struct StoreConfig {
     /// Days raw requests, events and idempotency records are kept; 0 keeps them forever.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+}
+
+// By hand: the URL may hold the database password.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &tidings_store::redact_url(&self.url))
+            .field("synchronous", &self.synchronous)
+            .field("pool_size", &self.pool_size)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
 }
 
 /// The environment variable that overrides `store.url` (so the password need not be in a file).
@@ -669,6 +681,19 @@ mod tests {
         }
         for key in ["", "first-key", "second-key-2 ", "dev-secret"] {
             assert!(!env.accepts(key), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let config = Config::parse(&format!(
+            "[store]\nurl = \"postgres://app:db-password@db/t\"\n{ENVIRONMENT}\
+             [[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"postmark\"\n\
+             basic_auth = {{ username = \"u\", password = \"basic-password\" }}\n"
+        ));
+        let shown = format!("{config:?}");
+        for secret in ["db-password", "basic-password", "long-enough"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }
 

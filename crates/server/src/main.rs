@@ -234,7 +234,11 @@ async fn open_store_to_read(config_path: Option<&Path>) -> Result<Store> {
                 .url
                 .strip_prefix("sqlite://")
                 .filter(|p| Path::new(p).is_relative())
-                .and_then(|p| std::env::current_dir().ok().map(|dir| dir.join(p)))
+                .and_then(|p| {
+                    std::env::current_dir()
+                        .ok()
+                        .map(|dir| dir.join(p.trim_start_matches("./")))
+                })
                 .map(|p| format!(" ({})", p.display()))
                 .unwrap_or_default();
             Err(anyhow!(
@@ -331,12 +335,13 @@ fn init_logging(config: &Config) {
 fn check_config(path: &Path) -> Result<ExitCode> {
     match Config::load(path) {
         Ok(config) => {
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "{}: ok ({} environments, {} integrations)",
                 path.display(),
                 config.environments.len(),
                 config.integrations.len()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
