@@ -31,14 +31,133 @@ pub struct App {
     pub(crate) metrics: Metrics,
     in_flight: Semaphore,
     certs: CertFetcher,
-    integrations: BTreeMap<(String, String), Route>,
+    integrations: BTreeMap<(String, String), IntegrationRoute>,
+    /// Turns true when the server stops: live streams end.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// What an `(environment, integration)` path leads to: the integration, its parser, its keys.
-type Route = (Integration, &'static dyn ProviderParser, Vec<Secret>);
+type IntegrationRoute = (Integration, &'static dyn ProviderParser, Vec<Secret>);
 
-/// The response body type.
-pub type Body = Full<Bytes>;
+/// The response body type: a whole body, or a stream (Server-Sent Events).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// A whole response body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// What answers a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Novu's webhook endpoint.
+    Ingest,
+    /// Liveness.
+    Healthz,
+    /// Readiness.
+    Readyz,
+    /// Prometheus metrics.
+    Metrics,
+    /// An environment's events, by cursor.
+    Events,
+    /// An environment's events as Server-Sent Events.
+    EventStream,
+    /// One message of one integration, with its timeline.
+    Message,
+    /// Messages found by id, or listed by status.
+    Messages,
+}
+
+/// One route: a method and a path whose `{name}` segments match any one segment.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The method it answers.
+    pub method: Method,
+    /// The path pattern.
+    pub path: &'static str,
+    /// What answers it.
+    pub endpoint: Endpoint,
+}
+
+/// Every route Tidings serves. The OpenAPI document lists each of them (a test checks it).
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: Method::POST,
+        path: "/v2/inbound-webhooks/delivery-providers/{environmentId}/{integrationId}",
+        endpoint: Endpoint::Ingest,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/events",
+        endpoint: Endpoint::Events,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/events/stream",
+        endpoint: Endpoint::EventStream,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/integrations/{integrationId}/messages/{messageId}",
+        endpoint: Endpoint::Message,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/messages",
+        endpoint: Endpoint::Messages,
+    },
+    Route {
+        method: Method::GET,
+        path: "/healthz",
+        endpoint: Endpoint::Healthz,
+    },
+    Route {
+        method: Method::GET,
+        path: "/readyz",
+        endpoint: Endpoint::Readyz,
+    },
+    Route {
+        method: Method::GET,
+        path: "/metrics",
+        endpoint: Endpoint::Metrics,
+    },
+];
+
+/// The route for a request and its path parameters (as sent), or the 404 / 405 answer.
+pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Endpoint, Vec<&'p str>), ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut allowed: Vec<&str> = Vec::new();
+    for candidate in ROUTES {
+        let pattern: Vec<&str> = candidate.path.trim_matches('/').split('/').collect();
+        if pattern.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matched = pattern.iter().zip(&segments).all(|(p, s)| {
+            if p.starts_with('{') {
+                params.push(*s);
+                !s.is_empty()
+            } else {
+                p == s
+            }
+        });
+        if !matched {
+            continue;
+        }
+        if candidate.method == *method {
+            return Ok((candidate.endpoint, params));
+        }
+        allowed.push(candidate.method.as_str());
+    }
+    if allowed.is_empty() {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "Not found."))
+    } else {
+        Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Use {} for this path.", allowed.join(" or ")),
+        ))
+    }
+}
 
 impl App {
     /// Builds the app from a validated configuration and an open store.
@@ -61,7 +180,24 @@ impl App {
             metrics: Metrics::default(),
             certs,
             integrations,
+            shutdown: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Ends live streams: called when the server starts shutting down, so that graceful
+    /// shutdown does not wait on them.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Turns true once the server stops.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// The configuration.
@@ -78,19 +214,14 @@ impl App {
     {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let response = match (request.method(), segments.as_slice()) {
-            (
-                &Method::POST,
-                [
-                    "v2",
-                    "inbound-webhooks",
-                    "delivery-providers",
-                    env,
-                    integration,
-                ],
-            ) => {
-                let (env, integration) = ((*env).to_owned(), (*integration).to_owned());
+        let (endpoint, params) = match route(request.method(), &path) {
+            Ok(found) => found,
+            Err(err) => return err.into_response(&path),
+        };
+        let param = |index: usize| params.get(index).copied().unwrap_or_default().to_owned();
+        let response = match endpoint {
+            Endpoint::Ingest => {
+                let (env, integration) = (param(0), param(1));
                 let timeout = Duration::from_secs(self.config.limits.request_timeout_secs);
                 let outcome = tokio::time::timeout(
                     timeout,
@@ -122,27 +253,22 @@ impl App {
                 );
                 return response;
             }
-            (_, ["v2", "inbound-webhooks", "delivery-providers", _, _]) => Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Use POST for webhooks.",
-            )),
-            (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
-            (&Method::GET, ["readyz"]) => match self.store.ping().await {
+            Endpoint::Healthz => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
+            Endpoint::Readyz => match self.store.ping().await {
                 Ok(()) if self.store.is_saturated() => {
                     Err(ApiError::unavailable("The store is saturated."))
                 }
                 Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
                 Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
             },
-            (&Method::GET, ["metrics"]) => Ok(text(
+            Endpoint::Metrics => Ok(text(
                 StatusCode::OK,
                 &self.metrics.render(self.store.stats()),
                 "text/plain; version=0.0.4",
             )),
-            (_, ["healthz" | "readyz" | "metrics"]) => {
-                Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Use GET."))
+            Endpoint::Events | Endpoint::EventStream | Endpoint::Message | Endpoint::Messages => {
+                crate::api::answer(&self, endpoint, &params, &request).await
             }
-            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "Not found.")),
         };
         response.unwrap_or_else(|err| err.into_response(&path))
     }
@@ -210,7 +336,8 @@ impl App {
                         "Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
                     ))));
                 }
-                Some(key.to_owned())
+                // An empty key is no key: it must not become one that every caller shares.
+                (!key.trim().is_empty()).then(|| key.to_owned())
             }
         };
         let limit = self.config.limits.max_body_bytes;
@@ -270,7 +397,7 @@ impl App {
         let _idempotency_guard = match &idempotency_key {
             None => None,
             Some(key) => match self
-                .claim(env, key, &body_hash)
+                .claim(env, integration_id, key, &body_hash)
                 .await
                 .map_err(with_provider)?
             {
@@ -323,7 +450,7 @@ impl App {
         for control in &controls {
             self.act_on(control, integration, auth, provider).await;
         }
-        let mut response = Response::new(Full::new(Bytes::from(response_body)));
+        let mut response = Response::new(full(response_body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
@@ -469,12 +596,13 @@ impl App {
     async fn claim(
         &self,
         env: &str,
+        integration: &str,
         key: &str,
         body_hash: &[u8],
     ) -> Result<Result<ClaimGuard, Response<Body>>, ApiError> {
         let claim = self
             .store
-            .claim_idempotency(env, key, body_hash, Utc::now())
+            .claim_idempotency(env, integration, key, body_hash, Utc::now())
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "Store refused an idempotency claim.");
@@ -483,7 +611,7 @@ impl App {
         match claim {
             Claim::Claimed => Ok(Ok(ClaimGuard {
                 store: self.store.clone(),
-                entry: (env.to_owned(), key.to_owned()),
+                entry: (env.to_owned(), integration.to_owned(), key.to_owned()),
             })),
             Claim::InFlight => Err(ApiError::conflict()),
             Claim::Mismatch => Err(ApiError::new(
@@ -519,7 +647,7 @@ enum Auth {
 
 /// The stored response, byte for byte, marked as a replay.
 fn replay(key: &str, stored: StoredResponse) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(stored.response)));
+    let mut response = Response::new(full(stored.response));
     *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let headers = response.headers_mut();
     headers.insert(
@@ -537,16 +665,16 @@ fn replay(key: &str, stored: StoredResponse) -> Response<Body> {
 /// the request's future, and the guard with it).
 struct ClaimGuard {
     store: Store,
-    entry: (String, String),
+    entry: (String, String, String),
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        let (env, key) = std::mem::take(&mut self.entry);
+        let (env, integration, key) = std::mem::take(&mut self.entry);
         match &self.store {
             // In memory: release at once.
             Store::Sqlite(sqlite) => {
-                let _ = sqlite.release_idempotency(&env, &key);
+                let _ = sqlite.release_idempotency(&env, &integration, &key);
             }
             // A database round trip: in the background. Until it lands, other instances answer
             // 409; if it never does, the claim is abandoned after the request timeout.
@@ -554,7 +682,8 @@ impl Drop for ClaimGuard {
                 let store = self.store.clone();
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     runtime.spawn(async move {
-                        if let Err(err) = store.release_idempotency(&env, &key).await {
+                        if let Err(err) = store.release_idempotency(&env, &integration, &key).await
+                        {
                             tracing::warn!(error = %err, "Cannot release an idempotency key.");
                         }
                     });
@@ -599,7 +728,7 @@ fn headers_json(headers: &HeaderMap) -> String {
 }
 
 fn text(status: StatusCode, body: &str, content_type: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    let mut response = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,8 +1,6 @@
 //! Error responses in Novu's shape: `{"statusCode", "message", "error", "timestamp", "path"}`.
 
-use bytes::Bytes;
 use http::{Response, StatusCode, header};
-use http_body_util::Full;
 
 /// An error answer. Messages never contain secrets.
 #[derive(Debug)]
@@ -91,7 +89,7 @@ impl ApiError {
     }
 
     /// The JSON response.
-    pub fn into_response(self, path: &str) -> Response<Full<Bytes>> {
+    pub fn into_response(self, path: &str) -> Response<crate::app::Body> {
         let mut body = serde_json::json!({
             "statusCode": self.status.as_u16(),
             "message": self.message,
@@ -102,7 +100,7 @@ impl ApiError {
         if let (Some(id), Some(map)) = (self.error_id, body.as_object_mut()) {
             map.insert("errorId".into(), id.into());
         }
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut response = Response::new(crate::app::full(body.to_string()));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(

@@ -5,6 +5,7 @@
 // Modules keep `pub` for their interface to the rest of the crate; only some are exported.
 #![allow(unreachable_pub)]
 
+mod api;
 pub mod app;
 pub mod certs;
 pub mod config;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use tidings_core::{Credentials, Freshness, RawRequest, Secret, registry};
-use tidings_store::{Store, StoreLock, StoreOptions};
+use tidings_store::{EventView, MessageView, Store, StoreLock, StoreOptions};
 
 use tidings::config::{self, Config};
 use tidings::{app, certs};
@@ -501,7 +501,8 @@ fn events(
             };
             cursor = last.seq;
             for event in &page {
-                writeln!(out, "{}", serde_json::to_string(event)?)?;
+                let view = EventView::new(event, true);
+                writeln!(out, "{}", with_environment(&view, &event.environment_id)?)?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -517,8 +518,20 @@ fn messages(
         let store = open_store_to_read(config).await?;
         let mut out = std::io::stdout().lock();
         for row in store.messages(environment, message).await? {
-            writeln!(out, "{}", serde_json::to_string(&row)?)?;
+            let view = MessageView::new(&row, None);
+            writeln!(out, "{}", with_environment(&view, &row.environment_id)?)?;
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What the read API answers for one record, with its environment added (the command line
+/// lists every environment).
+fn with_environment(view: &impl serde::Serialize, environment: &str) -> Result<String> {
+    let mut map = serde_json::Map::new();
+    map.insert("environment".into(), environment.into());
+    if let serde_json::Value::Object(fields) = serde_json::to_value(view)? {
+        map.extend(fields);
+    }
+    Ok(serde_json::Value::Object(map).to_string())
 }

@@ -84,6 +84,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
         });
     }
     drop(listener);
+    app.begin_shutdown();
     tracing::info!("Shutting down: finishing in-flight requests.");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("All connections closed."),

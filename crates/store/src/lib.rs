@@ -16,21 +16,25 @@
 //!
 //! The conformance suite in `tests/it` runs every test against both.
 
+mod cursor;
 mod model;
 mod postgres;
 mod redact;
 mod sqlite;
 mod store;
+mod view;
 
+pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
-    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessageRow, PruneStats, StoredEvent,
-    StoredResponse,
+    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, PruneStats,
+    StoredEvent, StoredResponse,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use redact::redact_url;
 pub use sqlite::lock::StoreLock;
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreOptions, backend_of};
+pub use view::{EventView, MessageView};
 
 /// Idempotency records are replayed for this long; older ones are ignored.
 pub const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use tidings_core::Event;
 use tidings_core::fold::MessageState;
 
+use crate::Cursor;
+
 /// One accepted request and everything it produced, committed together.
 #[derive(Debug, Clone)]
 pub struct Ingest {
@@ -71,7 +73,9 @@ pub struct IngestOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredEvent {
-    /// Monotonic sequence: page through events with it.
+    /// The event's position in the gap-free cursor.
+    pub position: Cursor,
+    /// Monotonic sequence within one writer.
     pub seq: i64,
     /// The environment.
     pub environment_id: String,
@@ -97,8 +101,13 @@ pub struct StoredEvent {
 pub struct MessageRow {
     /// The environment.
     pub environment_id: String,
-    /// The message id.
+    /// The integration the message belongs to.
+    pub integration_id: String,
+    /// The message id (the sender's id where the provider carries it).
     pub id: String,
+    /// The provider's own message id, from its latest event that carries one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub external_id: Option<String>,
     /// The provider of its latest event.
     pub provider: String,
     /// The folded state: status, milestones, flags.
@@ -106,6 +115,19 @@ pub struct MessageRow {
     pub state: MessageState,
     /// How many distinct events it has.
     pub events: i64,
+    /// When its state last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The position of its last change: messages are listed by it.
+    pub position: Cursor,
+}
+
+/// One page of messages, by the position of their last change.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePage {
+    /// The messages, in order of their last change.
+    pub messages: Vec<MessageRow>,
+    /// The position to list after next time.
+    pub next: Cursor,
 }
 
 /// What [`crate::Store::claim_idempotency`] found for a key.

@@ -32,9 +32,12 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::cursor::{
+    Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
+};
 use crate::{
     Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
-    MessageRow, PruneStats, Result, StoredEvent, StoredResponse,
+    MessagePage, MessageRow, PruneStats, Result, StoredEvent, StoredResponse,
 };
 
 /// Migration 1: requests, events, idempotency records. `events.request_seq` refers to
@@ -87,8 +90,40 @@ fn migrations() -> Vec<String> {
         SCHEMA_1.to_owned(),
         // 2: messages, with the fold's columns.
         messages_table(),
+        SCHEMA_3.to_owned(),
     ]
 }
+
+/// Migration 3: the read API. Events record their writing transaction so the cursor can be
+/// gap-free (see `cursor.rs`); a message belongs to one integration, is found by the provider's
+/// id too, and records the position of its last change; idempotency keys belong to an
+/// integration. Messages made before keep the integration of their latest event; idempotency
+/// records made before are kept under no integration. Instances of the previous release must be
+/// stopped first: their `ON CONFLICT` targets no longer exist.
+const SCHEMA_3: &str = "ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT '0';
+    ALTER TABLE events ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
+    CREATE INDEX events_by_position ON events (environment_id, xid, seq);
+    ALTER TABLE messages ADD COLUMN integration_id TEXT, ADD COLUMN external_id TEXT,
+        ADD COLUMN changed_xid xid8 NOT NULL DEFAULT '0',
+        ADD COLUMN changed_seq BIGINT NOT NULL DEFAULT 0;
+    UPDATE messages m SET
+        integration_id = COALESCE((SELECT e.integration_id FROM events e
+            WHERE e.environment_id = m.environment_id AND e.message_id = m.message_id
+            ORDER BY e.seq DESC LIMIT 1), m.provider),
+        external_id = (SELECT e.event::jsonb #>> '{body,externalId}' FROM events e
+            WHERE e.environment_id = m.environment_id AND e.message_id = m.message_id
+              AND e.event::jsonb #>> '{body,externalId}' IS NOT NULL
+            ORDER BY e.seq DESC LIMIT 1),
+        changed_seq = COALESCE((SELECT max(e.seq) FROM events e
+            WHERE e.environment_id = m.environment_id AND e.message_id = m.message_id), 0);
+    ALTER TABLE messages ALTER COLUMN integration_id SET NOT NULL;
+    ALTER TABLE messages DROP CONSTRAINT messages_pkey;
+    ALTER TABLE messages ADD PRIMARY KEY (environment_id, integration_id, message_id);
+    CREATE INDEX messages_by_external_id ON messages (environment_id, external_id);
+    CREATE INDEX messages_by_change ON messages (environment_id, changed_xid, changed_seq);
+    ALTER TABLE idempotency ADD COLUMN integration_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE idempotency DROP CONSTRAINT idempotency_pkey;
+    ALTER TABLE idempotency ADD PRIMARY KEY (environment_id, integration_id, key);";
 
 /// The advisory lock taken while migrating: one key per schema.
 const MIGRATION_LOCK: &str = "hashtext('tidings.migrations'), hashtext(current_schema())";
@@ -130,6 +165,8 @@ type Reply = oneshot::Sender<Result<IngestOutcome>>;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Counts this instance's commits, to wake its streams.
+    commits: Arc<tokio::sync::watch::Sender<i64>>,
     writer: mpsc::Sender<(Ingest, Reply)>,
     stats: Arc<Mutex<CommitStats>>,
     claim_timeout: chrono::Duration,
@@ -183,6 +220,7 @@ fn upsert_message_sql() -> String {
         .map(|s| format!("first_{}", s.as_str()))
         .collect();
     let placeholders: Vec<String> = (11..11 + firsts.len()).map(|i| format!("${i}")).collect();
+    let more = 11 + firsts.len();
     let newer = "(EXCLUDED.precedence, EXCLUDED.status_at, EXCLUDED.status_ord, EXCLUDED.failure_ord) \
                  > (messages.precedence, messages.status_at, messages.status_ord, messages.failure_ord)";
     let winner: Vec<String> = [
@@ -201,32 +239,51 @@ fn upsert_message_sql() -> String {
         .collect();
     format!(
         "INSERT INTO messages (environment_id, message_id, provider, status, precedence, status_at,
-           status_ord, failure_ord, events, updated_at, {})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {})
-         ON CONFLICT (environment_id, message_id) DO UPDATE SET
+           status_ord, failure_ord, events, updated_at, {}, integration_id, external_id,
+           changed_xid, changed_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}, ${}, ${}, pg_current_xact_id(), ${})
+         ON CONFLICT (environment_id, integration_id, message_id) DO UPDATE SET
            {},
            provider = EXCLUDED.provider,
            events = messages.events + EXCLUDED.events,
            updated_at = EXCLUDED.updated_at,
+           external_id = COALESCE(EXCLUDED.external_id, messages.external_id),
+           changed_xid = EXCLUDED.changed_xid,
+           changed_seq = EXCLUDED.changed_seq,
            {}",
         firsts.join(", "),
         placeholders.join(", "),
+        more,
+        more + 1,
+        more + 2,
         winner.join(",\n           "),
         least.join(",\n           "),
     )
 }
 
-fn select_messages_sql() -> String {
+/// The columns [`message_row`] reads, in its order.
+fn message_columns() -> String {
     let firsts: Vec<String> = Status::ALL
         .iter()
         .map(|s| format!("first_{}", s.as_str()))
         .collect();
     format!(
-        "SELECT environment_id, message_id, provider, events, status, status_at, failure_ord, {}
-         FROM messages
-         WHERE ($1::text IS NULL OR environment_id = $1) AND ($2::text IS NULL OR message_id = $2)
-         ORDER BY environment_id COLLATE \"C\", message_id COLLATE \"C\"",
+        "environment_id, message_id, provider, events, status, status_at, failure_ord,
+         integration_id, external_id, updated_at, changed_xid::text, changed_seq, {}",
         firsts.join(", ")
+    )
+}
+
+/// Column index of the first first-seen time in [`message_columns`].
+const FIRSTS_AT: usize = 12;
+
+fn select_messages_sql() -> String {
+    format!(
+        "SELECT {} FROM messages
+         WHERE ($1::text IS NULL OR environment_id = $1) AND ($2::text IS NULL OR message_id = $2)
+         ORDER BY environment_id COLLATE \"C\", message_id COLLATE \"C\",
+                  integration_id COLLATE \"C\"",
+        message_columns()
     )
 }
 
@@ -377,6 +434,7 @@ impl PgStore {
             .map_err(|e| open_error(&options.url, e))?;
         let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(CommitStats::default()));
+        let commits = Arc::new(tokio::sync::watch::Sender::new(0));
         // Keep a connection or two for reads, claims and readiness checks.
         let committers = (options.pool_size.max(2) / 2).max(1);
         tokio::spawn(committer(
@@ -386,9 +444,11 @@ impl PgStore {
             committers,
             options.timeout.max(Duration::from_secs(1)) * 2,
             Arc::clone(&stats),
+            Arc::clone(&commits),
         ));
         Ok(PgStore {
             pool,
+            commits,
             writer,
             stats,
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
@@ -437,14 +497,16 @@ impl PgStore {
     pub async fn idempotent_response(
         &self,
         environment_id: &str,
+        integration_id: &str,
         key: &str,
     ) -> Result<Option<StoredResponse>> {
         let client = self.client().await?;
         let row = client
             .query_opt(
                 "SELECT body_hash, status, response, created_at FROM idempotency
-                 WHERE environment_id = $1 AND key = $2 AND status IS NOT NULL",
-                &[&environment_id, &key],
+                 WHERE environment_id = $1 AND integration_id = $2 AND key = $3
+                   AND status IS NOT NULL",
+                &[&environment_id, &integration_id, &key],
             )
             .await?;
         row.map(|row| stored_response(&row)).transpose()
@@ -454,6 +516,7 @@ impl PgStore {
     pub async fn claim_idempotency(
         &self,
         environment_id: &str,
+        integration_id: &str,
         key: &str,
         body_hash: &[u8],
         now: DateTime<Utc>,
@@ -465,9 +528,10 @@ impl PgStore {
         // taken over; anything else stays and is read back below.
         let claim = client
             .prepare_cached(
-                "INSERT INTO idempotency (environment_id, key, body_hash, status, response, created_at)
-                 VALUES ($1, $2, $3, NULL, NULL, $4)
-                 ON CONFLICT (environment_id, key) DO UPDATE SET
+                "INSERT INTO idempotency
+                   (environment_id, key, body_hash, status, response, created_at, integration_id)
+                 VALUES ($1, $2, $3, NULL, NULL, $4, $7)
+                 ON CONFLICT (environment_id, integration_id, key) DO UPDATE SET
                    body_hash = EXCLUDED.body_hash, status = NULL, response = NULL,
                    created_at = EXCLUDED.created_at
                  WHERE (idempotency.status IS NULL AND idempotency.created_at < $5)
@@ -478,7 +542,7 @@ impl PgStore {
         let read = client
             .prepare_cached(
                 "SELECT body_hash, status, response, created_at FROM idempotency
-                 WHERE environment_id = $1 AND key = $2",
+                 WHERE environment_id = $1 AND key = $2 AND integration_id = $3",
             )
             .await?;
         // The row may be released between the two statements; then claim again.
@@ -493,13 +557,17 @@ impl PgStore {
                         &now,
                         &abandoned,
                         &expired,
+                        &integration_id,
                     ],
                 )
                 .await?;
             if claimed.is_some() {
                 return Ok(Claim::Claimed);
             }
-            let Some(row) = client.query_opt(&read, &[&environment_id, &key]).await? else {
+            let Some(row) = client
+                .query_opt(&read, &[&environment_id, &key, &integration_id])
+                .await?
+            else {
                 continue;
             };
             if row.get::<_, Option<i32>>(1).is_none() {
@@ -516,12 +584,19 @@ impl PgStore {
     }
 
     /// Releases a claimed idempotency key. The record committed with the request, if any, stays.
-    pub async fn release_idempotency(&self, environment_id: &str, key: &str) -> Result<()> {
+    pub async fn release_idempotency(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        key: &str,
+    ) -> Result<()> {
         let client = self.client().await?;
         client
             .execute(
-                "DELETE FROM idempotency WHERE environment_id = $1 AND key = $2 AND status IS NULL",
-                &[&environment_id, &key],
+                "DELETE FROM idempotency
+                 WHERE environment_id = $1 AND integration_id = $2 AND key = $3
+                   AND status IS NULL",
+                &[&environment_id, &integration_id, &key],
             )
             .await?;
         Ok(())
@@ -553,7 +628,8 @@ impl PgStore {
         });
     }
 
-    /// Stored events, oldest first, optionally for one environment or message, after `after_seq`.
+    /// Stored events of every environment, oldest first, optionally for one environment or
+    /// message, after `after_seq`: the administrator's view, in `seq` order.
     pub async fn events(
         &self,
         environment_id: Option<&str>,
@@ -564,31 +640,272 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT seq, environment_id, integration_id, provider, message_id, event,
-                        dedup_key, duplicates, received_at
-                 FROM events
-                 WHERE seq > $1 AND ($2::text IS NULL OR environment_id = $2)
-                   AND ($3::text IS NULL OR message_id = $3)
-                 ORDER BY seq LIMIT $4",
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE seq > $1 AND ($2::text IS NULL OR environment_id = $2)
+                       AND ($3::text IS NULL OR message_id = $3)
+                     ORDER BY seq LIMIT $4"
+                ),
                 &[&after_seq, &environment_id, &message_id, &(limit as i64)],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredEvent {
-                    seq: row.try_get(0)?,
-                    environment_id: row.try_get(1)?,
-                    integration_id: row.try_get(2)?,
-                    provider: row.try_get(3)?,
-                    id: row.try_get(4)?,
-                    event: serde_json::from_str(row.try_get(5)?)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?,
-                    dedup_key: row.try_get(6)?,
-                    duplicates: row.try_get(7)?,
-                    received_at: row.try_get(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_event).collect()
+    }
+
+    /// A receiver that changes after each of this instance's commits. Other instances' commits
+    /// do not notify it: a stream also polls.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.commits.subscribe()
+    }
+
+    /// The visible horizon: every transaction below it has finished, so no row can appear
+    /// below it any more.
+    async fn horizon(client: &deadpool_postgres::Object) -> Result<u64> {
+        let row = client
+            .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+            .await?;
+        parse_xid(row.try_get(0)?)
+    }
+
+    /// One page of events after a position, filtered; only rows of finished transactions older
+    /// than every running one are visible, so the walk is gap-free across instances.
+    pub async fn read_events(&self, query: &EventQuery) -> Result<EventPage> {
+        let client = self.client().await?;
+        let horizon = Self::horizon(&client).await?;
+        let horizon_cursor = Cursor {
+            xid: horizon,
+            seq: 0,
+        };
+        let keys = match &query.message {
+            Some(id) => {
+                let rows = client
+                    .query(
+                        "SELECT integration_id, message_id FROM messages
+                         WHERE environment_id = $1 AND (message_id = $2 OR external_id = $2)
+                           AND ($3::text IS NULL OR integration_id = $3)
+                         LIMIT 1000",
+                        &[&query.environment_id, id, &query.integration],
+                    )
+                    .await?;
+                let keys = rows
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                    .collect::<Result<Vec<(String, String)>>>()?;
+                if keys.is_empty() {
+                    return Ok(EventPage {
+                        events: Vec::new(),
+                        next: query.after.max(horizon_cursor),
+                    });
+                }
+                Some(keys)
+            }
+            None => None,
+        };
+        let mut sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE environment_id = $1 AND (xid, seq) > ($2::text::xid8, $3)
+               AND xid < $4::text::xid8"
+        );
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = vec![
+            Box::new(query.environment_id.clone()),
+            Box::new(query.after.xid.to_string()),
+            Box::new(query.after.seq),
+            Box::new(horizon.to_string()),
+        ];
+        if !query.statuses.is_empty() {
+            let statuses: Vec<String> = query
+                .statuses
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect();
+            args.push(Box::new(statuses));
+            sql.push_str(&format!(" AND status = ANY(${})", args.len()));
+        }
+        if let Some(provider) = &query.provider {
+            args.push(Box::new(provider.clone()));
+            sql.push_str(&format!(" AND provider = ${}", args.len()));
+        }
+        if let Some(integration) = &query.integration {
+            args.push(Box::new(integration.clone()));
+            sql.push_str(&format!(" AND integration_id = ${}", args.len()));
+        }
+        if let Some(keys) = &keys {
+            let ids: Vec<String> = keys.iter().map(|(_, id)| id.clone()).collect();
+            args.push(Box::new(ids));
+            sql.push_str(&format!(" AND message_id = ANY(${})", args.len()));
+        }
+        let batch = query.limit.clamp(1, SCAN_BATCH);
+        args.push(Box::new(batch as i64));
+        sql.push_str(&format!(" ORDER BY xid, seq LIMIT ${}", args.len()));
+        let statement = client.prepare(&sql).await?;
+        let mut collector = Collector::new(query, keys.as_deref());
+        let mut last = query.after;
+        loop {
+            if let Some(after) = args.get_mut(1) {
+                *after = Box::new(last.xid.to_string());
+            }
+            if let Some(after) = args.get_mut(2) {
+                *after = Box::new(last.seq);
+            }
+            let params: Vec<&(dyn ToSql + Sync)> = args
+                .iter()
+                .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = client.query(&statement, &params).await?;
+            for row in &rows {
+                let event = stored_event(row)?;
+                last = event.position;
+                if collector.offer(event) {
+                    return Ok(collector.page(last));
+                }
+            }
+            if rows.len() < batch {
+                return Ok(collector.page(query.after.max(horizon_cursor)));
+            }
+            if collector.over_budget() {
+                return Ok(collector.page(last));
+            }
+        }
+    }
+
+    /// The message with this id (the sender's or the provider's) in one integration.
+    pub async fn message(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        id: &str,
+    ) -> Result<Option<MessageRow>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM messages
+                     WHERE environment_id = $1 AND integration_id = $2
+                       AND (message_id = $3 OR external_id = $3)
+                     ORDER BY message_id = $3 DESC LIMIT 1",
+                    message_columns()
+                ),
+                &[&environment_id, &integration_id, &id],
+            )
+            .await?;
+        row.as_ref().map(message_row).transpose()
+    }
+
+    /// Every message with this id (the sender's or the provider's), across integrations.
+    pub async fn find_messages(&self, environment_id: &str, id: &str) -> Result<Vec<MessageRow>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM messages
+                     WHERE environment_id = $1 AND (message_id = $2 OR external_id = $2)
+                     ORDER BY integration_id COLLATE \"C\", message_id COLLATE \"C\"
+                     LIMIT 1000",
+                    message_columns()
+                ),
+                &[&environment_id, &id],
+            )
+            .await?;
+        rows.iter().map(message_row).collect()
+    }
+
+    /// Messages by the position of their last change, filtered.
+    pub async fn list_messages(&self, query: &MessageQuery) -> Result<MessagePage> {
+        let client = self.client().await?;
+        let horizon = Self::horizon(&client).await?;
+        let horizon_cursor = Cursor {
+            xid: horizon,
+            seq: 0,
+        };
+        let statuses: Option<Vec<String>> = (!query.statuses.is_empty()).then(|| {
+            query
+                .statuses
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect()
+        });
+        let batch = query.limit.clamp(1, SCAN_BATCH);
+        let statement = client
+            .prepare(&format!(
+                "SELECT {} FROM messages
+                 WHERE environment_id = $1
+                   AND (changed_xid, changed_seq) > ($2::text::xid8, $3)
+                   AND changed_xid < $4::text::xid8
+                   AND ($5::text[] IS NULL OR status = ANY($5))
+                   AND ($6::text IS NULL OR integration_id = $6)
+                 ORDER BY changed_xid, changed_seq LIMIT $7",
+                message_columns()
+            ))
+            .await?;
+        let mut messages = Vec::new();
+        let mut last = query.after;
+        let mut scanned = 0;
+        loop {
+            let rows = client
+                .query(
+                    &statement,
+                    &[
+                        &query.environment_id,
+                        &last.xid.to_string(),
+                        &last.seq,
+                        &horizon.to_string(),
+                        &statuses,
+                        &query.integration,
+                        &(batch as i64),
+                    ],
+                )
+                .await?;
+            scanned += rows.len();
+            for row in &rows {
+                let message = message_row(row)?;
+                last = message.position;
+                if query
+                    .since
+                    .is_none_or(|since| message.state.status_at >= since)
+                {
+                    messages.push(message);
+                    if messages.len() >= query.limit {
+                        return Ok(MessagePage {
+                            messages,
+                            next: last,
+                        });
+                    }
+                }
+            }
+            if rows.len() < batch {
+                let next = query.after.max(horizon_cursor);
+                return Ok(MessagePage { messages, next });
+            }
+            if scanned >= SCAN_BUDGET {
+                return Ok(MessagePage {
+                    messages,
+                    next: last,
+                });
+            }
+        }
+    }
+
+    /// A message's events, in event-time order.
+    pub async fn timeline(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        message_id: &str,
+    ) -> Result<Vec<StoredEvent>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE environment_id = $1 AND message_id = $2 AND integration_id = $3
+                     ORDER BY seq LIMIT {TIMELINE_MAX}"
+                ),
+                &[&environment_id, &message_id, &integration_id],
+            )
+            .await?;
+        let mut events = rows.iter().map(stored_event).collect::<Result<Vec<_>>>()?;
+        crate::cursor::by_event_time(&mut events);
+        Ok(events)
     }
 
     /// Messages with their folded state, optionally for one environment or message.
@@ -670,16 +987,23 @@ fn message_row(row: &Row) -> Result<MessageRow> {
         .ok_or_else(|| Error::Corrupt(format!("unknown stored status `{status}`")))?;
     let mut first_at = BTreeMap::new();
     for (index, each) in Status::ALL.into_iter().enumerate() {
-        let at: Option<Vec<u8>> = row.try_get(7 + index)?;
+        let at: Option<Vec<u8>> = row.try_get(FIRSTS_AT + index)?;
         if let Some(at) = at {
             first_at.insert(each, decode_time(&at)?);
         }
     }
     Ok(MessageRow {
         environment_id: row.try_get(0)?,
+        integration_id: row.try_get(7)?,
         id: row.try_get(1)?,
+        external_id: row.try_get(8)?,
         provider: row.try_get(2)?,
         events: row.try_get(3)?,
+        updated_at: row.try_get(9)?,
+        position: Cursor {
+            xid: parse_xid(row.try_get(10)?)?,
+            seq: row.try_get(11)?,
+        },
         state: MessageState {
             status,
             status_at: decode_time(row.try_get(5)?)?,
@@ -687,6 +1011,35 @@ fn message_row(row: &Row) -> Result<MessageRow> {
             first_at,
         },
     })
+}
+
+/// The columns [`stored_event`] reads, in its order.
+const EVENT_COLUMNS: &str = "xid::text, seq, environment_id, integration_id, provider, message_id, \
+                             event, dedup_key, duplicates, received_at";
+
+fn stored_event(row: &Row) -> Result<StoredEvent> {
+    let seq: i64 = row.try_get(1)?;
+    Ok(StoredEvent {
+        position: Cursor {
+            xid: parse_xid(row.try_get(0)?)?,
+            seq,
+        },
+        seq,
+        environment_id: row.try_get(2)?,
+        integration_id: row.try_get(3)?,
+        provider: row.try_get(4)?,
+        id: row.try_get(5)?,
+        event: serde_json::from_str(row.try_get(6)?).map_err(|e| Error::Corrupt(e.to_string()))?,
+        dedup_key: row.try_get(7)?,
+        duplicates: row.try_get(8)?,
+        received_at: row.try_get(9)?,
+    })
+}
+
+/// An `xid8` read as text (tokio-postgres has no binary type for it).
+fn parse_xid(text: &str) -> Result<u64> {
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("`{text}` is not a transaction id")))
 }
 
 /// Takes every request waiting (up to `max_batch`) and commits them in one transaction, with up
@@ -699,6 +1052,7 @@ async fn committer(
     concurrency: usize,
     commit_timeout: Duration,
     stats: Arc<Mutex<CommitStats>>,
+    commits: Arc<tokio::sync::watch::Sender<i64>>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let upsert_message = Arc::new(upsert_message_sql());
@@ -720,6 +1074,7 @@ async fn committer(
         let pool = pool.clone();
         let stats = Arc::clone(&stats);
         let upsert_message = Arc::clone(&upsert_message);
+        let commits = Arc::clone(&commits);
         tokio::spawn(async move {
             let _slot = slot;
             let started = Instant::now();
@@ -738,6 +1093,7 @@ async fn committer(
             }
             match result {
                 Ok(outcomes) => {
+                    commits.send_modify(|count| *count += 1);
                     for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
                     }
@@ -772,6 +1128,15 @@ async fn commit_with_retries(
     }
 }
 
+/// A message touched by a group (see the SQLite writer's twin).
+struct Touched<'a> {
+    provider: &'a str,
+    external_id: Option<&'a str>,
+    state: MessageState,
+    events: i64,
+    changed_seq: i64,
+}
+
 async fn commit_group(
     client: &mut deadpool_postgres::Object,
     batch: &[&Ingest],
@@ -802,9 +1167,10 @@ async fn commit_group(
         .await?;
     let save_idempotency = tx
         .prepare_cached(
-            "INSERT INTO idempotency (environment_id, key, body_hash, status, response, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (environment_id, key) DO UPDATE SET
+            "INSERT INTO idempotency
+               (environment_id, key, body_hash, status, response, created_at, integration_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (environment_id, integration_id, key) DO UPDATE SET
                body_hash = EXCLUDED.body_hash, status = EXCLUDED.status,
                response = EXCLUDED.response, created_at = EXCLUDED.created_at",
         )
@@ -812,7 +1178,7 @@ async fn commit_group(
     let mut outcomes = Vec::with_capacity(batch.len());
     // This group's events per message, folded here and merged with the stored row by the
     // database. Sorted keys: concurrent groups lock message rows in the same order.
-    let mut touched: BTreeMap<(&str, &str), (&str, MessageState, i64)> = BTreeMap::new();
+    let mut touched: BTreeMap<(&str, &str, &str), Touched<'_>> = BTreeMap::new();
     for ingest in batch {
         let request_seq: i64 = tx
             .query_one(
@@ -858,7 +1224,7 @@ async fn commit_group(
                     ],
                 )
                 .await?;
-            if inserted.is_none() {
+            let Some(inserted) = inserted else {
                 tx.execute(
                     &count_duplicate,
                     &[&ingest.environment_id, &event.dedup_key],
@@ -866,17 +1232,31 @@ async fn commit_group(
                 .await?;
                 outcome.duplicates += 1;
                 continue;
-            }
+            };
             outcome.stored += 1;
+            let seq: i64 = inserted.try_get(0)?;
             let fact = Fact::from(event);
+            let external_id = event.body.external_id.as_deref();
             touched
-                .entry((ingest.environment_id.as_str(), event.id.as_str()))
-                .and_modify(|(provider, state, count)| {
-                    state.apply(fact);
-                    *count += 1;
-                    *provider = ingest.provider.as_str();
+                .entry((
+                    ingest.environment_id.as_str(),
+                    ingest.integration_id.as_str(),
+                    event.id.as_str(),
+                ))
+                .and_modify(|message| {
+                    message.state.apply(fact);
+                    message.events += 1;
+                    message.provider = ingest.provider.as_str();
+                    message.external_id = external_id.or(message.external_id);
+                    message.changed_seq = seq;
                 })
-                .or_insert_with(|| (ingest.provider.as_str(), MessageState::new(fact), 1));
+                .or_insert_with(|| Touched {
+                    provider: ingest.provider.as_str(),
+                    external_id,
+                    state: MessageState::new(fact),
+                    events: 1,
+                    changed_seq: seq,
+                });
         }
         if let Some(IdempotencyRecord {
             key,
@@ -894,6 +1274,7 @@ async fn commit_group(
                     &i32::from(*status),
                     response,
                     &ingest.received_at,
+                    &ingest.integration_id,
                 ],
             )
             .await?;
@@ -902,7 +1283,14 @@ async fn commit_group(
     }
     let upsert = tx.prepare_cached(upsert_message).await?;
     let now = Utc::now();
-    for ((environment_id, message_id), (provider, state, count)) in &touched {
+    for ((environment_id, integration_id, message_id), message) in &touched {
+        let Touched {
+            provider,
+            external_id,
+            state,
+            events: count,
+            changed_seq,
+        } = message;
         let status_at = encode_time(&state.status_at);
         let precedence = i16::from(precedence(state.status));
         let status_ord = i16::from(state.status.ordinal());
@@ -925,6 +1313,11 @@ async fn commit_group(
             &now,
         ];
         params.extend(firsts.iter().map(|f| f as &(dyn ToSql + Sync)));
+        params.extend([
+            integration_id as &(dyn ToSql + Sync),
+            external_id,
+            changed_seq,
+        ]);
         tx.execute(&upsert, &params).await?;
     }
     tx.commit().await?;

@@ -6,13 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use tidings_core::fold::{Fact, MessageState};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cursor::{
+    Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
+};
 use crate::{
-    Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessageRow,
-    PruneStats, Result, StoredEvent, StoredResponse,
+    Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessagePage,
+    MessageRow, PruneStats, Result, StoredEvent, StoredResponse,
 };
 
 pub(crate) mod existing;
@@ -70,6 +74,57 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: retention deletes idempotency records by age.
     "CREATE INDEX idempotency_by_age ON idempotency (created_at);",
+    // 3: the read API. A message belongs to one integration (one integration's events never
+    // fold into another's), is found by the provider's id too, and records the position of its
+    // last change so it can be listed by cursor. Idempotency keys belong to an integration.
+    // Messages made before keep the integration of their latest event; idempotency records
+    // made before are kept under no integration (they would only have been replayed for 24 h).
+    "CREATE TABLE messages_v3 (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        external_id TEXT,
+        provider TEXT NOT NULL,
+        status TEXT NOT NULL,
+        state TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        changed_seq INTEGER NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, message_id)
+    );
+    INSERT INTO messages_v3
+    SELECT m.environment_id,
+           COALESCE((SELECT e.integration_id FROM events e
+                     WHERE e.environment_id = m.environment_id AND e.message_id = m.message_id
+                     ORDER BY e.seq DESC LIMIT 1), m.provider),
+           m.message_id,
+           (SELECT json_extract(e.event, '$.body.externalId') FROM events e
+            WHERE e.environment_id = m.environment_id AND e.message_id = m.message_id
+              AND json_extract(e.event, '$.body.externalId') IS NOT NULL
+            ORDER BY e.seq DESC LIMIT 1),
+           m.provider, m.status, m.state, m.events, m.updated_at,
+           COALESCE((SELECT max(e.seq) FROM events e
+                     WHERE e.environment_id = m.environment_id AND e.message_id = m.message_id), 0)
+    FROM messages m;
+    DROP TABLE messages;
+    ALTER TABLE messages_v3 RENAME TO messages;
+    CREATE INDEX messages_by_external_id ON messages (environment_id, external_id);
+    CREATE INDEX messages_by_change ON messages (environment_id, changed_seq);
+    CREATE TABLE idempotency_v3 (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body_hash BLOB NOT NULL,
+        status INTEGER NOT NULL,
+        response BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, key)
+    );
+    INSERT INTO idempotency_v3
+    SELECT environment_id, '', key, body_hash, status, response, created_at FROM idempotency;
+    DROP TABLE idempotency;
+    ALTER TABLE idempotency_v3 RENAME TO idempotency;
+    CREATE INDEX idempotency_by_age ON idempotency (created_at);",
 ];
 
 /// How the SQLite store is opened.
@@ -102,8 +157,8 @@ impl SqliteOptions {
 
 type Reply = oneshot::Sender<Result<IngestOutcome>>;
 
-/// In-flight idempotency keys, `(environment, key)`, with when each was claimed.
-type Claims = BTreeMap<(String, String), DateTime<Utc>>;
+/// In-flight idempotency keys, `(environment, integration, key)`, with when each was claimed.
+type Claims = BTreeMap<(String, String, String), DateTime<Utc>>;
 
 /// One request for the writer: the ingest, its events already serialized (done by the request's
 /// own task, in parallel, rather than on the single writer thread), and where to answer.
@@ -131,6 +186,12 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     /// A third connection for retention deletes, so they never wait behind the reader.
     pruner: Arc<Mutex<Connection>>,
+    /// Connections for the read API, so that readers never wait behind the ingest path's reads
+    /// (idempotency claims, readiness) nor block the writer.
+    readers: Arc<ReaderPool>,
+    /// The highest event `seq` known durable: readers never see a row above it (a row committed
+    /// but not yet synced could be lost, and its number handed out again).
+    durable: Arc<tokio::sync::watch::Sender<i64>>,
     stats: Arc<Mutex<CommitStats>>,
     /// Idempotency keys being processed, with when they were claimed. One process owns a SQLite
     /// database, so in-flight claims live in memory; the records themselves are in the database.
@@ -189,6 +250,10 @@ impl SqliteStore {
         // while the disk syncs the previous one, and one fsync can cover several groups.
         let mut write_conn = open(&options.path, false)?;
         migrate(&mut write_conn)?;
+        // What is in the database at start survived: it is as durable as it will get.
+        let highest: i64 =
+            write_conn.query_row("SELECT COALESCE(max(seq), 0) FROM events", [], |r| r.get(0))?;
+        let durable = Arc::new(tokio::sync::watch::Sender::new(highest));
         // Checkpoints copy pages and fsync the database file: done on the commit path they
         // stall every request of the group that happens to cross the threshold. A separate
         // connection does them in the background instead (SQLite allows one checkpoint
@@ -206,8 +271,10 @@ impl SqliteStore {
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let thread_stats = Arc::clone(&stats);
         let max_batch = options.max_batch.max(1);
+        let published = Arc::clone(&durable);
         let syncer = if options.synchronous_full {
             let (acks, pending) = std::sync::mpsc::channel::<Acks>();
+            let published = Arc::clone(&durable);
             let wal = wal_path(&options.path);
             let dir = options
                 .path
@@ -216,7 +283,7 @@ impl SqliteStore {
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
             std::thread::Builder::new()
                 .name("tidings-sqlite-sync".into())
-                .spawn(move || sync_loop(&wal, &dir, &pending))
+                .spawn(move || sync_loop(&wal, &dir, &pending, &published))
                 .map_err(|e| Error::Open {
                     path: options.path.display().to_string(),
                     reason: e.to_string(),
@@ -228,7 +295,14 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("tidings-sqlite-writer".into())
             .spawn(move || {
-                writer_loop(write_conn, queue, max_batch, &thread_stats, syncer.as_ref());
+                writer_loop(
+                    write_conn,
+                    queue,
+                    max_batch,
+                    &thread_stats,
+                    syncer.as_ref(),
+                    &published,
+                );
                 drop(stop_checkpoints);
             })
             .map_err(|e| Error::Open {
@@ -246,6 +320,12 @@ impl SqliteStore {
             writer,
             reader: Arc::new(Mutex::new(reader)),
             pruner: Arc::new(Mutex::new(pruner)),
+            readers: Arc::new(ReaderPool {
+                path: options.path.clone(),
+                synchronous_full: options.synchronous_full,
+                idle: Mutex::new(Vec::new()),
+            }),
+            durable,
             stats,
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
@@ -301,13 +381,14 @@ impl SqliteStore {
     pub fn idempotent_response(
         &self,
         environment_id: &str,
+        integration_id: &str,
         key: &str,
     ) -> Result<Option<StoredResponse>> {
         self.read(|conn| {
             conn.query_row(
                 "SELECT body_hash, status, response, created_at FROM idempotency
-                 WHERE environment_id = ?1 AND key = ?2",
-                params![environment_id, key],
+                 WHERE environment_id = ?1 AND integration_id = ?2 AND key = ?3",
+                params![environment_id, integration_id, key],
                 |row| {
                     Ok((
                         row.get::<_, Vec<u8>>(0)?,
@@ -335,6 +416,7 @@ impl SqliteStore {
     pub fn claim_idempotency(
         &self,
         environment_id: &str,
+        integration_id: &str,
         key: &str,
         body_hash: &[u8],
         now: DateTime<Utc>,
@@ -342,13 +424,17 @@ impl SqliteStore {
         // In-flight first, under the lock, then the stored response: a request keeps its claim
         // until its response is committed, so whoever gets past the claim sees that response.
         let mut claims = self.claims.lock().map_err(|_| Error::Unavailable)?;
-        let entry = (environment_id.to_owned(), key.to_owned());
+        let entry = (
+            environment_id.to_owned(),
+            integration_id.to_owned(),
+            key.to_owned(),
+        );
         if let Some(claimed_at) = claims.get(&entry)
             && now.signed_duration_since(*claimed_at) < self.claim_timeout
         {
             return Ok(Claim::InFlight);
         }
-        if let Some(stored) = self.idempotent_response(environment_id, key)?
+        if let Some(stored) = self.idempotent_response(environment_id, integration_id, key)?
             && now.signed_duration_since(stored.created_at) <= IDEMPOTENCY_TTL
         {
             return Ok(if stored.body_hash == body_hash {
@@ -362,9 +448,18 @@ impl SqliteStore {
     }
 
     /// Releases a claimed idempotency key. The record committed with the request, if any, stays.
-    pub fn release_idempotency(&self, environment_id: &str, key: &str) -> Result<()> {
+    pub fn release_idempotency(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        key: &str,
+    ) -> Result<()> {
         let mut claims = self.claims.lock().map_err(|_| Error::Unavailable)?;
-        claims.remove(&(environment_id.to_owned(), key.to_owned()));
+        claims.remove(&(
+            environment_id.to_owned(),
+            integration_id.to_owned(),
+            key.to_owned(),
+        ));
         Ok(())
     }
 
@@ -398,7 +493,8 @@ impl SqliteStore {
         }
     }
 
-    /// Stored events, oldest first, optionally for one environment or message, after `after_seq`.
+    /// Stored events of every environment, oldest first, optionally for one environment or
+    /// message, after `after_seq`: the administrator's view, not limited to durable rows.
     pub fn events(
         &self,
         environment_id: Option<&str>,
@@ -407,93 +503,270 @@ impl SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT seq, environment_id, integration_id, provider, message_id, event,
-                        dedup_key, duplicates, received_at
-                 FROM events
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
                  WHERE seq > ?1 AND (?2 IS NULL OR environment_id = ?2)
                    AND (?3 IS NULL OR message_id = ?3)
-                 ORDER BY seq LIMIT ?4",
-            )?;
-            let rows = stmt.query_map(
-                params![after_seq, environment_id, message_id, limit as i64],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                        row.get::<_, String>(6)?,
-                        row.get::<_, i64>(7)?,
-                        row.get::<_, String>(8)?,
-                    ))
-                },
-            )?;
+                 ORDER BY seq LIMIT ?4"
+            ))?;
+            let mut rows =
+                stmt.query(params![after_seq, environment_id, message_id, limit as i64])?;
             let mut out = Vec::new();
-            for row in rows {
-                let (
-                    seq,
-                    environment_id,
-                    integration_id,
-                    provider,
-                    id,
-                    event,
-                    dedup_key,
-                    duplicates,
-                    received_at,
-                ) = row?;
-                out.push(StoredEvent {
-                    seq,
-                    environment_id,
-                    integration_id,
-                    provider,
-                    id,
-                    event: serde_json::from_str(&event)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?,
-                    dedup_key,
-                    duplicates,
-                    received_at: parse_time(&received_at)?,
-                });
+            while let Some(row) = rows.next()? {
+                out.push(stored_event(row)?);
             }
             Ok(out)
         })
     }
 
-    /// Messages with their folded state, optionally for one environment or message.
+    /// Messages with their folded state, optionally for one environment or message id.
     pub fn messages(
         &self,
         environment_id: Option<&str>,
         message_id: Option<&str>,
     ) -> Result<Vec<MessageRow>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT environment_id, message_id, provider, state, events FROM messages
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
                  WHERE (?1 IS NULL OR environment_id = ?1) AND (?2 IS NULL OR message_id = ?2)
-                 ORDER BY environment_id, message_id",
-            )?;
-            let rows = stmt.query_map(params![environment_id, message_id], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (environment_id, id, provider, state, events) = row?;
-                out.push(MessageRow {
-                    environment_id,
-                    id,
-                    provider,
-                    state: serde_json::from_str(&state)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?,
-                    events,
-                });
+                 ORDER BY environment_id, message_id, integration_id"
+            ))?;
+            collect_messages(stmt.query(params![environment_id, message_id])?)
+        })
+    }
+
+    /// The highest durable event position: what readers may see.
+    fn horizon(&self) -> i64 {
+        *self.durable.borrow()
+    }
+
+    /// A receiver that changes whenever more events become visible to readers.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.durable.subscribe()
+    }
+
+    /// One page of events after a position, filtered; only durable events are visible.
+    pub fn read_events(&self, query: &EventQuery) -> Result<EventPage> {
+        let horizon = self.horizon();
+        self.readers.with(|conn| {
+            let keys = match &query.message {
+                Some(id) => {
+                    let keys = message_keys(
+                        conn,
+                        &query.environment_id,
+                        query.integration.as_deref(),
+                        id,
+                    )?;
+                    if keys.is_empty() {
+                        return Ok(EventPage {
+                            events: Vec::new(),
+                            next: query.after.max(Cursor {
+                                xid: 0,
+                                seq: horizon,
+                            }),
+                        });
+                    }
+                    Some(keys)
+                }
+                None => None,
+            };
+            let mut sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE environment_id = ?1 AND seq > ?2 AND seq <= ?3"
+            );
+            let mut args: Vec<Value> = vec![
+                Value::Text(query.environment_id.clone()),
+                Value::Integer(query.after.seq),
+                Value::Integer(horizon),
+            ];
+            let mut any_of = |column: &str, values: Vec<String>, sql: &mut String| {
+                let marks = vec!["?"; values.len()].join(", ");
+                sql.push_str(&format!(" AND {column} IN ({marks})"));
+                args.extend(values.into_iter().map(Value::Text));
+            };
+            if !query.statuses.is_empty() {
+                let statuses = query
+                    .statuses
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect();
+                any_of("status", statuses, &mut sql);
             }
+            if let Some(provider) = &query.provider {
+                any_of("provider", vec![provider.clone()], &mut sql);
+            }
+            if let Some(integration) = &query.integration {
+                any_of("integration_id", vec![integration.clone()], &mut sql);
+            }
+            if let Some(keys) = &keys {
+                let ids: std::collections::BTreeSet<String> =
+                    keys.iter().map(|(_, id)| id.clone()).collect();
+                any_of("message_id", ids.into_iter().collect(), &mut sql);
+            }
+            sql.push_str(" ORDER BY seq LIMIT ?");
+            let batch = query.limit.clamp(1, SCAN_BATCH);
+            args.push(Value::Integer(batch as i64));
+            let mut stmt = conn.prepare(&sql)?;
+            let mut collector = Collector::new(query, keys.as_deref());
+            let mut last = query.after.seq;
+            loop {
+                if let Some(after) = args.get_mut(1) {
+                    *after = Value::Integer(last);
+                }
+                let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+                let mut scanned = 0;
+                while let Some(row) = rows.next()? {
+                    scanned += 1;
+                    let event = stored_event(row)?;
+                    last = event.seq;
+                    if collector.offer(event) {
+                        return Ok(collector.page(Cursor { xid: 0, seq: last }));
+                    }
+                }
+                if scanned < batch {
+                    // Scanned up to the horizon.
+                    let next = query.after.max(Cursor {
+                        xid: 0,
+                        seq: horizon,
+                    });
+                    return Ok(collector.page(next));
+                }
+                if collector.over_budget() {
+                    return Ok(collector.page(Cursor { xid: 0, seq: last }));
+                }
+            }
+        })
+    }
+
+    /// The message with this id (the sender's or the provider's) in one integration.
+    pub fn message(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        id: &str,
+    ) -> Result<Option<MessageRow>> {
+        self.readers.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE environment_id = ?1 AND integration_id = ?2
+                   AND (message_id = ?3 OR external_id = ?3)
+                 ORDER BY message_id = ?3 DESC LIMIT 1"
+            ))?;
+            Ok(
+                collect_messages(stmt.query(params![environment_id, integration_id, id])?)?
+                    .into_iter()
+                    .next(),
+            )
+        })
+    }
+
+    /// Every message with this id (the sender's or the provider's), across integrations.
+    pub fn find_messages(&self, environment_id: &str, id: &str) -> Result<Vec<MessageRow>> {
+        self.readers.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE environment_id = ?1 AND (message_id = ?2 OR external_id = ?2)
+                 ORDER BY integration_id, message_id LIMIT 1000"
+            ))?;
+            collect_messages(stmt.query(params![environment_id, id])?)
+        })
+    }
+
+    /// Messages by the position of their last change, filtered.
+    pub fn list_messages(&self, query: &MessageQuery) -> Result<MessagePage> {
+        let horizon = self.horizon();
+        self.readers.with(|conn| {
+            let mut sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE environment_id = ?1 AND changed_seq > ?2 AND changed_seq <= ?3"
+            );
+            let mut args: Vec<Value> = vec![
+                Value::Text(query.environment_id.clone()),
+                Value::Integer(query.after.seq),
+                Value::Integer(horizon),
+            ];
+            if !query.statuses.is_empty() {
+                let marks = vec!["?"; query.statuses.len()].join(", ");
+                sql.push_str(&format!(" AND status IN ({marks})"));
+                args.extend(
+                    query
+                        .statuses
+                        .iter()
+                        .map(|s| Value::Text(s.as_str().to_owned())),
+                );
+            }
+            if let Some(integration) = &query.integration {
+                sql.push_str(" AND integration_id = ?");
+                args.push(Value::Text(integration.clone()));
+            }
+            sql.push_str(" ORDER BY changed_seq LIMIT ?");
+            let batch = query.limit.clamp(1, SCAN_BATCH);
+            args.push(Value::Integer(batch as i64));
+            let mut stmt = conn.prepare(&sql)?;
+            let mut messages = Vec::new();
+            let mut last = query.after.seq;
+            let mut scanned_total = 0;
+            loop {
+                if let Some(after) = args.get_mut(1) {
+                    *after = Value::Integer(last);
+                }
+                let page = collect_messages(stmt.query(rusqlite::params_from_iter(args.iter()))?)?;
+                let scanned = page.len();
+                scanned_total += scanned;
+                for message in page {
+                    last = message.position.seq;
+                    if query
+                        .since
+                        .is_none_or(|since| message.state.status_at >= since)
+                    {
+                        messages.push(message);
+                        if messages.len() >= query.limit {
+                            return Ok(MessagePage {
+                                messages,
+                                next: Cursor { xid: 0, seq: last },
+                            });
+                        }
+                    }
+                }
+                if scanned < batch {
+                    let next = query.after.max(Cursor {
+                        xid: 0,
+                        seq: horizon,
+                    });
+                    return Ok(MessagePage { messages, next });
+                }
+                if scanned_total >= SCAN_BUDGET {
+                    return Ok(MessagePage {
+                        messages,
+                        next: Cursor { xid: 0, seq: last },
+                    });
+                }
+            }
+        })
+    }
+
+    /// A message's durable events, in event-time order.
+    pub fn timeline(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        message_id: &str,
+    ) -> Result<Vec<StoredEvent>> {
+        let horizon = self.horizon();
+        self.readers.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE environment_id = ?1 AND message_id = ?2 AND integration_id = ?3
+                   AND seq <= ?4
+                 ORDER BY seq LIMIT {TIMELINE_MAX}"
+            ))?;
+            let mut rows =
+                stmt.query(params![environment_id, message_id, integration_id, horizon])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(stored_event(row)?);
+            }
+            crate::cursor::by_event_time(&mut out);
             Ok(out)
         })
     }
@@ -501,6 +774,103 @@ impl SqliteStore {
     /// How many raw requests are stored.
     pub fn raw_request_count(&self) -> Result<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM raw_requests", [], |r| r.get(0))?))
+    }
+}
+
+/// The columns [`stored_event`] reads, in its order.
+const EVENT_COLUMNS: &str = "seq, environment_id, integration_id, provider, message_id, event, \
+                             dedup_key, duplicates, received_at";
+
+/// The columns [`message_row`] reads, in its order.
+const MESSAGE_COLUMNS: &str = "environment_id, integration_id, message_id, external_id, provider, \
+                               state, events, updated_at, changed_seq";
+
+fn stored_event(row: &rusqlite::Row<'_>) -> Result<StoredEvent> {
+    let seq: i64 = row.get(0)?;
+    let event: String = row.get(5)?;
+    let received_at: String = row.get(8)?;
+    Ok(StoredEvent {
+        position: Cursor { xid: 0, seq },
+        seq,
+        environment_id: row.get(1)?,
+        integration_id: row.get(2)?,
+        provider: row.get(3)?,
+        id: row.get(4)?,
+        event: serde_json::from_str(&event).map_err(|e| Error::Corrupt(e.to_string()))?,
+        dedup_key: row.get(6)?,
+        duplicates: row.get(7)?,
+        received_at: parse_time(&received_at)?,
+    })
+}
+
+fn collect_messages(mut rows: rusqlite::Rows<'_>) -> Result<Vec<MessageRow>> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let state: String = row.get(5)?;
+        let updated_at: String = row.get(7)?;
+        out.push(MessageRow {
+            environment_id: row.get(0)?,
+            integration_id: row.get(1)?,
+            id: row.get(2)?,
+            external_id: row.get(3)?,
+            provider: row.get(4)?,
+            state: serde_json::from_str(&state).map_err(|e| Error::Corrupt(e.to_string()))?,
+            events: row.get(6)?,
+            updated_at: parse_time(&updated_at)?,
+            position: Cursor {
+                xid: 0,
+                seq: row.get(8)?,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// The `(integration, message id)` of every message this id names, sender's or provider's.
+fn message_keys(
+    conn: &Connection,
+    environment_id: &str,
+    integration_id: Option<&str>,
+    id: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT integration_id, message_id FROM messages
+         WHERE environment_id = ?1 AND (message_id = ?2 OR external_id = ?2)
+           AND (?3 IS NULL OR integration_id = ?3)
+         LIMIT 1000",
+    )?;
+    let keys = stmt
+        .query_map(params![environment_id, id, integration_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(keys)
+}
+
+/// Connections for the read API, opened as needed and kept for reuse.
+struct ReaderPool {
+    path: PathBuf,
+    synchronous_full: bool,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Reader connections kept open between reads.
+const IDLE_READERS: usize = 4;
+
+impl ReaderPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.idle.lock().map_err(|_| Error::Unavailable)?.pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open(&self.path, self.synchronous_full)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        result
     }
 }
 
@@ -567,8 +937,9 @@ fn checkpoint_loop(conn: &Connection, stopped: &std::sync::mpsc::Receiver<()>) {
     }
 }
 
-/// Committed requests waiting for the WAL to reach the disk: each one's answer and outcome.
-type Acks = Vec<(Reply, IngestOutcome)>;
+/// Committed requests waiting for the WAL to reach the disk: each one's answer and outcome, and
+/// the highest event `seq` the group committed (0 when it stored no event).
+type Acks = (Vec<(Reply, IngestOutcome)>, i64);
 
 /// The database's write-ahead log file.
 fn wal_path(db: &Path) -> PathBuf {
@@ -580,15 +951,32 @@ fn wal_path(db: &Path) -> PathBuf {
 /// Answers committed groups once the WAL holding them is on disk: every group committed while
 /// the previous fsync ran shares the next one. (fsync applies to the file, whichever
 /// descriptor calls it, so the writer's own writes are covered.)
-fn sync_loop(wal: &Path, dir: &Path, pending: &std::sync::mpsc::Receiver<Acks>) {
+fn sync_loop(
+    wal: &Path,
+    dir: &Path,
+    pending: &std::sync::mpsc::Receiver<Acks>,
+    durable: &tokio::sync::watch::Sender<i64>,
+) {
     // The WAL file's own directory entry must be durable too, once.
     let mut dir_synced = false;
-    while let Ok(mut acks) = pending.recv() {
-        while let Ok(more) = pending.try_recv() {
+    // Kept open: opening it before every fdatasync costs two syscalls per group. A checkpoint
+    // that resets the WAL rewrites the same file, so the descriptor stays the right one.
+    let mut file: Option<std::fs::File> = None;
+    while let Ok((mut acks, mut highest)) = pending.recv() {
+        while let Ok((more, more_highest)) = pending.try_recv() {
             acks.extend(more);
+            highest = highest.max(more_highest);
         }
-        let synced = std::fs::File::open(wal)
-            .and_then(|file| file.sync_data())
+        let opened = match file.take() {
+            Some(open) => Ok(open),
+            None => std::fs::File::open(wal),
+        };
+        let synced = opened
+            .and_then(|open| {
+                let synced = open.sync_data();
+                file = Some(open);
+                synced
+            })
             .and_then(|()| {
                 if !dir_synced {
                     std::fs::File::open(dir)?.sync_all()?;
@@ -598,11 +986,13 @@ fn sync_loop(wal: &Path, dir: &Path, pending: &std::sync::mpsc::Receiver<Acks>) 
             });
         match synced {
             Ok(()) => {
+                publish(durable, highest);
                 for (reply, outcome) in acks {
                     let _ = reply.send(Ok(outcome));
                 }
             }
             Err(err) => {
+                file = None;
                 // Committed but not known durable: not acknowledged; the provider retries and
                 // the retry is deduplicated.
                 tracing::error!(error = %err, requests = acks.len(), "Syncing the WAL failed.");
@@ -614,12 +1004,24 @@ fn sync_loop(wal: &Path, dir: &Path, pending: &std::sync::mpsc::Receiver<Acks>) 
     }
 }
 
+/// Raises the durable watermark (never lowers it) and wakes the streams waiting on it.
+fn publish(durable: &tokio::sync::watch::Sender<i64>, highest: i64) {
+    durable.send_if_modified(|current| {
+        let raised = highest > *current;
+        if raised {
+            *current = highest;
+        }
+        raised
+    });
+}
+
 fn writer_loop(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     stats: &Mutex<CommitStats>,
     syncer: Option<&std::sync::mpsc::Sender<Acks>>,
+    durable: &tokio::sync::watch::Sender<i64>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
@@ -640,17 +1042,18 @@ fn writer_loop(
             s.commit_micros += elapsed.as_micros() as u64;
         }
         match result {
-            Ok(outcomes) => {
+            Ok((outcomes, highest)) => {
                 let acks = batch.drain(..).map(|job| job.reply).zip(outcomes);
                 match syncer {
                     Some(syncer) => {
-                        if let Err(returned) = syncer.send(acks.collect()) {
-                            for (reply, _) in returned.0 {
+                        if let Err(returned) = syncer.send((acks.collect(), highest)) {
+                            for (reply, _) in returned.0.0 {
                                 let _ = reply.send(Err(Error::Unavailable));
                             }
                         }
                     }
                     None => {
+                        publish(durable, highest);
                         for (reply, outcome) in acks {
                             let _ = reply.send(Ok(outcome));
                         }
@@ -667,11 +1070,23 @@ fn writer_loop(
     }
 }
 
-fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<Vec<IngestOutcome>> {
+/// A message touched by a group: its provider and provider id, state, event count and the
+/// position of the group's last event for it.
+struct Touched {
+    provider: String,
+    external_id: Option<String>,
+    state: MessageState,
+    events: i64,
+    changed_seq: i64,
+}
+
+/// Commits one group; returns each request's outcome and the highest event `seq` stored.
+fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutcome>, i64)> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut highest = 0;
     // Message states touched by this group, written once at the end.
-    let mut touched: BTreeMap<(String, String), (String, MessageState, i64)> = BTreeMap::new();
+    let mut touched: BTreeMap<(String, String, String), Touched> = BTreeMap::new();
     {
         let mut insert_request = tx.prepare_cached(
             "INSERT INTO raw_requests
@@ -690,12 +1105,14 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<Vec<IngestOutcom
              WHERE environment_id = ?1 AND dedup_key = ?2",
         )?;
         let mut load_message = tx.prepare_cached(
-            "SELECT state, events FROM messages WHERE environment_id = ?1 AND message_id = ?2",
+            "SELECT state, events, external_id FROM messages
+             WHERE environment_id = ?1 AND integration_id = ?2 AND message_id = ?3",
         )?;
         let mut save_idempotency = tx.prepare_cached(
-            "INSERT INTO idempotency (environment_id, key, body_hash, status, response, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (environment_id, key) DO UPDATE SET
+            "INSERT INTO idempotency
+               (environment_id, integration_id, key, body_hash, status, response, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (environment_id, integration_id, key) DO UPDATE SET
                body_hash = excluded.body_hash, status = excluded.status,
                response = excluded.response, created_at = excluded.created_at",
         )?;
@@ -740,29 +1157,52 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<Vec<IngestOutcom
                     continue;
                 }
                 outcome.stored += 1;
-                let key = (ingest.environment_id.clone(), event.id.clone());
+                let seq = tx.last_insert_rowid();
+                highest = seq;
+                let key = (
+                    ingest.environment_id.clone(),
+                    ingest.integration_id.clone(),
+                    event.id.clone(),
+                );
                 let fact = Fact::from(event);
-                if let Some((provider, state, count)) = touched.get_mut(&key) {
-                    state.apply(fact);
-                    *count += 1;
-                    provider.clone_from(&ingest.provider);
+                if let Some(message) = touched.get_mut(&key) {
+                    message.state.apply(fact);
+                    message.events += 1;
+                    message.changed_seq = seq;
+                    message.provider.clone_from(&ingest.provider);
+                    if event.body.external_id.is_some() {
+                        message.external_id.clone_from(&event.body.external_id);
+                    }
                     continue;
                 }
                 let existing = load_message
-                    .query_row(params![key.0, key.1], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    .query_row(params![key.0, key.1, key.2], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, Option<String>>(2)?,
+                        ))
                     })
                     .optional()?;
-                let (state, count) = match existing {
-                    Some((json, count)) => {
+                let (state, events, stored_external_id) = match existing {
+                    Some((json, count, external_id)) => {
                         let mut state: MessageState = serde_json::from_str(&json)
                             .map_err(|e| Error::Corrupt(e.to_string()))?;
                         state.apply(fact);
-                        (state, count + 1)
+                        (state, count + 1, external_id)
                     }
-                    None => (MessageState::new(fact), 1),
+                    None => (MessageState::new(fact), 1, None),
                 };
-                touched.insert(key, (ingest.provider.clone(), state, count));
+                touched.insert(
+                    key,
+                    Touched {
+                        provider: ingest.provider.clone(),
+                        external_id: event.body.external_id.clone().or(stored_external_id),
+                        state,
+                        events,
+                        changed_seq: seq,
+                    },
+                );
             }
             if let Some(IdempotencyRecord {
                 key,
@@ -773,6 +1213,7 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<Vec<IngestOutcom
             {
                 save_idempotency.execute(params![
                     ingest.environment_id,
+                    ingest.integration_id,
                     key,
                     body_hash,
                     status,
@@ -783,26 +1224,32 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<Vec<IngestOutcom
             outcomes.push(outcome);
         }
         let mut save_message = tx.prepare_cached(
-            "INSERT INTO messages (environment_id, message_id, provider, status, state, events, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (environment_id, message_id) DO UPDATE SET
-               provider = excluded.provider, status = excluded.status, state = excluded.state,
-               events = excluded.events, updated_at = excluded.updated_at",
+            "INSERT INTO messages (environment_id, integration_id, message_id, external_id,
+               provider, status, state, events, updated_at, changed_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (environment_id, integration_id, message_id) DO UPDATE SET
+               external_id = excluded.external_id, provider = excluded.provider,
+               status = excluded.status, state = excluded.state, events = excluded.events,
+               updated_at = excluded.updated_at, changed_seq = excluded.changed_seq",
         )?;
         let now = format_time(&Utc::now());
-        for ((environment_id, message_id), (provider, state, count)) in &touched {
-            let json = serde_json::to_string(state).map_err(|e| Error::Corrupt(e.to_string()))?;
+        for ((environment_id, integration_id, message_id), message) in &touched {
+            let json =
+                serde_json::to_string(&message.state).map_err(|e| Error::Corrupt(e.to_string()))?;
             save_message.execute(params![
                 environment_id,
+                integration_id,
                 message_id,
-                provider,
-                state.status.as_str(),
+                message.external_id,
+                message.provider,
+                message.state.status.as_str(),
                 json,
-                count,
+                message.events,
                 now,
+                message.changed_seq,
             ])?;
         }
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok((outcomes, highest))
 }

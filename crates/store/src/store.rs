@@ -5,8 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Claim, CommitStats, Error, Ingest, IngestOutcome, MessageRow, PgOptions, PgStore, PruneStats,
-    Result, SqliteOptions, SqliteStore, StoredEvent, StoredResponse,
+    Claim, CommitStats, Error, EventPage, EventQuery, Ingest, IngestOutcome, MessagePage,
+    MessageQuery, MessageRow, PgOptions, PgStore, PruneStats, Result, SqliteOptions, SqliteStore,
+    StoredEvent, StoredResponse,
 };
 
 /// How a [`Store`] is opened. Each backend uses what applies to it.
@@ -165,17 +166,21 @@ impl Store {
     /// [`Store::release_idempotency`]), [`Claim::InFlight`], [`Claim::Replay`] of the stored
     /// response for the same body, or [`Claim::Mismatch`] for a different body. Records older than
     /// [`crate::IDEMPOTENCY_TTL`] are ignored; a claim older than the claim timeout is abandoned.
+    /// Keys belong to one integration of an environment.
     pub async fn claim_idempotency(
         &self,
         environment_id: &str,
+        integration_id: &str,
         key: &str,
         body_hash: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Claim> {
         match self {
-            Store::Sqlite(s) => s.claim_idempotency(environment_id, key, body_hash, now),
+            Store::Sqlite(s) => {
+                s.claim_idempotency(environment_id, integration_id, key, body_hash, now)
+            }
             Store::Postgres(s) => {
-                s.claim_idempotency(environment_id, key, body_hash, now)
+                s.claim_idempotency(environment_id, integration_id, key, body_hash, now)
                     .await
             }
         }
@@ -183,10 +188,18 @@ impl Store {
 
     /// Releases a key claimed by [`Store::claim_idempotency`], however the request ended. The
     /// record committed with a successful request stays.
-    pub async fn release_idempotency(&self, environment_id: &str, key: &str) -> Result<()> {
+    pub async fn release_idempotency(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        key: &str,
+    ) -> Result<()> {
         match self {
-            Store::Sqlite(s) => s.release_idempotency(environment_id, key),
-            Store::Postgres(s) => s.release_idempotency(environment_id, key).await,
+            Store::Sqlite(s) => s.release_idempotency(environment_id, integration_id, key),
+            Store::Postgres(s) => {
+                s.release_idempotency(environment_id, integration_id, key)
+                    .await
+            }
         }
     }
 
@@ -194,11 +207,112 @@ impl Store {
     pub async fn idempotent_response(
         &self,
         environment_id: &str,
+        integration_id: &str,
         key: &str,
     ) -> Result<Option<StoredResponse>> {
         match self {
-            Store::Sqlite(s) => s.idempotent_response(environment_id, key),
-            Store::Postgres(s) => s.idempotent_response(environment_id, key).await,
+            Store::Sqlite(s) => s.idempotent_response(environment_id, integration_id, key),
+            Store::Postgres(s) => {
+                s.idempotent_response(environment_id, integration_id, key)
+                    .await
+            }
+        }
+    }
+
+    /// One page of an environment's events after a position, filtered. A caller that keeps
+    /// passing [`EventPage::next`] back sees every durably committed event exactly once, in
+    /// position order, including events other instances commit late.
+    pub async fn read_events(&self, query: &EventQuery) -> Result<EventPage> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, query) = (s.clone(), query.clone());
+                blocking(move || s.read_events(&query)).await
+            }
+            Store::Postgres(s) => s.read_events(query).await,
+        }
+    }
+
+    /// A receiver that changes when more events may be visible. SQLite: whenever they are;
+    /// PostgreSQL: after this instance's commits only, so streams poll as well
+    /// ([`Store::poll_interval`]).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        match self {
+            Store::Sqlite(s) => s.subscribe(),
+            Store::Postgres(s) => s.subscribe(),
+        }
+    }
+
+    /// How often a stream should look for events nobody told it about: other instances'
+    /// commits, and rows held back until an older transaction finished (PostgreSQL).
+    pub fn poll_interval(&self) -> Duration {
+        match self {
+            Store::Sqlite(_) => Duration::from_secs(5),
+            Store::Postgres(_) => Duration::from_millis(200),
+        }
+    }
+
+    /// The message with this id (the sender's or the provider's) in one integration.
+    pub async fn message(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        id: &str,
+    ) -> Result<Option<MessageRow>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                let args = (
+                    environment_id.to_owned(),
+                    integration_id.to_owned(),
+                    id.to_owned(),
+                );
+                blocking(move || s.message(&args.0, &args.1, &args.2)).await
+            }
+            Store::Postgres(s) => s.message(environment_id, integration_id, id).await,
+        }
+    }
+
+    /// Every message with this id (the sender's or the provider's), across integrations.
+    pub async fn find_messages(&self, environment_id: &str, id: &str) -> Result<Vec<MessageRow>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                let args = (environment_id.to_owned(), id.to_owned());
+                blocking(move || s.find_messages(&args.0, &args.1)).await
+            }
+            Store::Postgres(s) => s.find_messages(environment_id, id).await,
+        }
+    }
+
+    /// Messages by the position of their last change: one that changes again is listed again.
+    pub async fn list_messages(&self, query: &MessageQuery) -> Result<MessagePage> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, query) = (s.clone(), query.clone());
+                blocking(move || s.list_messages(&query)).await
+            }
+            Store::Postgres(s) => s.list_messages(query).await,
+        }
+    }
+
+    /// A message's events, in event-time order.
+    pub async fn timeline(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        message_id: &str,
+    ) -> Result<Vec<StoredEvent>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                let args = (
+                    environment_id.to_owned(),
+                    integration_id.to_owned(),
+                    message_id.to_owned(),
+                );
+                blocking(move || s.timeline(&args.0, &args.1, &args.2)).await
+            }
+            Store::Postgres(s) => s.timeline(environment_id, integration_id, message_id).await,
         }
     }
 
@@ -274,6 +388,15 @@ impl Store {
             Store::Postgres(s) => s.spawn_retention(retention, interval, batch),
         }
     }
+}
+
+/// Runs a SQLite read on the blocking pool, off the async workers.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|_| Error::Unavailable)?
 }
 
 /// Logs what one retention pass did.

@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod api;
 mod cli;
 mod first_hour;
 mod hardening;

@@ -15,9 +15,9 @@ const SECRET: &str = "scale-out-secret";
 const PATH: &str = "/v2/inbound-webhooks/delivery-providers/acme/sendgrid";
 
 /// A running `tidings serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    pub(crate) address: String,
 }
 
 impl Drop for Server {
@@ -27,7 +27,7 @@ impl Drop for Server {
     }
 }
 
-fn start(dir: &Path, name: &str, database_url: &str) -> Server {
+pub(crate) fn start(dir: &Path, name: &str, database_url: &str) -> Server {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
@@ -115,7 +115,7 @@ async fn post(address: &str, body: &str, idempotency_key: Option<&str>) -> Answe
 }
 
 /// Posts until the service takes it (a 503 asks for a retry, as providers do).
-async fn deliver(address: &str, body: &str) {
+pub(crate) async fn deliver(address: &str, body: &str) {
     for _ in 0..50 {
         let answer = post(address, body, None).await;
         match answer.status {
@@ -205,12 +205,12 @@ fn bodies(events: &[serde_json::Value], salt: usize) -> Vec<String> {
     out
 }
 
-fn with_schema(base: &str, schema: &str) -> String {
+pub(crate) fn with_schema(base: &str, schema: &str) -> String {
     let separator = if base.contains('?') { '&' } else { '?' };
     format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
 
-async fn fresh_schema(base: &str, name: &str) -> String {
+pub(crate) async fn fresh_schema(base: &str, name: &str) -> String {
     let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("cannot reach {POSTGRES_URL_ENV}: {e}"));
@@ -225,7 +225,22 @@ async fn fresh_schema(base: &str, name: &str) -> String {
     schema
 }
 
-async fn drop_schema(base: &str, schema: &str) {
+/// The PostgreSQL URL for a test that needs one, or `None` (said on stderr) when
+/// [`POSTGRES_URL_ENV`] is unset; under `CI=true` a missing PostgreSQL fails instead.
+pub(crate) fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_URL_ENV) {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{POSTGRES_URL_ENV} is not set: CI runs {test}")
+        }
+        Err(_) => {
+            eprintln!("skipped: set {POSTGRES_URL_ENV} to run {test}");
+            None
+        }
+    }
+}
+
+pub(crate) async fn drop_schema(base: &str, schema: &str) {
     if let Ok((client, connection)) = tokio_postgres::connect(base, tokio_postgres::NoTls).await {
         tokio::spawn(connection);
         let _ = client

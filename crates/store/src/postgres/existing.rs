@@ -81,6 +81,7 @@ impl PgStore {
         let (writer, _) = mpsc::channel(1);
         Ok(PgStore {
             pool,
+            commits: Arc::new(tokio::sync::watch::Sender::new(0)),
             writer,
             stats: Arc::new(Mutex::new(CommitStats::default())),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)

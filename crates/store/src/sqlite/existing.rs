@@ -10,7 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc;
 
-use super::{MIGRATIONS, SqliteStore};
+use super::{MIGRATIONS, ReaderPool, SqliteStore};
 use crate::{CommitStats, Error, Result};
 
 impl SqliteStore {
@@ -26,17 +26,7 @@ impl SqliteStore {
                 reason: "the file does not exist".into(),
             });
         }
-        // READ_ONLY: SQLite never creates or changes the file; in WAL mode it still shares the
-        // `-shm` index with a running server, so this reader sees every committed row.
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| Error::Open {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        let conn = open_read_only(path)?;
         let version: usize = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|e| Error::Open {
@@ -44,6 +34,10 @@ impl SqliteStore {
                 reason: format!("not a readable SQLite database ({e})"),
             })?;
         check_version(&shown, version, MIGRATIONS.len())?;
+        // Everything committed so far is visible; a running server's later commits are too
+        // through the administrator's reads (`events`, `messages`), which the commands use.
+        let highest: i64 =
+            conn.query_row("SELECT COALESCE(max(seq), 0) FROM events", [], |r| r.get(0))?;
         // No writer: the channel's receiver is dropped, so an ingest answers Unavailable.
         let (writer, _) = mpsc::channel(1);
         let reader = Arc::new(Mutex::new(conn));
@@ -51,11 +45,34 @@ impl SqliteStore {
             writer,
             pruner: Arc::clone(&reader),
             reader,
+            // The read API's pool starts with a read-only connection (and, used one read at a
+            // time as the commands do, never opens another).
+            readers: Arc::new(ReaderPool {
+                path: path.to_path_buf(),
+                synchronous_full: false,
+                idle: Mutex::new(vec![open_read_only(path)?]),
+            }),
+            durable: Arc::new(tokio::sync::watch::Sender::new(highest)),
             stats: Arc::new(Mutex::new(CommitStats::default())),
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::seconds(30),
         })
     }
+}
+
+/// A read-only connection: SQLite never creates or changes the file. In WAL mode it still
+/// shares the `-shm` index with a running server, so it sees every committed row.
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 /// Whether a store at schema `version` can be read by this build, which knows `known`.

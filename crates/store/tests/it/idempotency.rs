@@ -12,24 +12,31 @@ async fn claim_replay_mismatch_in_flight(backend: &Backend) {
     let (a, b) = backend.pair().await;
     let now = Utc::now();
     assert_eq!(
-        a.claim_idempotency("env", "k1", b"h1", now).await.unwrap(),
+        a.claim_idempotency("env", "sendgrid", "k1", b"h1", now)
+            .await
+            .unwrap(),
         Claim::Claimed
     );
     // The other instance sees the key in flight, whatever the body.
     for hash in [b"h1", b"h2"] {
         assert_eq!(
-            b.claim_idempotency("env", "k1", hash, now).await.unwrap(),
+            b.claim_idempotency("env", "sendgrid", "k1", hash, now)
+                .await
+                .unwrap(),
             Claim::InFlight
         );
     }
-    // Keys are scoped per environment.
-    assert_eq!(
-        b.claim_idempotency("other", "k1", b"h1", now)
-            .await
-            .unwrap(),
-        Claim::Claimed
-    );
-    b.release_idempotency("other", "k1").await.unwrap();
+    // Keys are scoped per environment and per integration: a weakly authenticated integration
+    // cannot claim another's keys.
+    for (env, integration) in [("other", "sendgrid"), ("env", "push-webhook")] {
+        assert_eq!(
+            b.claim_idempotency(env, integration, "k1", b"h1", now)
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+        b.release_idempotency(env, integration, "k1").await.unwrap();
+    }
 
     let mut request = ingest(
         "env",
@@ -37,9 +44,15 @@ async fn claim_replay_mismatch_in_flight(backend: &Backend) {
     );
     request.idempotency = record("k1", b"h1", b"[{\"id\":\"m1\"}]");
     a.ingest(request).await.unwrap();
-    a.release_idempotency("env", "k1").await.unwrap();
+    a.release_idempotency("env", "sendgrid", "k1")
+        .await
+        .unwrap();
 
-    match b.claim_idempotency("env", "k1", b"h1", now).await.unwrap() {
+    match b
+        .claim_idempotency("env", "sendgrid", "k1", b"h1", now)
+        .await
+        .unwrap()
+    {
         Claim::Replay(stored) => {
             assert_eq!(stored.status, 200);
             assert_eq!(stored.response, b"[{\"id\":\"m1\"}]");
@@ -48,29 +61,48 @@ async fn claim_replay_mismatch_in_flight(backend: &Backend) {
         other => panic!("expected a replay, got {other:?}"),
     }
     assert_eq!(
-        b.claim_idempotency("env", "k1", b"h2", now).await.unwrap(),
+        b.claim_idempotency("env", "sendgrid", "k1", b"h2", now)
+            .await
+            .unwrap(),
         Claim::Mismatch
     );
-    let stored = a.idempotent_response("env", "k1").await.unwrap().unwrap();
+    let stored = a
+        .idempotent_response("env", "sendgrid", "k1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.response, b"[{\"id\":\"m1\"}]");
 
     // A request that failed releases its key: the retry may claim it.
     assert_eq!(
-        a.claim_idempotency("env", "k2", b"h", now).await.unwrap(),
+        a.claim_idempotency("env", "sendgrid", "k2", b"h", now)
+            .await
+            .unwrap(),
         Claim::Claimed
     );
-    a.release_idempotency("env", "k2").await.unwrap();
+    a.release_idempotency("env", "sendgrid", "k2")
+        .await
+        .unwrap();
     assert_eq!(
-        b.claim_idempotency("env", "k2", b"h", now).await.unwrap(),
+        b.claim_idempotency("env", "sendgrid", "k2", b"h", now)
+            .await
+            .unwrap(),
         Claim::Claimed
     );
-    b.release_idempotency("env", "k2").await.unwrap();
-    assert!(a.idempotent_response("env", "k2").await.unwrap().is_none());
+    b.release_idempotency("env", "sendgrid", "k2")
+        .await
+        .unwrap();
+    assert!(
+        a.idempotent_response("env", "sendgrid", "k2")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // After 24 hours the record is ignored: the key may be used again, with any body.
     let later = now + Duration::hours(25);
     assert_eq!(
-        b.claim_idempotency("env", "k1", b"h2", later)
+        b.claim_idempotency("env", "sendgrid", "k1", b"h2", later)
             .await
             .unwrap(),
         Claim::Claimed
@@ -81,18 +113,20 @@ async fn abandoned_claims_expire(backend: &Backend) {
     let (a, b) = backend.pair().await;
     let now = Utc::now();
     assert_eq!(
-        a.claim_idempotency("env", "k", b"h", now).await.unwrap(),
+        a.claim_idempotency("env", "sendgrid", "k", b"h", now)
+            .await
+            .unwrap(),
         Claim::Claimed
     );
     assert_eq!(
-        b.claim_idempotency("env", "k", b"h", now + Duration::seconds(10))
+        b.claim_idempotency("env", "sendgrid", "k", b"h", now + Duration::seconds(10))
             .await
             .unwrap(),
         Claim::InFlight
     );
     // Older than the claim timeout (30 s here): the instance holding it is taken as gone.
     assert_eq!(
-        b.claim_idempotency("env", "k", b"h", now + Duration::seconds(31))
+        b.claim_idempotency("env", "sendgrid", "k", b"h", now + Duration::seconds(31))
             .await
             .unwrap(),
         Claim::Claimed
@@ -107,7 +141,7 @@ async fn claims_race_to_one_winner(backend: &Backend) {
             let store = if i % 2 == 0 { a.clone() } else { b.clone() };
             tokio::spawn(async move {
                 store
-                    .claim_idempotency("env", "race", b"h", now)
+                    .claim_idempotency("env", "sendgrid", "race", b"h", now)
                     .await
                     .unwrap()
             })

@@ -12,6 +12,7 @@
 mod support;
 
 mod concurrency;
+mod cursor;
 mod existing;
 mod fold;
 mod idempotency;

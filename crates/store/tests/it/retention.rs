@@ -53,14 +53,14 @@ async fn deletes_old_records(backend: &Backend) {
     assert!(events.iter().all(|e| e.id == "m2"));
     assert!(
         store
-            .idempotent_response("env", "k0")
+            .idempotent_response("env", "sendgrid", "k0")
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .idempotent_response("env", "k2")
+            .idempotent_response("env", "sendgrid", "k2")
             .await
             .unwrap()
             .is_some()

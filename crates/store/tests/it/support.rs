@@ -24,6 +24,21 @@ pub(crate) async fn backends() -> Vec<Backend> {
     out
 }
 
+/// A PostgreSQL database for a test that needs one, or `None` (said on stderr) when
+/// [`POSTGRES_URL_ENV`] is unset; under `CI=true` a missing PostgreSQL fails instead.
+pub(crate) async fn postgres_backend() -> Option<Backend> {
+    match std::env::var(POSTGRES_URL_ENV) {
+        Ok(base) => Some(Backend::postgres(base).await),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{POSTGRES_URL_ENV} is not set: CI runs the PostgreSQL tests")
+        }
+        Err(_) => {
+            eprintln!("skipped: set {POSTGRES_URL_ENV} to run this PostgreSQL test");
+            None
+        }
+    }
+}
+
 async fn admin(base: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await

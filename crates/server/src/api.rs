@@ -1,0 +1,397 @@
+//! The read API under `/v1/environments/{environmentId}/...`: events by cursor, the live stream
+//! of them (Server-Sent Events), and messages. Authenticated with the environment's API key,
+//! exactly as ingest is; without a valid key of that environment every answer is 401, so a
+//! caller learns nothing about what exists.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Frame;
+use tidings_core::Status;
+use tidings_store::{
+    Cursor, EventPage, EventQuery, EventView, MessageQuery, MessageView, Store, StoredEvent,
+};
+use tokio::sync::mpsc;
+
+use crate::app::{App, Body, Endpoint, full};
+use crate::error::ApiError;
+
+/// Events per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 100;
+/// The largest `limit`.
+const MAX_LIMIT: usize = 1000;
+/// Events a stream reads from the store at a time.
+const STREAM_PAGE: usize = 500;
+/// Frames buffered per stream subscriber.
+const STREAM_BUFFER: usize = 256;
+/// A subscriber that takes no frame for this long is dropped; it resumes with its cursor.
+const SLOW_SUBSCRIBER: Duration = Duration::from_secs(10);
+/// A comment is sent when nothing else was for this long, so idle proxies keep the stream.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Answers a read API request (the route matched `endpoint` with `params`).
+pub async fn answer<B>(
+    app: &App,
+    endpoint: Endpoint,
+    params: &[&str],
+    request: &Request<B>,
+) -> Result<Response<Body>, ApiError> {
+    let env = params.first().copied().unwrap_or_default();
+    authorize(app, env, request.headers())?;
+    let query = Query::parse(request.uri().query())?;
+    let store = app.store();
+    match endpoint {
+        Endpoint::Events => {
+            let events = query.events(env, query.after()?, query.limit()?)?;
+            let page = store.read_events(&events).await.map_err(unavailable)?;
+            json(&EventsBody::new(&page, query.include_row()))
+        }
+        Endpoint::EventStream => {
+            let after = match request.headers().get("last-event-id") {
+                Some(value) => parse_cursor(value.to_str().unwrap_or(""))?,
+                None => query.after()?,
+            };
+            let events = query.events(env, after, STREAM_PAGE)?;
+            Ok(stream(app, events, query.include_row()))
+        }
+        Endpoint::Message => {
+            let integration = decode(params.get(1).copied().unwrap_or_default())?;
+            let id = decode(params.get(2).copied().unwrap_or_default())?;
+            let Some(message) = store
+                .message(env, &integration, &id)
+                .await
+                .map_err(unavailable)?
+            else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("No message `{id}` in integration `{integration}`."),
+                ));
+            };
+            let timeline = store
+                .timeline(env, &message.integration_id, &message.id)
+                .await
+                .map_err(unavailable)?;
+            json(&MessageView::new(&message, Some(&timeline)))
+        }
+        Endpoint::Messages => {
+            if let Some(id) = query.get("id") {
+                let found = store.find_messages(env, id).await.map_err(unavailable)?;
+                let data: Vec<MessageView<'_>> =
+                    found.iter().map(|m| MessageView::new(m, None)).collect();
+                return json(&serde_json::json!({ "data": data }));
+            }
+            let messages = MessageQuery {
+                environment_id: env.to_owned(),
+                after: query.after()?,
+                limit: query.limit()?,
+                statuses: query.statuses()?,
+                integration: query.get("integration").map(str::to_owned),
+                since: query.time("since")?,
+            };
+            let page = store.list_messages(&messages).await.map_err(unavailable)?;
+            let data: Vec<MessageView<'_>> = page
+                .messages
+                .iter()
+                .map(|m| MessageView::new(m, None))
+                .collect();
+            json(&serde_json::json!({ "data": data, "next": page.next }))
+        }
+        Endpoint::Ingest | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "Not found."))
+        }
+    }
+}
+
+/// Accepts only `Authorization: ApiKey <secret>` of this environment. An unknown environment
+/// gets the same answer as a wrong key.
+fn authorize(app: &App, env: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let denied = || {
+        ApiError::unauthorized(
+            "Send `Authorization: ApiKey <secret key>` with a secret key of this environment.",
+        )
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("apikey"))
+        .map(|(_, secret)| secret.trim())
+        .ok_or_else(denied)?;
+    let environment = app
+        .config()
+        .environments
+        .iter()
+        .find(|e| e.id == env)
+        .ok_or_else(denied)?;
+    if environment.accepts(given) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
+
+/// The `{"data": [...], "next": "..."}` answer of the events list.
+#[derive(serde::Serialize)]
+struct EventsBody<'a> {
+    data: Vec<EventView<'a>>,
+    next: Cursor,
+}
+
+impl<'a> EventsBody<'a> {
+    fn new(page: &'a EventPage, include_row: bool) -> EventsBody<'a> {
+        EventsBody {
+            data: page
+                .events
+                .iter()
+                .map(|e| EventView::new(e, include_row))
+                .collect(),
+            next: page.next,
+        }
+    }
+}
+
+/// A query string's parameters; repeated names are kept in order.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Result<Query, ApiError> {
+        Ok(Query(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn after(&self) -> Result<Cursor, ApiError> {
+        self.get("after").map_or(Ok(Cursor::START), parse_cursor)
+    }
+
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}."))
+                }),
+        }
+    }
+
+    fn statuses(&self) -> Result<Vec<Status>, ApiError> {
+        self.all("status")
+            .map(|s| {
+                Status::from_wire(s).ok_or_else(|| {
+                    ApiError::bad_request(format!("`{s}` is not a status Tidings reports."))
+                })
+            })
+            .collect()
+    }
+
+    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "`{name}` must be an RFC 3339 time, e.g. 2024-01-02T03:04:05Z."
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    fn include_row(&self) -> bool {
+        self.all("include").any(|v| v == "row")
+    }
+
+    /// The event filters of the list and the stream.
+    fn events(&self, env: &str, after: Cursor, limit: usize) -> Result<EventQuery, ApiError> {
+        Ok(EventQuery {
+            environment_id: env.to_owned(),
+            after,
+            limit,
+            statuses: self.statuses()?,
+            provider: self.get("provider").map(str::to_owned),
+            integration: self.get("integration").map(str::to_owned),
+            message: self.get("message").map(str::to_owned),
+            recipient: self.get("recipient").map(str::to_owned),
+            since: self.time("since")?,
+            until: self.time("until")?,
+        })
+    }
+}
+
+fn parse_cursor(text: &str) -> Result<Cursor, ApiError> {
+    text.parse()
+        .map_err(|e: tidings_store::BadCursor| ApiError::bad_request(e.to_string()))
+}
+
+/// A path segment, percent-decoded (message ids such as `<abc@example.com>` arrive encoded).
+fn decode(segment: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request("A path segment is not UTF-8 once decoded."))
+}
+
+fn unavailable(err: tidings_store::Error) -> ApiError {
+    tracing::error!(error = %err, "A read failed.");
+    ApiError::unavailable("Storage is unavailable; retry shortly.")
+}
+
+fn json(value: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::internal(&e))?;
+    let mut response = Response::new(full(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// The Server-Sent Events answer: a task reads the store after the cursor and sends each event
+/// as one message whose `id` is its position, then waits for more.
+fn stream(app: &App, query: EventQuery, include_row: bool) -> Response<Body> {
+    let (frames, receiver) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(feed(
+        app.store().clone(),
+        query,
+        include_row,
+        frames,
+        app.shutdown_signal(),
+    ));
+    let mut response = Response::new(ChannelBody(receiver).boxed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    // Proxies that buffer (nginx) would hold events back.
+    headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    response
+}
+
+/// One SSE message for one event.
+fn frame(event: &StoredEvent, include_row: bool) -> Bytes {
+    let data = serde_json::to_string(&EventView::new(event, include_row)).unwrap_or_default();
+    Bytes::from(format!(
+        "id: {}\nevent: message.{}\ndata: {data}\n\n",
+        event.position,
+        event.event.body.status.as_str()
+    ))
+}
+
+/// Feeds one subscriber until it goes away, is too slow, the store fails, or the server stops.
+async fn feed(
+    store: Store,
+    mut query: EventQuery,
+    include_row: bool,
+    frames: mpsc::Sender<Bytes>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut changes = store.subscribe();
+    let poll = store.poll_interval();
+    if *shutdown.borrow_and_update() {
+        return;
+    }
+    // The first bytes go out at once, so the client knows the stream is open.
+    if frames
+        .send(Bytes::from_static(b": connected\n\n"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut last_sent = tokio::time::Instant::now();
+    loop {
+        let page = match store.read_events(&query).await {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(error = %err, "A stream's read failed; closing it.");
+                return;
+            }
+        };
+        for event in &page.events {
+            let sent =
+                tokio::time::timeout(SLOW_SUBSCRIBER, frames.send(frame(event, include_row)));
+            match sent.await {
+                Ok(Ok(())) => last_sent = tokio::time::Instant::now(),
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::info!("A stream subscriber fell behind and was dropped.");
+                    return;
+                }
+            }
+        }
+        query.after = page.next;
+        if page.events.len() >= query.limit {
+            continue;
+        }
+        let heartbeat_at = last_sent + HEARTBEAT;
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep_until(heartbeat_at) => {
+                if frames.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                    return;
+                }
+                last_sent = tokio::time::Instant::now();
+            }
+            stopping = shutdown.changed() => {
+                if stopping.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+            () = frames.closed() => return,
+        }
+    }
+}
+
+/// A response body fed by a channel: the stream ends when the sender is dropped.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
