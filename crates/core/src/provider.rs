@@ -116,6 +116,13 @@ pub trait ProviderParser: Send + Sync + 'static {
     /// The provider's signature scheme.
     fn signature(&self) -> Signature;
 
+    /// Whether the signature covers the URL the provider called (Twilio, Plivo, Mandrill,
+    /// MessageBird): such an integration with a signing key needs the service's `public_url`,
+    /// which configuration checks require.
+    fn signs_url(&self) -> bool {
+        false
+    }
+
     /// URLs of documents (signing certificates) the service must fetch before calling
     /// [`verify`](Self::verify). Each URL must already be checked against the provider's trust
     /// rule here: the service fetches exactly what this returns.

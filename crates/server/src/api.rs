@@ -14,7 +14,6 @@ use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Frame;
 use tidings_core::Status;
-use tidings_core::signature::ct_eq;
 use tidings_store::{
     Cursor, EventPage, EventQuery, EventView, MessageQuery, MessageView, Store, StoredEvent,
 };
@@ -132,7 +131,7 @@ fn authorize(app: &App, env: &str, headers: &HeaderMap) -> Result<(), ApiError> 
         .iter()
         .find(|e| e.id == env)
         .ok_or_else(denied)?;
-    if ct_eq(given.as_bytes(), environment.secret_key.expose().as_bytes()) {
+    if environment.accepts(given) {
         Ok(())
     } else {
         Err(denied())

@@ -392,7 +392,7 @@ impl App {
         let auth = self
             .authenticate(
                 &parts.headers,
-                environment.secret_key.expose(),
+                environment,
                 integration,
                 *parser,
                 keys,
@@ -521,7 +521,7 @@ impl App {
     async fn authenticate(
         &self,
         headers: &HeaderMap,
-        environment_secret: &str,
+        environment: &crate::config::Environment,
         integration: &Integration,
         parser: &dyn ProviderParser,
         keys: &[Secret],
@@ -530,7 +530,7 @@ impl App {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value.to_str().unwrap_or("");
             if let Some(secret) = strip_scheme(value, "apikey") {
-                return if ct_eq(secret.trim().as_bytes(), environment_secret.as_bytes()) {
+                return if environment.accepts(secret.trim()) {
                     Ok(Auth::ApiKey)
                 } else {
                     Err(ApiError::unauthorized(
@@ -547,7 +547,11 @@ impl App {
                 let decoded = tidings_core::signature::base64_decode(encoded)
                     .and_then(|b| String::from_utf8(b).ok())
                     .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
-                let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+                // RFC 7617: `user:password`. Without the colon there is no password to check
+                // (reading it as an empty one would let `Basic base64(user)` in).
+                let (user, password) = decoded
+                    .split_once(':')
+                    .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
                 let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
                 let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
                 return if user_ok & password_ok {

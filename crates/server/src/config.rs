@@ -46,7 +46,7 @@ fn default_listen() -> String {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://path/to/file.db` or `postgres://user:password@host:port/database`.
@@ -62,6 +62,18 @@ pub struct StoreConfig {
     /// Days raw requests, events and idempotency records are kept; 0 keeps them forever.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+}
+
+// By hand: the URL may hold the database password.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &tidings_store::redact_url(&self.url))
+            .field("synchronous", &self.synchronous)
+            .field("pool_size", &self.pool_size)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
 }
 
 /// The environment variable that overrides `store.url` (so the password need not be in a file).
@@ -174,7 +186,50 @@ pub struct Environment {
     /// The id in the path.
     pub id: String,
     /// The secret key callers send as `Authorization: ApiKey <secret>`.
-    pub secret_key: Secret,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    /// More keys accepted alongside `secret_key` (all of them, so a key can be rotated).
+    #[serde(default)]
+    pub secret_keys: Vec<Secret>,
+}
+
+impl Environment {
+    /// Every accepted secret key.
+    pub fn keys(&self) -> impl Iterator<Item = &Secret> {
+        self.secret_key.iter().chain(&self.secret_keys)
+    }
+
+    /// Whether `presented` is one of the environment's keys. Every key is compared in constant
+    /// time, with no early exit, so the time taken does not tell which key came close.
+    pub fn accepts(&self, presented: &str) -> bool {
+        self.keys().fold(false, |found, key| {
+            found | tidings_core::signature::ct_eq(presented.as_bytes(), key.expose().as_bytes())
+        })
+    }
+}
+
+/// The fewest characters a secret (environment key, signing key, Basic password) may have: an
+/// empty `${VAR}` or a placeholder is a mistake, and an empty HMAC key lets anyone sign.
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// The problem with one secret, if any: empty, too short, or the public demo key.
+fn secret_problem(name: &str, secret: &Secret) -> Option<String> {
+    let value = secret.expose();
+    if value.trim().is_empty() {
+        Some(format!(
+            "{name} is empty (is its environment variable set to an empty string?)"
+        ))
+    } else if value == DEMO_SECRET {
+        Some(format!(
+            "{name} is the public demo key `{DEMO_SECRET}`; generate a real one (e.g. `openssl rand -hex 32`)"
+        ))
+    } else if value.chars().count() < MIN_SECRET_CHARS {
+        Some(format!(
+            "{name} must be at least {MIN_SECRET_CHARS} characters"
+        ))
+    } else {
+        None
+    }
 }
 
 /// `[[integrations]]`.
@@ -226,6 +281,41 @@ impl Integration {
             .cloned()
             .collect()
     }
+}
+
+/// Interpolates `${VAR}` in every string of a TOML value.
+fn interpolate_strings(value: &mut toml::Value) -> Result<(), Vec<String>> {
+    match value {
+        toml::Value::String(text) => {
+            *text = interpolate(text, |name| std::env::var(name).ok())?;
+        }
+        toml::Value::Array(items) => items.iter_mut().try_for_each(interpolate_strings)?,
+        toml::Value::Table(table) => table
+            .iter_mut()
+            .try_for_each(|(_, value)| interpolate_strings(value))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether `listen` is a loopback address (`127.0.0.1:3000`, `[::1]:3000`, `localhost:3000`).
+pub fn is_loopback(listen: &str) -> bool {
+    match listen.parse::<SocketAddr>() {
+        Ok(address) => address.ip().is_loopback(),
+        Err(_) => listen
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    }
+}
+
+/// Why the demo (no configuration) may not listen on `listen`, if it may not: it serves the
+/// public key `dev-secret`, so only this machine may reach it.
+pub fn demo_listen_problem(listen: &str) -> Option<String> {
+    (!is_loopback(listen)).then(|| {
+        format!(
+            "`{listen}` is not a loopback address. Without a configuration Tidings serves the demo, whose key `{DEMO_SECRET}` is public, so it listens only on 127.0.0.1, [::1] or localhost. To listen on other addresses, write a configuration (see tidings.example.toml) and pass --config."
+        )
+    })
 }
 
 /// Replaces `${NAME}` with the environment variable `NAME`; every missing variable is reported.
@@ -287,6 +377,31 @@ impl Config {
         }
     }
 
+    /// Reads only the `[store]` table of a config file, for the commands that only read the
+    /// store: `${VAR}`s elsewhere (the secrets) need not be set. A file that is not TOML before
+    /// interpolation (a `${VAR}` outside a string) is read whole, as `serve` reads it.
+    pub fn load_store(path: &std::path::Path) -> Result<StoreConfig, Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+        let Ok(mut table) = toml::from_str::<toml::Table>(&text) else {
+            return Config::parse(&text).map(|config| config.store);
+        };
+        let mut store = table
+            .remove("store")
+            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
+        interpolate_strings(&mut store)?;
+        let mut config = Config::demo();
+        config.store = store.try_into().map_err(|e| vec![format!("store: {e}")])?;
+        config.apply_env();
+        if tidings_store::backend_of(&config.store.url).is_none() {
+            return Err(vec![format!(
+                "store.url: `{}` is not supported (use sqlite://path/to/file.db or postgres://user@host/database)",
+                tidings_store::redact_url(&config.store.url)
+            )]);
+        }
+        Ok(config.store)
+    }
+
     /// Applies environment overrides: `TIDINGS_DATABASE_URL` replaces `store.url`.
     pub fn apply_env(&mut self) {
         if let Ok(url) = std::env::var(DATABASE_URL_ENV)
@@ -307,14 +422,22 @@ impl Config {
             certificates: CertificatesConfig::default(),
             environments: vec![Environment {
                 id: "dev".into(),
-                secret_key: Secret::new(DEMO_SECRET),
+                secret_key: Some(Secret::new(DEMO_SECRET)),
+                secret_keys: Vec::new(),
             }],
+            // One integration per provider id, and one per alias (`brevo`, `vonage`, ...), so
+            // whichever name a newcomer knows works as the integration id.
             integrations: registry()
                 .iter()
-                .map(|p| Integration {
-                    id: p.id().into(),
+                .flat_map(|p| {
+                    std::iter::once(p.id())
+                        .chain(p.aliases().iter().copied())
+                        .map(move |id| (id, p.id()))
+                })
+                .map(|(id, provider)| Integration {
+                    id: id.into(),
                     environment: "dev".into(),
-                    provider: p.id().into(),
+                    provider: provider.into(),
                     signing_key: None,
                     signing_keys: Vec::new(),
                     signature_tolerance_secs: None,
@@ -343,10 +466,9 @@ impl Config {
             ));
         }
         if tidings_store::backend_of(&self.store.url).is_none() {
-            // Only the scheme: the URL may hold a password.
-            let scheme = self.store.url.split("://").next().unwrap_or("");
             problems.push(format!(
-                "store.url: `{scheme}://...` is not supported (use sqlite://path/to/file.db or postgres://user@host/database)"
+                "store.url: `{}` is not supported (use sqlite://path/to/file.db or postgres://user@host/database)",
+                tidings_store::redact_url(&self.store.url)
             ));
         }
         if self.store.pool_size == 0 {
@@ -380,17 +502,30 @@ impl Config {
                 self.log.format
             ));
         }
+        if self.environments.is_empty() {
+            problems.push(
+                "environments: none is defined, so no request can be accepted; add an [[environments]] table with an id and a secret_key".into(),
+            );
+        }
         let mut env_ids = std::collections::BTreeSet::new();
         for env in &self.environments {
             if !env_ids.insert(env.id.as_str()) {
                 problems.push(format!("environments: `{}` is defined twice", env.id));
             }
-            if env.secret_key.expose().len() < 8 && env.secret_key.expose() != DEMO_SECRET {
-                problems.push(format!(
-                    "environments.{}: secret_key must be at least 8 characters",
-                    env.id
-                ));
+            let name = format!("environments.{}", env.id);
+            if env.keys().next().is_none() {
+                problems.push(format!("{name}: set secret_key (or secret_keys)"));
             }
+            problems.extend(
+                env.secret_key
+                    .iter()
+                    .filter_map(|key| secret_problem(&format!("{name}: secret_key"), key)),
+            );
+            problems.extend(
+                env.secret_keys.iter().enumerate().filter_map(|(i, key)| {
+                    secret_problem(&format!("{name}: secret_keys[{i}]"), key)
+                }),
+            );
         }
         let mut integration_ids = std::collections::BTreeSet::new();
         for integration in &self.integrations {
@@ -412,6 +547,32 @@ impl Config {
                     i64::MAX / 1000
                 ));
             }
+            problems.extend(
+                integration
+                    .signing_key
+                    .iter()
+                    .filter_map(|key| secret_problem(&format!("{name}: signing_key"), key)),
+            );
+            problems.extend(
+                integration
+                    .signing_keys
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, key)| {
+                        secret_problem(&format!("{name}: signing_keys[{i}]"), key)
+                    }),
+            );
+            if let Some(basic) = &integration.basic_auth {
+                if basic.username.is_empty() || basic.username.contains(':') {
+                    problems.push(format!(
+                        "{name}: basic_auth.username must be set and hold no `:`"
+                    ));
+                }
+                problems.extend(secret_problem(
+                    &format!("{name}: basic_auth.password"),
+                    &basic.password,
+                ));
+            }
             if !env_ids.contains(integration.environment.as_str()) {
                 problems.push(format!(
                     "{name}: environment `{}` is not defined",
@@ -429,6 +590,15 @@ impl Config {
                     {
                         problems.push(format!(
                             "{name}: provider `{}` does not sign its requests; use basic_auth instead of signing_key",
+                            parser.id()
+                        ));
+                    }
+                    if parser.signs_url()
+                        && !integration.keys().is_empty()
+                        && self.public_url.is_none()
+                    {
+                        problems.push(format!(
+                            "{name}: provider `{}` signs the URL it calls, so its signatures cannot be verified without public_url (the base URL the provider calls, e.g. https://hooks.example.com)",
                             parser.id()
                         ));
                     }
@@ -485,7 +655,7 @@ mod tests {
             let text = format!(
                 "[[environments]]\nid = \"e\"\nsecret_key = \"long-enough\"\n\
                  [[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"mailgun\"\n\
-                 signing_key = \"k\"\nsignature_tolerance_secs = {secs}\n"
+                 signing_key = \"long-enough-key\"\nsignature_tolerance_secs = {secs}\n"
             );
             let config: Config = toml::from_str(&text).unwrap();
             assert_eq!(
@@ -493,6 +663,71 @@ mod tests {
                 ok,
                 "{secs}: {:?}",
                 config.problems()
+            );
+        }
+    }
+
+    const ENVIRONMENT: &str = "[[environments]]\nid = \"e\"\nsecret_key = \"long-enough\"\n";
+
+    #[test]
+    fn an_environment_accepts_each_of_its_keys_and_nothing_else() {
+        let config = Config::parse(
+            "[[environments]]\nid = \"e\"\nsecret_key = \"first-key-1\"\nsecret_keys = [\"second-key-2\", \"third-key-3\"]\n",
+        )
+        .unwrap();
+        let env = &config.environments[0];
+        for key in ["first-key-1", "second-key-2", "third-key-3"] {
+            assert!(env.accepts(key), "{key}");
+        }
+        for key in ["", "first-key", "second-key-2 ", "dev-secret"] {
+            assert!(!env.accepts(key), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let config = Config::parse(&format!(
+            "[store]\nurl = \"postgres://app:db-password@db/t\"\n{ENVIRONMENT}\
+             [[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"postmark\"\n\
+             basic_auth = {{ username = \"u\", password = \"basic-password\" }}\n"
+        ));
+        let shown = format!("{config:?}");
+        for secret in ["db-password", "basic-password", "long-enough"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_addresses_are_loopback() {
+        for (listen, loopback) in [
+            ("127.0.0.1:3000", true),
+            ("127.1.2.3:0", true),
+            ("[::1]:3000", true),
+            ("localhost:3000", true),
+            ("0.0.0.0:3000", false),
+            ("[::]:3000", false),
+            ("192.168.1.5:3000", false),
+            ("example.com:3000", false),
+        ] {
+            assert_eq!(is_loopback(listen), loopback, "{listen}");
+        }
+    }
+
+    #[test]
+    fn the_demo_answers_to_provider_aliases() {
+        use tidings_providers as _;
+        let demo = Config::demo();
+        for (id, provider) in [
+            ("brevo", "sendinblue"),
+            ("vonage", "nexmo"),
+            ("bird", "messagebird"),
+            ("sendgrid", "sendgrid"),
+        ] {
+            assert!(
+                demo.integrations
+                    .iter()
+                    .any(|i| i.id == id && i.provider == provider),
+                "{id}"
             );
         }
     }
@@ -522,12 +757,21 @@ mod tests {
             "postgresql://tidings:pw@db/tidings?sslmode=disable",
         ] {
             let config = Config::parse(&format!(
-                "[store]\nurl = \"{url}\"\npool_size = 4\nretention_days = 7\n"
+                "[store]\nurl = \"{url}\"\npool_size = 4\nretention_days = 7\n{ENVIRONMENT}"
             ));
             assert_eq!(config.map(|c| c.store.url).ok().as_deref(), Some(url));
         }
-        let problems = Config::parse("[store]\nurl = \"mysql://x:secret@h/db\"\n").unwrap_err();
-        assert!(problems.iter().any(|p| p.contains("mysql://...")));
-        assert!(problems.iter().all(|p| !p.contains("secret")));
+        for (url, shown) in [
+            ("mysql://x:secret@h/db", "mysql://x:***@h/db"),
+            (
+                "host=h user=x password=secret",
+                "host=h user=x password=***",
+            ),
+        ] {
+            let problems =
+                Config::parse(&format!("[store]\nurl = \"{url}\"\n{ENVIRONMENT}")).unwrap_err();
+            assert!(problems.iter().any(|p| p.contains(shown)), "{problems:?}");
+            assert!(problems.iter().all(|p| !p.contains("secret")));
+        }
     }
 }

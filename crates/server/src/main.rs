@@ -5,7 +5,7 @@
 #![allow(unreachable_pub)]
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use tidings_core::{Credentials, Freshness, RawRequest, Secret, registry};
-use tidings_store::{EventView, MessageView, Store, StoreOptions};
+use tidings_store::{EventView, MessageView, Store, StoreLock, StoreOptions};
 
 use tidings::config::{self, Config};
 use tidings::{app, certs};
@@ -151,11 +151,21 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`tidings events | head`): nothing more to say to anyone.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
@@ -169,17 +179,75 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-/// Opens the configured store. `serve` also starts retention; the read-only commands do not.
-async fn open_store(config: &Config, serving: bool) -> Result<Store> {
+/// Opens the configured store for `serve`, with retention.
+async fn open_store(config: &Config) -> Result<Store> {
     let options = StoreOptions {
         synchronous_full: config.store.synchronous != "normal",
         pool_size: config.store.pool_size,
         claim_timeout: std::time::Duration::from_secs(config.limits.request_timeout_secs),
-        retention: (serving && config.store.retention_days > 0)
+        retention: (config.store.retention_days > 0)
             .then(|| chrono::Duration::days(i64::from(config.store.retention_days))),
         ..StoreOptions::default()
     };
     Ok(Store::open(&config.store.url, options).await?)
+}
+
+/// For `serve` on SQLite: the lock that keeps a second server off the same database file.
+fn lock_store(config: &Config) -> Result<Option<StoreLock>> {
+    let Some(path) = config.store.url.strip_prefix("sqlite://") else {
+        return Ok(None);
+    };
+    match StoreLock::acquire(Path::new(path)) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(err @ tidings_store::Error::Locked { .. }) => Err(anyhow!(
+            "{err}. One server owns a SQLite database: stop the other one, or give this one its own `[store] url`. (Reading with `tidings events` / `tidings messages` works while it runs.)"
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Opens the store for a command that only reads it: only the store settings are read from
+/// the configuration, and nothing is created or migrated. No store is an error that says where
+/// the command looked and why there.
+async fn open_store_to_read(config_path: Option<&Path>) -> Result<Store> {
+    let (store, source) = match config_path {
+        Some(path) => (
+            Config::load_store(path).map_err(|problems| anyhow!("{}", problems.join("\n")))?,
+            format!("the configuration {}", path.display()),
+        ),
+        None => {
+            let mut demo = Config::demo();
+            demo.apply_env();
+            (demo.store, "the demo's default (no --config)".to_owned())
+        }
+    };
+    let source = if std::env::var(config::DATABASE_URL_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        format!("{} (it is set)", config::DATABASE_URL_ENV)
+    } else {
+        source
+    };
+    let options = StoreOptions::default();
+    match Store::open_existing(&store.url, &options).await {
+        Ok(store) => Ok(store),
+        Err(err @ tidings_store::Error::NoStore { .. }) => {
+            let absolute = store
+                .url
+                .strip_prefix("sqlite://")
+                .filter(|p| Path::new(p).is_relative())
+                .and_then(|p| {
+                    std::env::current_dir()
+                        .ok()
+                        .map(|dir| dir.join(p.trim_start_matches("./")))
+                })
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default();
+            Err(anyhow!(
+                "{err}{absolute}.\nLooked there because of {source}. Run this where `tidings serve` ran, or pass the server's --config (or set {}); `tidings serve` creates the store.",
+                config::DATABASE_URL_ENV
+            ))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// A small runtime for the commands that read the store.
@@ -196,6 +264,11 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    if config_path.is_none()
+        && let Some(problem) = config::demo_listen_problem(&config.listen)
+    {
+        return Err(anyhow!("{problem}"));
+    }
     init_logging(&config);
     if config_path.is_none() {
         tracing::warn!(
@@ -208,26 +281,49 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // Held until the process ends.
+    let _lock = lock_store(&config)?;
     runtime.block_on(async move {
-        let store = open_store(&config, true).await?;
+        let store = open_store(&config).await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
-            .with_context(|| format!("listening on {}", config.listen))?;
+            .map_err(|err| listen_error(&config.listen, &err))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, store = store.backend(), "Tidings is listening.");
         // Tests and scripts read the bound address (useful with port 0) from this line.
-        println!("listening on {address}");
-        let _ = std::io::stdout().flush();
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on {address}").and_then(|()| stdout.flush());
         server::serve(Arc::new(app::App::new(config, store, certs)), listener).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why the listen address could not be bound, and what to do about it.
+fn listen_error(listen: &str, err: &std::io::Error) -> anyhow::Error {
+    match err.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow!(
+            "cannot listen on {listen}: the address is already in use (another Tidings, or another program). Choose another with `--listen 127.0.0.1:3001` or `listen = \"...\"` in the configuration, or stop what holds it."
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow!(
+            "cannot listen on {listen}: permission denied (ports below 1024 need privileges). Choose another with `--listen` or `listen = \"...\"` in the configuration."
+        ),
+        std::io::ErrorKind::AddrNotAvailable => anyhow!(
+            "cannot listen on {listen}: no network interface of this machine has that address. Choose another with `--listen` or `listen = \"...\"` in the configuration."
+        ),
+        _ => anyhow!(
+            "cannot listen on {listen}: {err}. Choose another address with `--listen` or `listen = \"...\"` in the configuration."
+        ),
+    }
+}
+
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colour only for a person at a terminal: escape codes in a log file are noise.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
@@ -239,12 +335,13 @@ fn init_logging(config: &Config) {
 fn check_config(path: &Path) -> Result<ExitCode> {
     match Config::load(path) {
         Ok(config) => {
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "{}: ok ({} environments, {} integrations)",
                 path.display(),
                 config.environments.len(),
                 config.integrations.len()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
@@ -363,13 +460,21 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
             },
         };
         if let Err(err) = parser.verify(&request, &credentials) {
-            eprintln!("signature rejected: {err}");
+            if err == tidings_core::Error::MissingUrl {
+                eprintln!(
+                    "signature rejected: `{}` signs the URL it called; pass that URL with --url (e.g. --url 'https://hooks.example.com/v2/inbound-webhooks/delivery-providers/ENV/ID')",
+                    parser.id()
+                );
+            } else {
+                eprintln!("signature rejected: {err}");
+            }
             return Ok(ExitCode::from(3));
         }
     }
     match parser.parse(&request) {
         Ok(parsed) => {
-            println!("{}", serde_json::to_string_pretty(&parsed.results())?);
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", serde_json::to_string_pretty(&parsed.results())?)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
@@ -385,9 +490,8 @@ fn events(
     message: Option<&str>,
     after: i64,
 ) -> Result<ExitCode> {
-    let config = load_config(config)?;
     block_on(async {
-        let store = open_store(&config, false).await?;
+        let store = open_store_to_read(config).await?;
         let mut out = std::io::stdout().lock();
         let mut cursor = after;
         loop {
@@ -410,9 +514,8 @@ fn messages(
     environment: Option<&str>,
     message: Option<&str>,
 ) -> Result<ExitCode> {
-    let config = load_config(config)?;
     block_on(async {
-        let store = open_store(&config, false).await?;
+        let store = open_store_to_read(config).await?;
         let mut out = std::io::stdout().lock();
         for row in store.messages(environment, message).await? {
             let view = MessageView::new(&row, None);

@@ -19,6 +19,7 @@
 mod cursor;
 mod model;
 mod postgres;
+mod redact;
 mod sqlite;
 mod store;
 mod view;
@@ -29,6 +30,8 @@ pub use model::{
     StoredEvent, StoredResponse,
 };
 pub use postgres::{PgOptions, PgStore};
+pub use redact::redact_url;
+pub use sqlite::lock::StoreLock;
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreOptions, backend_of};
 pub use view::{EventView, MessageView};
@@ -54,6 +57,22 @@ pub enum Error {
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A command that only reads found no store where it looked (it never creates one).
+    #[error("no Tidings store at {path}: {reason}")]
+    NoStore {
+        /// The path or URL (without its password).
+        path: String,
+        /// What was missing.
+        reason: String,
+    },
+    /// Another process serves this SQLite database.
+    #[error("the store at {path} is in use by {holder}, another Tidings server")]
+    Locked {
+        /// The database file.
+        path: String,
+        /// `process <pid>`, as the lock file says.
+        holder: String,
+    },
     /// Opening the database failed.
     #[error("cannot open the store at {path}: {reason}")]
     Open {

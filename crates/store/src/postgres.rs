@@ -81,6 +81,9 @@ const SCHEMA_1: &str = "CREATE TABLE raw_requests (
     );
     CREATE INDEX idempotency_by_age ON idempotency (created_at);";
 
+mod existing;
+mod explain;
+
 /// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
 fn migrations() -> Vec<String> {
     vec![
@@ -345,18 +348,7 @@ fn open_error(url: &str, reason: impl std::fmt::Display) -> Error {
 
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = url.get(scheme + 3..at).unwrap_or("");
-            let user = credentials.split(':').next().unwrap_or("");
-            format!(
-                "{}{user}:***{}",
-                url.get(..scheme + 3).unwrap_or(""),
-                url.get(at..).unwrap_or("")
-            )
-        }
-        _ => url.to_owned(),
-    }
+    crate::redact_url(url)
 }
 
 /// Applies the migrations not applied yet, holding the advisory lock on its own connection (a
@@ -365,7 +357,7 @@ async fn migrate(config: &tokio_postgres::Config, url: &str) -> Result<()> {
     let (mut client, connection) = config
         .connect(NoTls)
         .await
-        .map_err(|e| open_error(url, e))?;
+        .map_err(|e| open_error(url, explain::explain(&e)))?;
     let connection = tokio::spawn(connection);
     let result = async {
         client
@@ -408,14 +400,14 @@ async fn migrate(config: &tokio_postgres::Config, url: &str) -> Result<()> {
     .await;
     drop(client);
     let _ = connection.await;
-    result.map_err(|e| open_error(url, e))
+    result.map_err(|e| open_error(url, explain::explain(&e)))
 }
 
 impl PgStore {
     /// Connects, applies pending migrations and starts the committer task. Needs a Tokio runtime.
     pub async fn open(options: PgOptions) -> Result<PgStore> {
         let mut config = tokio_postgres::Config::from_str(&options.url)
-            .map_err(|e| open_error(&options.url, e))?;
+            .map_err(|e| open_error(&options.url, explain::explain(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.timeout);
         }

@@ -19,6 +19,10 @@ use crate::{
     MessageRow, PruneStats, Result, StoredEvent, StoredResponse,
 };
 
+pub(crate) mod existing;
+mod files;
+pub(crate) mod lock;
+
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -301,12 +305,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 impl SqliteStore {
     /// Opens (creating and migrating) the database and starts the writer thread.
     pub fn open(options: SqliteOptions) -> Result<SqliteStore> {
-        if let Some(parent) = options.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Open {
-                path: options.path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
+        files::create_private(&options.path)?;
         // Durable mode: the writer commits with NORMAL (no fsync inside COMMIT) and the syncer
         // thread fsyncs the WAL before any request of the group is answered. A commit is thus
         // as durable as with FULL when its 200 goes out, but the writer builds the next group

@@ -99,7 +99,7 @@ impl Store {
             }
             None => {
                 return Err(Error::Open {
-                    path: url.split('@').next_back().unwrap_or("").to_owned(),
+                    path: crate::redact_url(url),
                     reason: "use sqlite://path/to/file.db or postgres://user@host/database".into(),
                 });
             }
@@ -112,6 +112,29 @@ impl Store {
             );
         }
         Ok(store)
+    }
+
+    /// Opens a store that must already exist, for commands that only read: nothing is created
+    /// and no migration runs, on either backend. No store where `url` points is
+    /// [`Error::NoStore`]. Needs a Tokio runtime; starts no background task.
+    pub async fn open_existing(url: &str, options: &StoreOptions) -> Result<Store> {
+        match backend_of(url) {
+            Some("sqlite") => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                Ok(Store::Sqlite(SqliteStore::open_existing(
+                    std::path::Path::new(path),
+                )?))
+            }
+            Some(_) => {
+                let mut pg = PgOptions::new(url);
+                pg.timeout = options.timeout;
+                Ok(Store::Postgres(PgStore::open_existing(pg).await?))
+            }
+            None => Err(Error::Open {
+                path: crate::redact_url(url),
+                reason: "use sqlite://path/to/file.db or postgres://user@host/database".into(),
+            }),
+        }
     }
 
     /// `sqlite` or `postgres`.

@@ -56,6 +56,10 @@ impl ProviderParser for Mandrill {
         Signature::Keyed("hmac-sha1-url-fields")
     }
 
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)

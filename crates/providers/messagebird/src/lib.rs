@@ -62,6 +62,10 @@ impl ProviderParser for MessageBird {
         Signature::Keyed("jwt-hs256")
     }
 
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let token = request
             .header(SIGNATURE_HEADER)

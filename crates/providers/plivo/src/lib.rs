@@ -63,6 +63,10 @@ impl ProviderParser for Plivo {
         Signature::Keyed("hmac-sha256-v3")
     }
 
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let v3: Vec<&str> = V3_HEADERS
             .iter()

@@ -61,6 +61,10 @@ impl ProviderParser for Twilio {
         Signature::Keyed("hmac-sha1-url")
     }
 
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)

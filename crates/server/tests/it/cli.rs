@@ -120,17 +120,17 @@ fn check_config_reports_every_problem() {
     .unwrap();
     let (code, _, stderr) = tidings(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    assert_eq!(stderr.lines().count(), 4, "{stderr}");
     let example =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tidings.example.toml");
     let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
         .args(["check-config", "--config", example.to_str().unwrap()])
         .envs([
             ("TIDINGS_PRODUCTION_KEY", "a-long-production-key"),
-            ("SENDGRID_WEBHOOK_PUBLIC_KEY", "key"),
-            ("MAILGUN_SIGNING_KEY", "key"),
-            ("POSTMARK_HOOK_PASSWORD", "password"),
-            ("TWILIO_AUTH_TOKEN", "token"),
+            ("SENDGRID_WEBHOOK_PUBLIC_KEY", "sendgrid-public-key"),
+            ("MAILGUN_SIGNING_KEY", "mailgun-signing-key"),
+            ("POSTMARK_HOOK_PASSWORD", "postmark-password"),
+            ("TWILIO_AUTH_TOKEN", "twilio-auth-token"),
         ])
         .output()
         .unwrap();

@@ -11,6 +11,7 @@
 
 mod api;
 mod cli;
+mod first_hour;
 mod hardening;
 mod openapi;
 mod scale_out;

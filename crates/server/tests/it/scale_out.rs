@@ -251,8 +251,7 @@ pub(crate) async fn drop_schema(base: &str, schema: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_database_end_as_one() {
-    let Ok(base) = std::env::var(POSTGRES_URL_ENV) else {
-        eprintln!("skipped: set {POSTGRES_URL_ENV} to run the scale-out test");
+    let Some(base) = tidings_fixtures::optional::postgres_url() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -429,8 +428,7 @@ async fn get(address: &str, path: &str) -> Answer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_database_is_503_with_retry_after_until_it_returns() {
-    let Ok(base) = std::env::var(POSTGRES_URL_ENV) else {
-        eprintln!("skipped: set {POSTGRES_URL_ENV} to run the outage test");
+    let Some(base) = tidings_fixtures::optional::postgres_url() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

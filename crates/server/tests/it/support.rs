@@ -140,8 +140,13 @@ provider = "push-webhook"
         }
     }
 
-    fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.path().join("tidings.toml")
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the server with SIGTERM (graceful) and starts it again on the same store.

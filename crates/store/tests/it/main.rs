@@ -13,6 +13,7 @@ mod support;
 
 mod concurrency;
 mod cursor;
+mod existing;
 mod fold;
 mod idempotency;
 mod ingest;

@@ -18,7 +18,7 @@ pub(crate) enum Backend {
 /// SQLite always; PostgreSQL too when [`POSTGRES_URL_ENV`] is set.
 pub(crate) async fn backends() -> Vec<Backend> {
     let mut out = vec![Backend::Sqlite(tempfile::tempdir().unwrap())];
-    if let Ok(base) = std::env::var(POSTGRES_URL_ENV) {
+    if let Some(base) = tidings_fixtures::optional::postgres_url() {
         out.push(Backend::postgres(base).await);
     }
     out
