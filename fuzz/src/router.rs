@@ -8,8 +8,9 @@
 //! An input without that shape is a JSON body posted, with the demo's API key, to the
 //! integration its first byte picks.
 //!
-//! The app is built once per process: the local demo configuration (environment `dev`, key
-//! `dev-secret`, one integration per provider named by its id), plus an integration
+//! The app is built once per process: the local demo configuration (environment `dev`, one
+//! integration per provider named by its id) with the key `fuzz-secret-key` (the configuration
+//! check refuses the public demo key), plus an integration
 //! `<id>-signed` per provider with the signing key and options of its fixtures (a wide timestamp
 //! window, so that recorded requests verify), `basic` (SendGrid with Basic credentials
 //! `fuzz:fuzz-password`) and `open` (Postmark, unauthenticated). The store is SQLite in a
@@ -32,10 +33,12 @@ use tidings_core::{Secret, registry};
 use tidings_providers as _;
 use tidings_store::{Store, StoreOptions};
 
-/// The demo environment's path prefix and API key, for seeds.
+/// The demo environment's path prefix, for seeds.
 pub const WEBHOOKS: &str = "/v2/inbound-webhooks/delivery-providers/dev";
-/// The demo's `Authorization` header value.
-pub const API_KEY: &str = "ApiKey dev-secret";
+/// The harness environment's secret key.
+const SECRET_KEY: &str = "fuzz-secret-key";
+/// The harness environment's `Authorization` header value.
+pub const API_KEY: &str = "ApiKey fuzz-secret-key";
 /// A timestamp window wide enough for every recorded fixture (about a century).
 const WIDE_WINDOW_SECS: i64 = 100 * 366 * 24 * 3600;
 
@@ -58,6 +61,9 @@ fn harness() -> &'static Harness {
 fn config(documents: &mut BTreeMap<String, Vec<u8>>) -> Config {
     let mut config = Config::demo();
     config.public_url = Some("https://hooks.example.com".into());
+    for environment in &mut config.environments {
+        environment.secret_key = Some(Secret::new(SECRET_KEY));
+    }
     let mut signed = BTreeMap::new();
     for fixture in tidings_fixtures::all() {
         documents.extend(fixture.fetched.clone());
@@ -184,6 +190,14 @@ pub fn run(data: &[u8]) {
     let (status, body) = harness.runtime.block_on(async move {
         let response = app.handle(request).await;
         let status = response.status();
+        // The live stream never ends by itself: its status is checked, its body is not read.
+        let streaming = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+        if streaming {
+            return (status, Bytes::new());
+        }
         let body = response
             .into_body()
             .collect()

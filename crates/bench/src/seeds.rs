@@ -98,12 +98,17 @@ pub fn write(out: &Path) -> Result<()> {
         "GET /metrics\n\n",
         "DELETE /metrics\n\n",
         "GET /v2/inbound-webhooks/delivery-providers/dev/sendgrid\n\n",
-        "POST /v2/inbound-webhooks/delivery-providers/nope/sendgrid\nauthorization: ApiKey dev-secret\n\n{}",
+        "POST /v2/inbound-webhooks/delivery-providers/nope/sendgrid\nauthorization: ApiKey fuzz-secret-key\n\n{}",
         "POST /v2/inbound-webhooks/delivery-providers/dev/basic\nauthorization: Basic ZnV6ejpmdXp6LXBhc3N3b3Jk\ncontent-type: application/json\n\n[]",
         "POST /v2/inbound-webhooks/delivery-providers/dev/open\ncontent-type: application/json\nidempotency-key: k1\n\n{}",
-        "POST /v2/inbound-webhooks/delivery-providers/dev/sendgrid\nauthorization: ApiKey dev-secret\ncontent-type: application/xml\n\n<a/>",
-        "POST /v2/inbound-webhooks/delivery-providers/dev/sendgrid\nauthorization: ApiKey dev-secret\ncontent-type: application/json\ncontent-length: 99999999\n\n[]",
+        "POST /v2/inbound-webhooks/delivery-providers/dev/sendgrid\nauthorization: ApiKey fuzz-secret-key\ncontent-type: application/xml\n\n<a/>",
+        "POST /v2/inbound-webhooks/delivery-providers/dev/sendgrid\nauthorization: ApiKey fuzz-secret-key\ncontent-type: application/json\ncontent-length: 99999999\n\n[]",
         "POST /nope\n\n",
+        "GET /v1/environments/dev/events?limit=5&status=delivered&since=2024-01-01T00:00:00Z\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "GET /v1/environments/dev/events?after=1.2&include=row\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "GET /v1/environments/dev/messages?recipient=a%40example.com\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "GET /v1/environments/dev/integrations/sendgrid/messages/abc\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "GET /openapi.json\n\n",
     ] {
         seeds.add("router", "route", request.as_bytes().to_vec());
     }
@@ -269,7 +274,7 @@ fn router_seeds(seeds: &mut Seeds, fixture: &Fixture) -> Result<()> {
         let mut seed = Vec::with_capacity(fixture.body.len() + 512);
         writeln!(seed, "POST {WEBHOOKS}/{path}")?;
         if api_key {
-            writeln!(seed, "authorization: ApiKey dev-secret")?;
+            writeln!(seed, "authorization: ApiKey fuzz-secret-key")?;
         }
         if let Some(content_type) = fixture.content_type() {
             writeln!(seed, "content-type: {content_type}")?;
