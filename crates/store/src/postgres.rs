@@ -165,6 +165,8 @@ type Reply = oneshot::Sender<Result<IngestOutcome>>;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Connections for the read API, so that readers never wait behind commits and claims.
+    readers: Pool,
     /// Counts this instance's commits, to wake its streams.
     commits: Arc<tokio::sync::watch::Sender<i64>>,
     writer: mpsc::Sender<(Ingest, Reply)>,
@@ -418,20 +420,31 @@ impl PgStore {
         }
         migrate(&config, &options.url).await?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(2))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.timeout))
-            .create_timeout(Some(options.timeout))
-            .recycle_timeout(Some(options.timeout))
-            .build()
-            .map_err(|e| open_error(&options.url, e))?;
+        let build = |manager, size: usize| {
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(options.timeout))
+                .create_timeout(Some(options.timeout))
+                .recycle_timeout(Some(options.timeout))
+                .build()
+                .map_err(|e| open_error(&options.url, e))
+        };
+        let reader_manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = build(manager, options.pool_size.max(2))?;
+        let readers = build(reader_manager, (options.pool_size / 2).max(2))?;
         let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let commits = Arc::new(tokio::sync::watch::Sender::new(0));
@@ -448,6 +461,7 @@ impl PgStore {
         ));
         Ok(PgStore {
             pool,
+            readers,
             commits,
             writer,
             stats,
@@ -480,6 +494,10 @@ impl PgStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
+    }
+
+    async fn reader(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.readers.get().await?)
     }
 
     /// Whether the database answers.
@@ -637,7 +655,7 @@ impl PgStore {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(
                 &format!(
@@ -670,7 +688,7 @@ impl PgStore {
     /// One page of events after a position, filtered; only rows of finished transactions older
     /// than every running one are visible, so the walk is gap-free across instances.
     pub async fn read_events(&self, query: &EventQuery) -> Result<EventPage> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let horizon = Self::horizon(&client).await?;
         let horizon_cursor = Cursor {
             xid: horizon,
@@ -775,7 +793,7 @@ impl PgStore {
         integration_id: &str,
         id: &str,
     ) -> Result<Option<MessageRow>> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let row = client
             .query_opt(
                 &format!(
@@ -793,7 +811,7 @@ impl PgStore {
 
     /// Every message with this id (the sender's or the provider's), across integrations.
     pub async fn find_messages(&self, environment_id: &str, id: &str) -> Result<Vec<MessageRow>> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(
                 &format!(
@@ -811,7 +829,7 @@ impl PgStore {
 
     /// Messages by the position of their last change, filtered.
     pub async fn list_messages(&self, query: &MessageQuery) -> Result<MessagePage> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let horizon = Self::horizon(&client).await?;
         let horizon_cursor = Cursor {
             xid: horizon,
@@ -892,7 +910,7 @@ impl PgStore {
         integration_id: &str,
         message_id: &str,
     ) -> Result<Vec<StoredEvent>> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(
                 &format!(
@@ -914,7 +932,7 @@ impl PgStore {
         environment_id: Option<&str>,
         message_id: Option<&str>,
     ) -> Result<Vec<MessageRow>> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(&select_messages_sql(), &[&environment_id, &message_id])
             .await?;
@@ -923,7 +941,7 @@ impl PgStore {
 
     /// How many raw requests are stored.
     pub async fn raw_request_count(&self) -> Result<i64> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         Ok(client
             .query_one("SELECT count(*) FROM raw_requests", &[])
             .await?

@@ -231,8 +231,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// sustained load the checkpointer never otherwise catches up with a writer that keeps
 /// appending, and the WAL grows until the writer's own backstop checkpoints inside a commit.
 const WAL_RESET_FRAMES: i64 = 4000;
-/// The longest the writer waits for that checkpoint (readers holding an old snapshot can keep
-/// it from completing).
+/// The longest the writer waits for that checkpoint pass.
 const WAL_RESET_WAIT: Duration = Duration::from_millis(100);
 
 /// What the writer and the checkpointer thread share.
@@ -246,8 +245,12 @@ struct Checkpoints {
 struct WalState {
     /// Frames in the WAL at the last checkpoint.
     frames: i64,
+    /// Checkpoint passes run.
+    passes: u64,
     /// Checkpoints that copied every frame back.
     complete: u64,
+    /// WAL frames when a pass the writer waited for was held back by readers (0: it was not).
+    held_back_at: i64,
     /// The writer waits for a complete checkpoint: run one now.
     wanted: bool,
     /// The writer has stopped.
@@ -255,20 +258,23 @@ struct WalState {
 }
 
 impl Checkpoints {
-    /// Before a group: when the WAL is long, lets the checkpointer finish a complete pass while
-    /// nothing is appended, so that the next commit restarts the WAL from its beginning.
+    /// Before a group: when the WAL is long, lets the checkpointer make one pass while nothing
+    /// is appended; when that pass copies everything back, the next commit restarts the WAL from
+    /// its beginning. A reader holding an old snapshot keeps a pass from completing: then the
+    /// writer does not pause again until the WAL has grown by another [`WAL_RESET_FRAMES`], so
+    /// busy readers (live streams) cost the writer one short wait, not one per group.
     fn yield_when_long(&self) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        if state.frames < WAL_RESET_FRAMES {
+        if state.frames < WAL_RESET_FRAMES + state.held_back_at {
             return;
         }
-        let seen = state.complete;
+        let (passes, complete) = (state.passes, state.complete);
         state.wanted = true;
         self.changed.notify_all();
         let deadline = Instant::now() + WAL_RESET_WAIT;
-        while state.complete == seen {
+        while state.passes == passes {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -279,6 +285,11 @@ impl Checkpoints {
             }
         }
         state.wanted = false;
+        state.held_back_at = if state.complete == complete {
+            state.frames
+        } else {
+            0
+        };
     }
 
     fn stop(&self) {
@@ -1017,8 +1028,10 @@ fn checkpoint_loop(conn: &Connection, checkpoints: &Checkpoints) {
             Ok((frames, copied)) => {
                 if let Ok(mut state) = checkpoints.state.lock() {
                     state.frames = frames;
+                    state.passes += 1;
                     if frames >= 0 && copied == frames {
                         state.complete += 1;
+                        state.held_back_at = 0;
                     }
                     checkpoints.changed.notify_all();
                 }

@@ -80,6 +80,8 @@ impl PgStore {
         // No committer: the channel's receiver is dropped, so an ingest answers Unavailable.
         let (writer, _) = mpsc::channel(1);
         Ok(PgStore {
+            // Read-only: one pool serves everything.
+            readers: pool.clone(),
             pool,
             commits: Arc::new(tokio::sync::watch::Sender::new(0)),
             writer,

@@ -77,11 +77,12 @@ async fn every_event_once_in_order_with_filters(backend: &Backend) {
     let (seen, end) = walk(&store, &query, expected.len()).await;
     assert_eq!(seen, expected, "every event once, in order");
 
-    // Nothing new: the end position gives an empty page and stays put.
+    // Nothing new: the end position gives an empty page and never goes back. (On PostgreSQL it
+    // may move forward: the transaction horizon advances with other sessions' transactions.)
     query.after = end;
     let page = store.read_events(&query).await.unwrap();
     assert!(page.events.is_empty());
-    assert_eq!(page.next, end);
+    assert!(page.next >= end, "{:?} went back from {end:?}", page.next);
     // New events after the end are seen from it.
     store
         .ingest(ingest(
