@@ -15,7 +15,8 @@ use http_body_util::BodyExt;
 use hyper::body::Frame;
 use tidings_core::Status;
 use tidings_store::{
-    Cursor, EventPage, EventQuery, EventView, MessageQuery, MessageView, Store, StoredEvent,
+    Activity, Cursor, EventPage, EventQuery, EventView, MessageQuery, MessageView, Store,
+    StoredEvent, Window,
 };
 use tokio::sync::mpsc;
 
@@ -48,14 +49,14 @@ pub async fn answer<B>(
     let store = app.store();
     match endpoint {
         Endpoint::Events => {
-            let events = query.events(env, query.after()?, query.limit()?)?;
+            let events = query.events(env, query.after(store).await?, query.limit()?)?;
             let page = store.read_events(&events).await.map_err(unavailable)?;
             json(&EventsBody::new(&page, query.include_row()))
         }
         Endpoint::EventStream => {
             let after = match request.headers().get("last-event-id") {
                 Some(value) => parse_cursor(value.to_str().unwrap_or(""))?,
-                None => query.after()?,
+                None => query.after(store).await?,
             };
             let events = query.events(env, after, STREAM_PAGE)?;
             Ok(stream(app, events, query.include_row()))
@@ -88,7 +89,7 @@ pub async fn answer<B>(
             }
             let messages = MessageQuery {
                 environment_id: env.to_owned(),
-                after: query.after()?,
+                after: query.after(store).await?,
                 limit: query.limit()?,
                 statuses: query.statuses()?,
                 integration: query.get("integration").map(str::to_owned),
@@ -102,7 +103,24 @@ pub async fn answer<B>(
                 .collect();
             json(&serde_json::json!({ "data": data, "next": page.next }))
         }
+        Endpoint::Integrations => {
+            let end = query.time("at")?.unwrap_or_else(Utc::now);
+            let activity = store
+                .activity(env, Window::ending(end))
+                .await
+                .map_err(unavailable)?;
+            let data: Vec<IntegrationHealth<'_>> = app
+                .config()
+                .integrations
+                .iter()
+                .filter(|i| i.environment == env)
+                .map(|i| IntegrationHealth::new(i, &activity, end))
+                .collect();
+            json(&serde_json::json!({ "data": data, "at": end }))
+        }
         Endpoint::Ingest
+        | Endpoint::Dashboard
+        | Endpoint::DashboardAsset
         | Endpoint::Healthz
         | Endpoint::Readyz
         | Endpoint::Metrics
@@ -158,6 +176,82 @@ impl<'a> EventsBody<'a> {
     }
 }
 
+/// One integration's health: what it received in the last hour and day, and its state.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IntegrationHealth<'a> {
+    id: &'a str,
+    provider: &'a str,
+    /// `ok`, or `quiet` when nothing arrived for longer than its `quiet_after_secs`.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quiet_after_secs: Option<u64>,
+    /// The latest event received in the last day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_event_at: Option<DateTime<Utc>>,
+    last_hour: Counts,
+    last_day: Counts,
+}
+
+/// Events received in a window, in all and per status, and how many repeats came with them.
+#[derive(Default, serde::Serialize)]
+struct Counts {
+    events: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicates: Option<u64>,
+    statuses: std::collections::BTreeMap<String, u64>,
+}
+
+impl<'a> IntegrationHealth<'a> {
+    fn new(
+        integration: &'a crate::config::Integration,
+        activity: &[Activity],
+        end: DateTime<Utc>,
+    ) -> IntegrationHealth<'a> {
+        let mut health = IntegrationHealth {
+            id: &integration.id,
+            provider: &integration.provider,
+            state: "ok",
+            quiet_after_secs: integration.quiet_after_secs,
+            last_event_at: None,
+            last_hour: Counts::default(),
+            last_day: Counts {
+                duplicates: Some(0),
+                ..Counts::default()
+            },
+        };
+        for row in activity
+            .iter()
+            .filter(|a| a.integration_id == integration.id)
+        {
+            health.last_event_at = health.last_event_at.max(Some(row.last_received_at));
+            for (counts, n) in [
+                (&mut health.last_hour, row.last_hour),
+                (&mut health.last_day, row.last_day),
+            ] {
+                if n > 0 {
+                    counts.events += n;
+                    *counts.statuses.entry(row.status.clone()).or_default() += n;
+                }
+            }
+            if let Some(duplicates) = &mut health.last_day.duplicates {
+                *duplicates += row.duplicates;
+            }
+        }
+        // The window is a day: a longer `quiet_after_secs` is judged over that day.
+        if let Some(secs) = integration.quiet_after_secs {
+            let quiet_since = end
+                - chrono::Duration::seconds(
+                    i64::try_from(secs).unwrap_or(i64::MAX / 1000).min(86_400),
+                );
+            if health.last_event_at.is_none_or(|at| at < quiet_since) {
+                health.state = "quiet";
+            }
+        }
+        health
+    }
+}
+
 /// A query string's parameters; repeated names are kept in order.
 struct Query(Vec<(String, String)>);
 
@@ -187,8 +281,13 @@ impl Query {
             .filter(|v| !v.is_empty())
     }
 
-    fn after(&self) -> Result<Cursor, ApiError> {
-        self.get("after").map_or(Ok(Cursor::START), parse_cursor)
+    /// `after`: a position, `latest` (only what is stored from now on), or the start.
+    async fn after(&self, store: &Store) -> Result<Cursor, ApiError> {
+        match self.get("after") {
+            None => Ok(Cursor::START),
+            Some("latest") => store.end().await.map_err(unavailable),
+            Some(text) => parse_cursor(text),
+        }
     }
 
     fn limit(&self) -> Result<usize, ApiError> {

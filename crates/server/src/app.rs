@@ -66,6 +66,12 @@ pub enum Endpoint {
     Message,
     /// Messages found by id, or listed by status.
     Messages,
+    /// Each integration of an environment with its recent activity and health.
+    Integrations,
+    /// The dashboard page.
+    Dashboard,
+    /// One of the dashboard's script and style files.
+    DashboardAsset,
     /// The OpenAPI document.
     OpenApi,
 }
@@ -107,6 +113,21 @@ pub const ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/v1/environments/{environmentId}/messages",
         endpoint: Endpoint::Messages,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/integrations",
+        endpoint: Endpoint::Integrations,
+    },
+    Route {
+        method: Method::GET,
+        path: "/",
+        endpoint: Endpoint::Dashboard,
+    },
+    Route {
+        method: Method::GET,
+        path: "/dashboard/{asset}",
+        endpoint: Endpoint::DashboardAsset,
     },
     Route {
         method: Method::GET,
@@ -274,7 +295,13 @@ impl App {
                 &self.metrics.render(self.store.stats()),
                 "text/plain; version=0.0.4",
             )),
-            Endpoint::Events | Endpoint::EventStream | Endpoint::Message | Endpoint::Messages => {
+            Endpoint::Dashboard => Ok(crate::dashboard::page()),
+            Endpoint::DashboardAsset => crate::dashboard::asset(&param(0)),
+            Endpoint::Events
+            | Endpoint::EventStream
+            | Endpoint::Message
+            | Endpoint::Messages
+            | Endpoint::Integrations => {
                 crate::api::answer(&self, endpoint, &params, &request).await
             }
         };

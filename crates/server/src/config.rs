@@ -257,6 +257,10 @@ pub struct Integration {
     /// Accept requests with no credentials at all. Off by default.
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// Seconds without an event after which the integration's health is `quiet` (off when
+    /// absent: some integrations are quiet for days by nature).
+    #[serde(default)]
+    pub quiet_after_secs: Option<u64>,
     /// Provider-specific settings.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -443,6 +447,7 @@ impl Config {
                     signature_tolerance_secs: None,
                     basic_auth: None,
                     allow_unauthenticated: false,
+                    quiet_after_secs: None,
                     options: BTreeMap::new(),
                 })
                 .collect(),

@@ -9,5 +9,6 @@ mod api;
 pub mod app;
 pub mod certs;
 pub mod config;
+mod dashboard;
 mod error;
 mod metrics;

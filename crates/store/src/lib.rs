@@ -16,6 +16,7 @@
 //!
 //! The conformance suite in `tests/it` runs every test against both.
 
+mod activity;
 mod cursor;
 mod model;
 mod postgres;
@@ -24,6 +25,7 @@ mod sqlite;
 mod store;
 mod view;
 
+pub use activity::{Activity, Window};
 pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
     Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, PruneStats,

@@ -36,8 +36,8 @@ use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
 use crate::{
-    Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
-    MessagePage, MessageRow, PruneStats, Result, StoredEvent, StoredResponse,
+    Activity, Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
+    MessagePage, MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
 };
 
 /// Migration 1: requests, events, idempotency records. `events.request_seq` refers to
@@ -685,6 +685,16 @@ impl PgStore {
         parse_xid(row.try_get(0)?)
     }
 
+    /// The position after every event visible now: everything of transactions older than the
+    /// oldest one still running.
+    pub async fn end(&self) -> Result<Cursor> {
+        let client = self.reader().await?;
+        Ok(Cursor {
+            xid: Self::horizon(&client).await?,
+            seq: 0,
+        })
+    }
+
     /// One page of events after a position, filtered; only rows of finished transactions older
     /// than every running one are visible, so the walk is gap-free across instances.
     pub async fn read_events(&self, query: &EventQuery) -> Result<EventPage> {
@@ -924,6 +934,56 @@ impl PgStore {
         let mut events = rows.iter().map(stored_event).collect::<Result<Vec<_>>>()?;
         crate::cursor::by_event_time(&mut events);
         Ok(events)
+    }
+
+    /// Each integration's events per status received in `window`.
+    pub async fn activity(&self, environment_id: &str, window: Window) -> Result<Vec<Activity>> {
+        let client = self.reader().await?;
+        let bounds = client
+            .query_one(
+                "SELECT COALESCE(min(seq), 1), COALESCE(max(seq), 0) FROM events",
+                &[],
+            )
+            .await?;
+        let (mut lo, mut hi): (i64, i64) = (bounds.try_get(0)?, bounds.try_get::<_, i64>(1)? + 1);
+        // The bisection of `crate::activity::bisect`, one awaited probe at a time.
+        let probe = client
+            .prepare(
+                "SELECT seq, received_at >= $2 FROM events WHERE seq >= $1 ORDER BY seq LIMIT 1",
+            )
+            .await?;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let row = client.query_opt(&probe, &[&mid, &window.day]).await?;
+            match row.map(|r| (r.get::<_, i64>(0), r.get::<_, bool>(1))) {
+                Some((seq, false)) if seq < hi => lo = seq + 1,
+                _ => hi = mid,
+            }
+        }
+        let rows = client
+            .query(
+                "SELECT integration_id, status, count(*),
+                        count(*) FILTER (WHERE received_at >= $4), max(received_at),
+                        sum(duplicates)::BIGINT
+                 FROM events
+                 WHERE seq >= $1 AND environment_id = $2 AND received_at >= $3
+                   AND received_at <= $5
+                 GROUP BY integration_id, status ORDER BY integration_id, status",
+                &[&lo, &environment_id, &window.day, &window.hour, &window.end],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Activity {
+                    integration_id: row.try_get(0)?,
+                    status: row.try_get(1)?,
+                    last_day: row.try_get::<_, i64>(2)?.try_into().unwrap_or(0),
+                    last_hour: row.try_get::<_, i64>(3)?.try_into().unwrap_or(0),
+                    last_received_at: row.try_get(4)?,
+                    duplicates: row.try_get::<_, i64>(5)?.try_into().unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     /// Messages with their folded state, optionally for one environment or message.

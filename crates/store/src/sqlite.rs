@@ -15,8 +15,8 @@ use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
 use crate::{
-    Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessagePage,
-    MessageRow, PruneStats, Result, StoredEvent, StoredResponse,
+    Activity, Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessagePage,
+    MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
 };
 
 pub(crate) mod existing;
@@ -615,6 +615,14 @@ impl SqliteStore {
         *self.durable.borrow()
     }
 
+    /// The position after every event visible now.
+    pub fn end(&self) -> Cursor {
+        Cursor {
+            xid: 0,
+            seq: self.horizon(),
+        }
+    }
+
     /// A receiver that changes whenever more events become visible to readers.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.durable.subscribe()
@@ -842,6 +850,49 @@ impl SqliteStore {
                 out.push(stored_event(row)?);
             }
             crate::cursor::by_event_time(&mut out);
+            Ok(out)
+        })
+    }
+
+    /// Each integration's events per status received in `window`.
+    pub fn activity(&self, environment_id: &str, window: Window) -> Result<Vec<Activity>> {
+        let horizon = self.horizon();
+        let (day, hour, end) = (
+            format_time(&window.day),
+            format_time(&window.hour),
+            format_time(&window.end),
+        );
+        self.readers.with(|conn| {
+            let first: i64 =
+                conn.query_row("SELECT COALESCE(min(seq), 1) FROM events", [], |r| r.get(0))?;
+            let mut probe = conn.prepare_cached(
+                "SELECT seq, received_at >= ?2 FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+            )?;
+            let from = crate::activity::bisect(first, horizon + 1, |at| {
+                probe
+                    .query_row(params![at, day], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT integration_id, status, count(*), sum(received_at >= ?5), max(received_at),
+                        sum(duplicates)
+                 FROM events
+                 WHERE seq >= ?1 AND seq <= ?2 AND environment_id = ?3
+                   AND received_at >= ?4 AND received_at <= ?6
+                 GROUP BY integration_id, status ORDER BY integration_id, status",
+            )?;
+            let mut rows = stmt.query(params![from, horizon, environment_id, day, hour, end])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(Activity {
+                    integration_id: row.get(0)?,
+                    status: row.get(1)?,
+                    last_day: row.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                    last_hour: row.get::<_, i64>(3)?.try_into().unwrap_or(0),
+                    last_received_at: parse_time(&row.get::<_, String>(4)?)?,
+                    duplicates: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
+                });
+            }
             Ok(out)
         })
     }

@@ -5,9 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Claim, CommitStats, Error, EventPage, EventQuery, Ingest, IngestOutcome, MessagePage,
-    MessageQuery, MessageRow, PgOptions, PgStore, PruneStats, Result, SqliteOptions, SqliteStore,
-    StoredEvent, StoredResponse,
+    Activity, Claim, CommitStats, Cursor, Error, EventPage, EventQuery, Ingest, IngestOutcome,
+    MessagePage, MessageQuery, MessageRow, PgOptions, PgStore, PruneStats, Result, SqliteOptions,
+    SqliteStore, StoredEvent, StoredResponse, Window,
 };
 
 /// How a [`Store`] is opened. Each backend uses what applies to it.
@@ -313,6 +313,27 @@ impl Store {
                 blocking(move || s.timeline(&args.0, &args.1, &args.2)).await
             }
             Store::Postgres(s) => s.timeline(environment_id, integration_id, message_id).await,
+        }
+    }
+
+    /// The position after every event visible now: a reader starting there sees only what is
+    /// stored from now on.
+    pub async fn end(&self) -> Result<Cursor> {
+        match self {
+            Store::Sqlite(s) => Ok(s.end()),
+            Store::Postgres(s) => s.end().await,
+        }
+    }
+
+    /// Each integration's events per status received in `window` (see [`crate::activity`]).
+    pub async fn activity(&self, environment_id: &str, window: Window) -> Result<Vec<Activity>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                let environment_id = environment_id.to_owned();
+                blocking(move || s.activity(&environment_id, window)).await
+            }
+            Store::Postgres(s) => s.activity(environment_id, window).await,
         }
     }
 

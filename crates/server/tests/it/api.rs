@@ -460,3 +460,162 @@ async fn a_second_instances_events_reach_a_stream_on_the_first() {
     drop((first, second));
     crate::scale_out::drop_schema(&base, &schema).await;
 }
+
+/// An integration that is `quiet` after ten minutes without an event.
+const QUIET: &str = r#"
+[[integrations]]
+id = "sg-quiet"
+environment = "prod"
+provider = "sendgrid"
+quiet_after_secs = 600
+"#;
+
+fn health<'a>(answer: &'a Value, id: &str) -> &'a Value {
+    answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no integration {id} in {answer}"))
+}
+
+#[test]
+fn integrations_show_recent_activity_and_go_quiet() {
+    let server = Server::start_with(QUIET);
+    post_events(
+        &server,
+        &[
+            sg_event("h1", "delivered", 1, "a@example.com"),
+            sg_event("h2", "delivered", 2, "b@example.com"),
+            sg_event("h3", "bounce", 3, "c@example.com"),
+        ],
+    );
+    // A provider retry of one of them: a repeat, not a new event.
+    post_events(&server, &[sg_event("h1", "delivered", 1, "a@example.com")]);
+    let answer = request_to(
+        &server.address,
+        "POST",
+        "/v2/inbound-webhooks/delivery-providers/prod/sg-quiet",
+        &[("Authorization", KEY), ("Content-Type", "application/json")],
+        format!("[{}]", sg_event("q1", "delivered", 9, "q@example.com")).as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+
+    let now = get_json(&server, "/v1/environments/prod/integrations");
+    let sg = health(&now, "sg");
+    assert_eq!(sg["provider"], "sendgrid");
+    assert_eq!(sg["state"], "ok");
+    assert!(sg["lastEventAt"].is_string(), "{sg}");
+    for window in ["lastHour", "lastDay"] {
+        assert_eq!(sg[window]["events"], 3, "{window}: {sg}");
+        assert_eq!(sg[window]["statuses"]["delivered"], 2, "{sg}");
+        assert_eq!(sg[window]["statuses"]["bounced"], 1, "{sg}");
+    }
+    assert_eq!(sg["lastDay"]["duplicates"], 1, "{sg}");
+    assert_eq!(health(&now, "sg-quiet")["state"], "ok");
+    // An integration that received nothing has no last event and zero counts.
+    let mg = health(&now, "mg");
+    assert!(mg.get("lastEventAt").is_none(), "{mg}");
+    assert_eq!(mg["lastDay"]["events"], 0);
+    // Only this environment's integrations.
+    let ids: BTreeSet<&str> = now["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains("sg2"), "{ids:?}");
+
+    // Two hours on: the hour is empty, the day still counts, the watched integration is quiet.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let then = get_json(
+        &server,
+        &format!("/v1/environments/prod/integrations?at={later}"),
+    );
+    let sg = health(&then, "sg");
+    assert_eq!(sg["lastHour"]["events"], 0, "{sg}");
+    assert_eq!(sg["lastDay"]["events"], 3, "{sg}");
+    assert_eq!(sg["state"], "ok", "no quiet rule: never quiet");
+    assert_eq!(health(&then, "sg-quiet")["state"], "quiet");
+    // Two days on, nothing is in the window.
+    let much_later = (chrono::Utc::now() + chrono::Duration::days(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let gone = get_json(
+        &server,
+        &format!("/v1/environments/prod/integrations?at={much_later}"),
+    );
+    assert_eq!(health(&gone, "sg")["lastDay"]["events"], 0);
+
+    // Another environment's key, or a malformed time.
+    let other = get(
+        &server,
+        "/v1/environments/prod/integrations",
+        "ApiKey staging-secret-key",
+    );
+    assert_eq!(other.status, 401);
+    assert_eq!(
+        get(
+            &server,
+            "/v1/environments/prod/integrations?at=yesterday",
+            KEY
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn after_latest_starts_at_what_is_stored_from_now_on() {
+    let server = Server::start();
+    post_events(&server, &[sg_event("old", "delivered", 1, "a@example.com")]);
+    let page = get_json(&server, "/v1/environments/prod/events?after=latest");
+    assert_eq!(page["data"], serde_json::json!([]), "{page}");
+    let next = page["next"].as_str().unwrap().to_owned();
+    post_events(&server, &[sg_event("new", "delivered", 2, "b@example.com")]);
+    let seen = walk(&server, "", 2);
+    assert_eq!(seen.len(), 2);
+    let page = get_json(
+        &server,
+        &format!("/v1/environments/prod/events?after={next}"),
+    );
+    let recipients: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        recipients,
+        ["b@example.com"],
+        "only the event stored after `latest`"
+    );
+}
+
+#[test]
+fn the_dashboard_is_served_with_a_strict_policy() {
+    let server = Server::start();
+    let page = server.get("/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(page.text().contains("/dashboard/app.js"));
+    // No inline script: every script is a file of this server.
+    assert!(
+        !page.text().contains("<script>"),
+        "inline script in the page"
+    );
+    for (asset, kind) in [("app.js", "text/javascript"), ("style.css", "text/css")] {
+        let answer = server.get(&format!("/dashboard/{asset}"));
+        assert_eq!(answer.status, 200, "{asset}");
+        assert!(answer.header("content-type").unwrap().starts_with(kind));
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+    assert_eq!(server.get("/dashboard/../tidings.toml").status, 404);
+    assert_eq!(server.get("/dashboard/secrets").status, 404);
+}
