@@ -10,6 +10,7 @@
 )]
 
 mod api;
+mod browser;
 mod cli;
 mod first_hour;
 mod hardening;
