@@ -11,4 +11,5 @@ pub mod certs;
 pub mod config;
 mod dashboard;
 mod error;
+pub mod health;
 mod metrics;

@@ -293,7 +293,9 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
         // Tests and scripts read the bound address (useful with port 0) from this line.
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on {address}").and_then(|()| stdout.flush());
-        server::serve(Arc::new(app::App::new(config, store, certs)), listener).await
+        let app = Arc::new(app::App::new(config, store, certs));
+        tokio::spawn(tidings::health::watch(Arc::clone(&app)));
+        server::serve(app, listener).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

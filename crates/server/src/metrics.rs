@@ -17,6 +17,8 @@ struct Inner {
     latency_buckets: [u64; LATENCY_BUCKETS.len()],
     latency_count: u64,
     latency_sum: f64,
+    /// Integrations with `quiet_after_secs`, by (environment, integration): quiet or not.
+    quiet: BTreeMap<(String, String), bool>,
 }
 
 /// Counters shared by every request.
@@ -66,6 +68,17 @@ impl Metrics {
         if duplicates > 0 {
             *inner.duplicates.entry(provider.to_owned()).or_default() += duplicates as u64;
         }
+    }
+
+    /// Records whether a watched integration is quiet; true when that changed its state (the
+    /// first check of a quiet integration counts as a change, an active one's does not).
+    pub fn set_quiet(&self, environment: &str, integration: &str, quiet: bool) -> bool {
+        let Ok(mut inner) = self.inner.lock() else {
+            return false;
+        };
+        let key = (environment.to_owned(), integration.to_owned());
+        let before = inner.quiet.insert(key, quiet);
+        before.unwrap_or(false) != quiet
     }
 
     /// The Prometheus text exposition.
@@ -151,6 +164,20 @@ impl Metrics {
             "tidings_store_commit_seconds_total {}",
             commits.commit_micros as f64 / 1e6
         );
+        if !inner.quiet.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP tidings_integration_quiet 1 while an integration has had no event for longer than its quiet_after_secs."
+            );
+            let _ = writeln!(out, "# TYPE tidings_integration_quiet gauge");
+            for ((environment, integration), quiet) in &inner.quiet {
+                let _ = writeln!(
+                    out,
+                    "tidings_integration_quiet{{environment=\"{environment}\",integration=\"{integration}\"}} {}",
+                    u8::from(*quiet)
+                );
+            }
+        }
         out
     }
 }

@@ -619,3 +619,46 @@ fn the_dashboard_is_served_with_a_strict_policy() {
     assert_eq!(server.get("/dashboard/../tidings.toml").status, 404);
     assert_eq!(server.get("/dashboard/secrets").status, 404);
 }
+
+#[test]
+fn a_quiet_integration_is_a_metric_until_events_arrive_again() {
+    let server = Server::start_with(
+        r#"
+[[integrations]]
+id = "sg-watched"
+environment = "prod"
+provider = "sendgrid"
+quiet_after_secs = 4
+"#,
+    );
+    let gauge = r#"tidings_integration_quiet{environment="prod",integration="sg-watched"}"#;
+    let wait_for = |value: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let metrics = server.get("/metrics").text();
+            if metrics.contains(&format!("{gauge} {value}")) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {value}: {metrics}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Nothing received yet: quiet.
+    wait_for("1");
+    let answer = request_to(
+        &server.address,
+        "POST",
+        "/v2/inbound-webhooks/delivery-providers/prod/sg-watched",
+        &[("Authorization", KEY), ("Content-Type", "application/json")],
+        format!("[{}]", sg_event("w1", "delivered", 1, "w@example.com")).as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    wait_for("0");
+    // Integrations without the setting are not watched.
+    assert!(
+        !server
+            .get("/metrics")
+            .text()
+            .contains(r#"integration="sg"}"#)
+    );
+}
