@@ -1,6 +1,6 @@
-//! `cargo xtask fuzz [--seconds N] [--target NAME]...`: builds every cargo-fuzz target once
-//! (stable toolchain, `--sanitizer none`), writes the seed corpora from the fixtures, runs each
-//! target for N seconds and prints a table of executions, coverage and findings per target.
+//! `cargo xtask fuzz [--seconds N] [--target NAME]...`: builds the one fuzz binary (stable
+//! toolchain, `--sanitizer none`), writes the seed corpora from the fixtures, runs each target
+//! for N seconds and prints a table of executions, coverage and findings per target.
 //! Fails when any target left a crash, timeout or out-of-memory input, naming the files.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build_release, cargo, codegen, project_root, run_bench_tool};
+use crate::{build, cargo, codegen, project_root, run_bench_tool};
 
 const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--target NAME]...";
 /// Seconds per target when none are given: a smoke run.
@@ -22,6 +22,9 @@ const LIBFUZZER_OPTIONS: &[&str] = &[
     "-rss_limit_mb=2048",
     "-print_final_stats=1",
 ];
+/// The fuzz binary that serves every target, and the variable that names a run's target.
+const BINARY: &str = "all";
+const TARGET_VARIABLE: &str = "TIDINGS_FUZZ_TARGET";
 /// Artifact names libFuzzer gives the inputs it found.
 const FINDINGS: &[&str] = &["crash-", "timeout-", "oom-", "leak-"];
 
@@ -55,9 +58,10 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     }
     let targets = if only.is_empty() { all } else { only };
 
-    let release = build_release(&["tidings-bench"])?;
-    let seeds = release.join("fuzz-seeds");
-    run_bench_tool(&release, &["fuzz-seeds", "--out", &seeds.to_string_lossy()])?;
+    // Writing seeds needs no speed: the dev build the test suite made serves.
+    let binaries = build("dev", &["tidings-bench"])?;
+    let seeds = binaries.join("fuzz-seeds");
+    run_bench_tool(&binaries, &["fuzz-seeds", "--out", &seeds.to_string_lossy()])?;
 
     let root = project_root();
     let target_dir = root.join("fuzz").join("target");
@@ -70,18 +74,15 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         "--target-dir",
     ];
     let target_dir_text = target_dir.to_string_lossy().into_owned();
-    build.push(&target_dir_text);
-    if let [one] = targets.as_slice() {
-        build.push(one);
-    }
-    cargo(&build).context("building the fuzz targets (is cargo-fuzz installed?)")?;
-    let binaries = target_dir.join(host_triple()?).join("release");
+    build.extend([target_dir_text.as_str(), BINARY]);
+    cargo(&build).context("building the fuzz binary (is cargo-fuzz installed?)")?;
+    let binary = target_dir.join(host_triple()?).join("release").join(BINARY);
 
     let mut runs = Vec::new();
     for target in &targets {
         eprintln!("fuzzing {target} for {seconds} s");
         runs.push(fuzz_one(
-            &binaries.join(target),
+            &binary,
             target,
             seconds,
             &seeds.join(target),
@@ -104,8 +105,9 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
             );
         }
         bail!(
-            "fuzzing found {} failing input(s); replay one with `fuzz/target/<triple>/release/<target> <file>`",
-            findings.len()
+            "fuzzing found {} failing input(s); replay one with `{}=<target> fuzz/target/<triple>/release/{BINARY} <file>`",
+            findings.len(),
+            TARGET_VARIABLE
         );
     }
     Ok(())
@@ -137,6 +139,7 @@ fn fuzz_one(binary: &Path, target: &str, seconds: u64, seeds: &Path) -> Result<R
     let started = Instant::now();
     // New inputs go to the first corpus directory; the seeds stay as generated.
     let status = Command::new(binary)
+        .env(TARGET_VARIABLE, target)
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .arg(format!("-max_total_time={seconds}"))
         .args(LIBFUZZER_OPTIONS)

@@ -6,8 +6,9 @@
 //! - `ci`: what `.ci/run` runs: fmt, clippy, the test suite.
 //! - `bench [parse|e2e] [options]`: builds `tidings` and `tidings-bench` in release and runs
 //!   the parse and end-to-end benchmarks (options are passed to `tidings-bench`).
-//! - `crash-test [--cycles N] [options]`: kill -9 under load, restart, check nothing
-//!   acknowledged is lost or stored twice.
+//! - `crash-test [--profile dev|release] [--cycles N] [options]`: kill -9 under load,
+//!   restart, check nothing acknowledged is lost or stored twice. CI uses the dev profile, which
+//!   the test suite has already built.
 //! - `fuzz [--seconds N] [--target NAME]...`: runs every cargo-fuzz target (stable toolchain,
 //!   `--sanitizer none`) for N seconds, seeded from the fixtures, and prints what each found.
 //!   Needs `cargo install cargo-fuzz`.
@@ -42,7 +43,8 @@ fn main() -> Result<()> {
                  ci                      fmt, clippy and the tests, as .ci/run does\n  \
                  bench [parse|e2e] [--seconds S] [--connections N] ...\n                          \
                  parse and end-to-end benchmarks (release)\n  \
-                 crash-test [--cycles N] kill -9 under load, then check the store\n  \
+                 crash-test [--profile dev|release] [--cycles N]\n                          \
+                 kill -9 under load, then check the store\n  \
                  fuzz [--seconds N] [--target NAME]\n                          \
                  run every fuzz target for N seconds (default 10)"
             );
@@ -90,7 +92,17 @@ fn ci() -> Result<()> {
 
 /// Builds `packages` in release; returns the target directory.
 fn build_release(packages: &[&str]) -> Result<PathBuf> {
-    let mut args = vec!["build", "--release"];
+    build("release", packages)
+}
+
+/// Builds `packages` with `profile` (`dev` or `release`); returns where the binaries are.
+fn build(profile: &str, packages: &[&str]) -> Result<PathBuf> {
+    let (flag, dir) = match profile {
+        "release" => ("--release", "release"),
+        "dev" => ("--profile=dev", "debug"),
+        other => bail!("unknown profile `{other}` (dev or release)"),
+    };
+    let mut args = vec!["build", flag];
     for package in packages {
         args.extend(["-p", package]);
     }
@@ -98,11 +110,11 @@ fn build_release(packages: &[&str]) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"));
-    Ok(target.join("release"))
+    Ok(target.join(dir))
 }
 
-fn run_bench_tool(release: &std::path::Path, args: &[&str]) -> Result<()> {
-    let tool = release.join("tidings-bench");
+fn run_bench_tool(binaries: &std::path::Path, args: &[&str]) -> Result<()> {
+    let tool = binaries.join("tidings-bench");
     eprintln!("$ {} {}", tool.display(), args.join(" "));
     let status = Command::new(&tool)
         .args(args)
@@ -137,10 +149,14 @@ fn bench(args: &[&str]) -> Result<()> {
 }
 
 fn crash_test(args: &[&str]) -> Result<()> {
-    let release = build_release(&["tidings", "tidings-bench"])?;
-    let server = release.join("tidings");
+    let (profile, args) = match args {
+        ["--profile", profile, rest @ ..] => (*profile, rest),
+        _ => ("release", args),
+    };
+    let binaries = build(profile, &["tidings", "tidings-bench"])?;
+    let server = binaries.join("tidings");
     let server = server.to_string_lossy();
     let mut full = vec!["crash", "--server", &server, "--connections", "16"];
     full.extend(args.iter().copied());
-    run_bench_tool(&release, &full)
+    run_bench_tool(&binaries, &full)
 }

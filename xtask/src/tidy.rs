@@ -28,6 +28,23 @@ mod tests {
         codegen::run(true).unwrap();
     }
 
+    /// `cargo xtask fuzz` and the fuzz binary name the same fixed targets.
+    #[test]
+    fn fuzz_targets_agree_with_the_fuzz_crate() {
+        let lib = std::fs::read_to_string(project_root().join("fuzz/src/lib.rs")).unwrap();
+        let fixed = codegen::fuzz_targets()
+            .unwrap()
+            .into_iter()
+            .filter(|t| !t.starts_with("provider_"))
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(
+            lib.contains(&format!("pub const FIXED_TARGETS: &[&str] = &[{fixed}];")),
+            "fuzz/src/lib.rs FIXED_TARGETS must list {fixed}, as xtask/src/codegen.rs does"
+        );
+    }
+
     #[test]
     fn provider_ids_match_crate_names_and_fixture_folders() {
         let root = project_root();

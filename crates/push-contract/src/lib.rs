@@ -304,21 +304,16 @@ impl Forwarded {
     ///   id Novu itself keeps for APNs sends), else the dedup key: a response forwarded with no
     ///   reference at all is still recorded, under an id of its own.
     /// - Dedup: a hash of `eventId`, the provider message id, the device, the outcome and the
-    ///   provider's time; when neither id is known the receive time is added, so that two
-    ///   separate failures of unnamed messages are never merged.
+    ///   provider's time, never the receive time: a provider's retry of the same response must
+    ///   give the same key. Two outcomes that share all of these are indistinguishable from a
+    ///   retry and are kept as one event with a duplicate count (both raw requests are stored).
     pub fn event(&self, provider: &'static str, request: &RawRequest<'_>, report: Report) -> Event {
         let recipient = report.recipient.or_else(|| self.device_id.clone());
-        let anchored = self.event_id.is_some() || report.external_id.is_some();
         let date_text = report
             .date
             .as_ref()
             .map(wire_date::format)
             .unwrap_or_default();
-        let received = if anchored {
-            String::new()
-        } else {
-            wire_date::format(&request.received_at)
-        };
         let dedup_key = ids::dedup_from_fields(
             provider,
             &[
@@ -329,7 +324,6 @@ impl Forwarded {
                 report.code.as_deref().unwrap_or(""),
                 &date_text,
                 &report.discriminator,
-                &received,
             ],
         );
         let id = self
