@@ -61,7 +61,10 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     // Writing seeds needs no speed: the dev build the test suite made serves.
     let binaries = build("dev", &["tidings-bench"])?;
     let seeds = binaries.join("fuzz-seeds");
-    run_bench_tool(&binaries, &["fuzz-seeds", "--out", &seeds.to_string_lossy()])?;
+    run_bench_tool(
+        &binaries,
+        &["fuzz-seeds", "--out", &seeds.to_string_lossy()],
+    )?;
 
     let root = project_root();
     let target_dir = root.join("fuzz").join("target");
@@ -81,12 +84,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     let mut runs = Vec::new();
     for target in &targets {
         eprintln!("fuzzing {target} for {seconds} s");
-        runs.push(fuzz_one(
-            &binary,
-            target,
-            seconds,
-            &seeds.join(target),
-        )?);
+        runs.push(fuzz_one(&binary, target, seconds, &seeds.join(target))?);
     }
     print_table(&runs);
     let findings: Vec<&PathBuf> = runs.iter().flat_map(|r| &r.findings).collect();

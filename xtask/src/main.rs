@@ -96,16 +96,22 @@ fn build_release(packages: &[&str]) -> Result<PathBuf> {
 }
 
 /// Builds `packages` with `profile` (`dev` or `release`); returns where the binaries are.
+///
+/// The dev build is the one `cargo test --workspace` makes: built with its test targets, so
+/// that the dependencies' features (dev-dependencies included) are the same and nothing is
+/// compiled again.
 fn build(profile: &str, packages: &[&str]) -> Result<PathBuf> {
-    let (flag, dir) = match profile {
-        "release" => ("--release", "release"),
-        "dev" => ("--profile=dev", "debug"),
+    let (args, dir) = match profile {
+        "release" => {
+            let mut args = vec!["build", "--release"];
+            for package in packages {
+                args.extend(["-p", package]);
+            }
+            (args, "release")
+        }
+        "dev" => (vec!["build", "--workspace", "--bins", "--tests"], "debug"),
         other => bail!("unknown profile `{other}` (dev or release)"),
     };
-    let mut args = vec!["build", flag];
-    for package in packages {
-        args.extend(["-p", package]);
-    }
     cargo(&args)?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

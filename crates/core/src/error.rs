@@ -116,6 +116,24 @@ impl Error {
         }
     }
 
+    /// Why the request was refused, as a stable code for operators (the service records
+    /// refused requests under these codes).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Malformed { .. }
+            | Error::MissingField(_)
+            | Error::InvalidField { .. }
+            | Error::Encoding(_) => "unparsable_body",
+            Error::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Error::MissingHeader(_) | Error::MissingSignatureField(_) => "missing_credentials",
+            Error::MalformedSignature(_) => "malformed_signature",
+            Error::SignatureMismatch => "bad_signature",
+            Error::Stale { .. } => "stale_timestamp",
+            Error::NoSigningKey | Error::InvalidKey(_) | Error::MissingUrl => "not_configured",
+            Error::Untrusted(_) => "untrusted_sender",
+        }
+    }
+
     /// A [`Error::Malformed`] from a serde_json error.
     pub fn json(provider: &'static str, err: &serde_json::Error) -> Error {
         Error::Malformed {

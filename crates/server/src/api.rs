@@ -109,14 +109,60 @@ pub async fn answer<B>(
                 .activity(env, Window::ending(end))
                 .await
                 .map_err(unavailable)?;
+            let refused = RefusedCounts::read(store, env, end).await?;
             let data: Vec<IntegrationHealth<'_>> = app
                 .config()
                 .integrations
                 .iter()
                 .filter(|i| i.environment == env)
-                .map(|i| IntegrationHealth::new(i, &activity, end))
+                .map(|i| IntegrationHealth::new(i, &activity, &refused, end))
                 .collect();
             json(&serde_json::json!({ "data": data, "at": end }))
+        }
+        Endpoint::Rejections => {
+            let limit = query.limit()?;
+            let before = match query.get("before") {
+                None => None,
+                Some(text) => Some(text.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request("`before` must be a position from a previous page.")
+                })?),
+            };
+            let reason = query.get("reason").map(str::to_owned);
+            if let Some(reason) = &reason
+                && !crate::rejections::REASONS.iter().any(|(r, _)| r == reason)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "Unknown reason `{reason}`; the reasons are {}.",
+                    crate::rejections::REASONS
+                        .iter()
+                        .map(|(r, _)| *r)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let rows = store
+                .rejections(tidings_store::RejectionQuery {
+                    environment_id: env.to_owned(),
+                    integration_id: query.get("integration").map(str::to_owned),
+                    reason,
+                    before,
+                    limit,
+                })
+                .await
+                .map_err(unavailable)?;
+            let next = (rows.len() == limit)
+                .then(|| rows.last().map(|r| r.seq.to_string()))
+                .flatten();
+            let public_url = app.config().public_url.as_deref();
+            let data: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| crate::rejections::view(row, public_url))
+                .collect();
+            let mut body = serde_json::json!({ "data": data });
+            if let (Some(next), Some(map)) = (next, body.as_object_mut()) {
+                map.insert("next".into(), next.into());
+            }
+            json(&body)
         }
         Endpoint::Ingest
         | Endpoint::Dashboard
@@ -182,7 +228,8 @@ impl<'a> EventsBody<'a> {
 struct IntegrationHealth<'a> {
     id: &'a str,
     provider: &'a str,
-    /// `ok`, or `quiet` when nothing arrived for longer than its `quiet_after_secs`.
+    /// `ok`; `quiet` when nothing arrived for longer than its `quiet_after_secs`; `failing` when
+    /// at least 5 webhooks were refused in the last hour and they are half or more of what came.
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     quiet_after_secs: Option<u64>,
@@ -191,7 +238,48 @@ struct IntegrationHealth<'a> {
     last_event_at: Option<DateTime<Utc>>,
     last_hour: Counts,
     last_day: Counts,
+    /// Webhooks refused in the clock hours overlapping the last hour, per reason.
+    refused_last_hour: RefusedCount,
+    /// Webhooks refused in the clock hours overlapping the last day, per reason.
+    refused_last_day: RefusedCount,
 }
+
+/// Refused webhooks, in all and per reason.
+#[derive(Default, serde::Serialize)]
+struct RefusedCount {
+    requests: u64,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    reasons: std::collections::BTreeMap<String, u64>,
+}
+
+/// An environment's refusal counts per integration, reason and clock hour.
+struct RefusedCounts {
+    counts: Vec<tidings_store::RejectionCount>,
+    /// The first clock hour counted as "last hour".
+    hour: DateTime<Utc>,
+}
+
+impl RefusedCounts {
+    async fn read(store: &Store, env: &str, end: DateTime<Utc>) -> Result<RefusedCounts, ApiError> {
+        let day = tidings_store::hour_of(end - chrono::Duration::hours(23));
+        let counts = store
+            .rejection_counts(env, day)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .filter(|c| c.hour <= end)
+            .collect();
+        Ok(RefusedCounts {
+            counts,
+            hour: tidings_store::hour_of(end - chrono::Duration::hours(1)),
+        })
+    }
+}
+
+/// A failing integration: at least this many refusals in the last hour ...
+const FAILING_MIN_REFUSALS: u64 = 5;
+/// ... and at least this share of what it received.
+const FAILING_SHARE: f64 = 0.5;
 
 /// Events received in a window, in all and per status, and how many repeats came with them.
 #[derive(Default, serde::Serialize)]
@@ -206,6 +294,7 @@ impl<'a> IntegrationHealth<'a> {
     fn new(
         integration: &'a crate::config::Integration,
         activity: &[Activity],
+        refused: &RefusedCounts,
         end: DateTime<Utc>,
     ) -> IntegrationHealth<'a> {
         let mut health = IntegrationHealth {
@@ -219,7 +308,24 @@ impl<'a> IntegrationHealth<'a> {
                 duplicates: Some(0),
                 ..Counts::default()
             },
+            refused_last_hour: RefusedCount::default(),
+            refused_last_day: RefusedCount::default(),
         };
+        for count in refused
+            .counts
+            .iter()
+            .filter(|c| c.integration_id == integration.id)
+        {
+            let n = u64::try_from(count.count).unwrap_or(0);
+            let mut windows = vec![&mut health.refused_last_day];
+            if count.hour >= refused.hour {
+                windows.push(&mut health.refused_last_hour);
+            }
+            for window in windows {
+                window.requests += n;
+                *window.reasons.entry(count.reason.clone()).or_default() += n;
+            }
+        }
         for row in activity
             .iter()
             .filter(|a| a.integration_id == integration.id)
@@ -247,6 +353,11 @@ impl<'a> IntegrationHealth<'a> {
             if health.last_event_at.is_none_or(|at| at < quiet_since) {
                 health.state = "quiet";
             }
+        }
+        let refusals = health.refused_last_hour.requests;
+        let received = health.last_hour.events + refusals;
+        if refusals >= FAILING_MIN_REFUSALS && refusals as f64 >= FAILING_SHARE * received as f64 {
+            health.state = "failing";
         }
         health
     }

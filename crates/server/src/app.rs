@@ -34,6 +34,8 @@ pub struct App {
     integrations: BTreeMap<(String, String), IntegrationRoute>,
     /// Turns true when the server stops: live streams end.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Refused webhooks, recorded in the background.
+    rejections: crate::rejections::Recorder,
 }
 
 /// What an `(environment, integration)` path leads to: the integration, its parser, its keys.
@@ -68,6 +70,8 @@ pub enum Endpoint {
     Messages,
     /// Each integration of an environment with its recent activity and health.
     Integrations,
+    /// Refused webhooks of an environment, newest first.
+    Rejections,
     /// The dashboard page.
     Dashboard,
     /// One of the dashboard's script and style files.
@@ -118,6 +122,11 @@ pub const ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/v1/environments/{environmentId}/integrations",
         endpoint: Endpoint::Integrations,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/rejections",
+        endpoint: Endpoint::Rejections,
     },
     Route {
         method: Method::GET,
@@ -209,6 +218,7 @@ impl App {
             certs,
             integrations,
             shutdown: tokio::sync::watch::Sender::new(false),
+            rejections: crate::rejections::Recorder::default(),
         }
     }
 
@@ -250,6 +260,11 @@ impl App {
         let response = match endpoint {
             Endpoint::Ingest => {
                 let (env, integration) = (param(0), param(1));
+                let method = request.method().clone();
+                let path_and_query = request
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
                 let timeout = Duration::from_secs(self.config.limits.request_timeout_secs);
                 let outcome = tokio::time::timeout(
                     timeout,
@@ -259,7 +274,28 @@ impl App {
                 .unwrap_or_else(|_| Err(ApiError::timeout()));
                 let (provider, response) = match outcome {
                     Ok((provider, response)) => (provider, response),
-                    Err(err) => (err.provider.unwrap_or("unknown"), err.into_response(&path)),
+                    Err(err) => {
+                        if let (Some(provider), Some(reason), Some(refused)) =
+                            (err.provider, err.reason, err.refused.as_deref())
+                        {
+                            let called = crate::rejections::Called {
+                                environment: &env,
+                                integration: &integration,
+                                provider,
+                                method: method.as_str(),
+                                path: &path_and_query,
+                            };
+                            self.rejections.record(
+                                &self.store,
+                                &called,
+                                reason,
+                                refused,
+                                err.status().as_u16(),
+                                err.message(),
+                            );
+                        }
+                        (err.provider.unwrap_or("unknown"), err.into_response(&path))
+                    }
                 };
                 let latency = started.elapsed();
                 self.metrics
@@ -301,9 +337,8 @@ impl App {
             | Endpoint::EventStream
             | Endpoint::Message
             | Endpoint::Messages
-            | Endpoint::Integrations => {
-                crate::api::answer(&self, endpoint, &params, &request).await
-            }
+            | Endpoint::Integrations
+            | Endpoint::Rejections => crate::api::answer(&self, endpoint, &params, &request).await,
         };
         response.unwrap_or_else(|err| err.into_response(&path))
     }
@@ -356,20 +391,28 @@ impl App {
             return Err(with_provider(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Send application/json, application/x-www-form-urlencoded, multipart/form-data or text/plain.",
-            )));
+            )
+            .because("unsupported_media_type")
+            .with_request(&parts.headers, None)));
         }
         let idempotency_key = match parts.headers.get("idempotency-key") {
             None => None,
             Some(value) => {
                 let key = value.to_str().map_err(|_| {
-                    with_provider(ApiError::bad_request(
-                        "Idempotency-Key must be visible ASCII.",
-                    ))
+                    with_provider(
+                        ApiError::bad_request("Idempotency-Key must be visible ASCII.")
+                            .because("invalid_request")
+                            .with_request(&parts.headers, None),
+                    )
                 })?;
                 if key.len() > IDEMPOTENCY_KEY_MAX {
-                    return Err(with_provider(ApiError::bad_request(format!(
-                        "Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
-                    ))));
+                    return Err(with_provider(
+                        ApiError::bad_request(format!(
+                            "Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
+                        ))
+                        .because("invalid_request")
+                        .with_request(&parts.headers, None),
+                    ));
                 }
                 // An empty key is no key: it must not become one that every caller shares.
                 (!key.trim().is_empty()).then(|| key.to_owned())
@@ -383,9 +426,17 @@ impl App {
             .and_then(|v| v.parse::<u64>().ok())
             && length > limit as u64
         {
-            return Err(with_provider(ApiError::too_large(limit)));
+            return Err(with_provider(
+                ApiError::too_large(limit)
+                    .because("too_large")
+                    .with_request(&parts.headers, None),
+            ));
         }
-        let body = read_limited(body, limit).await.map_err(with_provider)?;
+        let body = read_limited(body, limit)
+            .await
+            .map_err(|e| with_provider(e.with_request(&parts.headers, None)))?;
+        // From here a refusal is recorded with the body.
+        let refused = |e: ApiError| with_provider(e.with_request(&parts.headers, Some(&body)));
         let received_at = Utc::now();
         let url = self.public_url(&parts.uri);
         let raw = RawRequest {
@@ -426,7 +477,7 @@ impl App {
                 &raw,
             )
             .await
-            .map_err(with_provider)?;
+            .map_err(refused)?;
 
         // Hashed only for an idempotency key: nothing else needs it on the hot path.
         let idempotency = match idempotency_key {
@@ -436,7 +487,7 @@ impl App {
                 match self
                     .claim(env, integration_id, &key, &body_hash)
                     .await
-                    .map_err(with_provider)?
+                    .map_err(refused)?
                 {
                     Ok(guard) => Some((key, body_hash, guard)),
                     Err(replay) => return Ok((provider, replay)),
@@ -450,7 +501,7 @@ impl App {
                 Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
                 Rejection::BadRequest => StatusCode::BAD_REQUEST,
             };
-            with_provider(ApiError::new(status, err.to_string()))
+            refused(ApiError::new(status, err.to_string()).because(err.reason()))
         })?;
         let controls = std::mem::take(&mut parsed.controls);
         let response_body = parsed.results_json().map_err(|e| ApiError::internal(&e))?;
@@ -560,33 +611,40 @@ impl App {
                 return if environment.accepts(secret.trim()) {
                     Ok(Auth::ApiKey)
                 } else {
-                    Err(ApiError::unauthorized(
-                        "The API key is not valid for this environment.",
-                    ))
+                    Err(
+                        ApiError::unauthorized("The API key is not valid for this environment.")
+                            .because("bad_credentials"),
+                    )
                 };
             }
             if let Some(encoded) = strip_scheme(value, "basic") {
                 let Some(expected) = &integration.basic_auth else {
                     return Err(ApiError::unauthorized(
                         "This integration has no Basic credentials configured.",
-                    ));
+                    )
+                    .because("bad_credentials"));
                 };
                 let decoded = tidings_core::signature::base64_decode(encoded)
                     .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
+                    .ok_or_else(|| {
+                        ApiError::unauthorized("Malformed Basic credentials.")
+                            .because("bad_credentials")
+                    })?;
                 // RFC 7617: `user:password`. Without the colon there is no password to check
                 // (reading it as an empty one would let `Basic base64(user)` in).
-                let (user, password) = decoded
-                    .split_once(':')
-                    .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
+                let (user, password) = decoded.split_once(':').ok_or_else(|| {
+                    ApiError::unauthorized("Malformed Basic credentials.")
+                        .because("bad_credentials")
+                })?;
                 let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
                 let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
                 return if user_ok & password_ok {
                     Ok(Auth::Basic)
                 } else {
-                    Err(ApiError::unauthorized(
-                        "The Basic credentials are not valid.",
-                    ))
+                    Err(
+                        ApiError::unauthorized("The Basic credentials are not valid.")
+                            .because("bad_credentials"),
+                    )
                 };
             }
             // Other schemes (a provider's own bearer token) fall through to the signature.
@@ -595,6 +653,7 @@ impl App {
         if verifiable {
             let urls = parser.remote_keys(raw).map_err(|e| {
                 ApiError::unauthorized(format!("Signature verification failed: {e}."))
+                    .because(e.reason())
             })?;
             let mut fetched = BTreeMap::new();
             for url in urls {
@@ -621,6 +680,7 @@ impl App {
                 .map(|()| Auth::Signature)
                 .map_err(|e| {
                     ApiError::unauthorized(format!("Signature verification failed: {e}."))
+                        .because(e.reason())
                 });
         }
         if integration.allow_unauthenticated {
@@ -628,7 +688,8 @@ impl App {
         }
         Err(ApiError::unauthorized(
             "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
-        ))
+        )
+        .because("missing_credentials"))
     }
 
     /// Claims the key in the store (for every instance sharing it): a guard that releases it when
@@ -657,7 +718,8 @@ impl App {
             Claim::Mismatch => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "This Idempotency-Key was already used with a different request body.",
-            )),
+            )
+            .because("idempotency_conflict")),
             Claim::Replay(stored) => Ok(Err(replay(key, stored))),
         }
     }
@@ -747,7 +809,7 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(limit))
+            Err(ApiError::too_large(limit).because("too_large"))
         }
         Err(_) => Err(ApiError::bad_request("The request body could not be read.")),
     }

@@ -10,6 +10,10 @@ pub struct ApiError {
     retry_after: Option<u32>,
     error_id: Option<String>,
     pub(crate) provider: Option<&'static str>,
+    /// Why a webhook was refused (a code of `rejections::REASONS`).
+    pub(crate) reason: Option<&'static str>,
+    /// The refused request, to record.
+    pub(crate) refused: Option<Box<crate::rejections::Refused>>,
 }
 
 impl ApiError {
@@ -21,6 +25,8 @@ impl ApiError {
             retry_after: None,
             error_id: None,
             provider: None,
+            reason: None,
+            refused: None,
         }
     }
 
@@ -86,6 +92,37 @@ impl ApiError {
     pub fn for_provider(mut self, provider: &'static str) -> ApiError {
         self.provider = Some(provider);
         self
+    }
+
+    /// Says why a webhook was refused (a code of `rejections::REASONS`).
+    pub(crate) fn because(mut self, reason: &'static str) -> ApiError {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Keeps the refused request with an error that has a reason, to record it.
+    pub(crate) fn with_request(
+        mut self,
+        headers: &http::HeaderMap,
+        body: Option<&bytes::Bytes>,
+    ) -> ApiError {
+        if self.reason.is_some() {
+            self.refused = Some(Box::new(crate::rejections::Refused {
+                headers: headers.clone(),
+                body: body.cloned(),
+            }));
+        }
+        self
+    }
+
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message answered.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// The JSON response.

@@ -21,6 +21,7 @@ mod cursor;
 mod model;
 mod postgres;
 mod redact;
+mod rejection;
 mod sqlite;
 mod store;
 mod view;
@@ -33,6 +34,9 @@ pub use model::{
 };
 pub use postgres::{PgOptions, PgStore};
 pub use redact::redact_url;
+pub use rejection::{
+    Rejection, RejectionBatch, RejectionCount, RejectionQuery, RejectionRow, hour_of,
+};
 pub use sqlite::lock::StoreLock;
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreOptions, backend_of};

@@ -83,6 +83,7 @@ const SCHEMA_1: &str = "CREATE TABLE raw_requests (
 
 mod existing;
 mod explain;
+mod rejections;
 
 /// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
 fn migrations() -> Vec<String> {
@@ -91,6 +92,7 @@ fn migrations() -> Vec<String> {
         // 2: messages, with the fold's columns.
         messages_table(),
         SCHEMA_3.to_owned(),
+        rejections::SCHEMA_4.to_owned(),
     ]
 }
 

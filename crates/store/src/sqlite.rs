@@ -22,6 +22,7 @@ use crate::{
 pub(crate) mod existing;
 mod files;
 pub(crate) mod lock;
+mod rejections;
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -125,6 +126,31 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE idempotency;
     ALTER TABLE idempotency_v3 RENAME TO idempotency;
     CREATE INDEX idempotency_by_age ON idempotency (created_at);",
+    // 4: refused requests: the newest per integration in full, and counts per clock hour.
+    "CREATE TABLE rejections (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        body_bytes INTEGER
+    );
+    CREATE INDEX rejections_by_integration ON rejections (environment_id, integration_id, seq);
+    CREATE TABLE rejection_counts (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        hour TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, reason, hour)
+    );",
 ];
 
 /// How the SQLite store is opened.

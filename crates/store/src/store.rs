@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     Activity, Claim, CommitStats, Cursor, Error, EventPage, EventQuery, Ingest, IngestOutcome,
-    MessagePage, MessageQuery, MessageRow, PgOptions, PgStore, PruneStats, Result, SqliteOptions,
-    SqliteStore, StoredEvent, StoredResponse, Window,
+    MessagePage, MessageQuery, MessageRow, PgOptions, PgStore, PruneStats, RejectionBatch,
+    RejectionCount, RejectionQuery, RejectionRow, Result, SqliteOptions, SqliteStore, StoredEvent,
+    StoredResponse, Window,
 };
 
 /// How a [`Store`] is opened. Each backend uses what applies to it.
@@ -334,6 +335,45 @@ impl Store {
                 blocking(move || s.activity(&environment_id, window)).await
             }
             Store::Postgres(s) => s.activity(environment_id, window).await,
+        }
+    }
+
+    /// Records refused requests (see [`crate::Rejection`]), apart from the ingest commits.
+    pub async fn record_rejections(&self, batch: RejectionBatch) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.record_rejections(&batch)).await
+            }
+            Store::Postgres(s) => s.record_rejections(&batch).await,
+        }
+    }
+
+    /// Recorded rejections, newest first.
+    pub async fn rejections(&self, query: RejectionQuery) -> Result<Vec<RejectionRow>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.rejections(&query)).await
+            }
+            Store::Postgres(s) => s.rejections(&query).await,
+        }
+    }
+
+    /// Rejection counts per integration, reason and clock hour, from the hour starting at
+    /// `since` on.
+    pub async fn rejection_counts(
+        &self,
+        environment_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RejectionCount>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                let environment_id = environment_id.to_owned();
+                blocking(move || s.rejection_counts(&environment_id, since)).await
+            }
+            Store::Postgres(s) => s.rejection_counts(environment_id, since).await,
         }
     }
 

@@ -1,0 +1,349 @@
+//! Refused webhook requests: recorded, not only logged, so a person can see why a provider's
+//! call did not arrive (`GET /v1/environments/{env}/rejections`, `tidings rejections`, the
+//! dashboard).
+//!
+//! Recording cannot be used as a weapon: it is off the commit path (a task writes batches every
+//! [`FLUSH_EVERY`]), a request is recorded in full at most [`FULL_PER_MINUTE`] times a minute
+//! per integration (the rest are only counted), bodies are cut at [`BODY_LIMIT`], and counts are
+//! kept per integration, reason and clock hour apart from the rows, so a flood of one kind
+//! cannot erase the others. What does not fit in [`PENDING_LIMIT`] is counted as dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, header};
+use tidings_store::{Rejection, RejectionBatch, RejectionCount, RejectionRow, Store};
+
+/// How often recorded rejections are written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Requests recorded in full per integration and minute; more are counted only.
+pub const FULL_PER_MINUTE: u32 = 60;
+/// Body bytes kept of a refused request.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// Rows kept per integration.
+pub const KEEP: usize = 1000;
+/// Rows waiting to be written at most.
+const PENDING_LIMIT: usize = 1024;
+
+/// Why a request was refused: the closed list the API, the CLI and the docs use.
+pub const REASONS: &[(&str, &str)] = &[
+    (
+        "missing_credentials",
+        "No credentials: neither `Authorization` nor the provider's signature header was sent.",
+    ),
+    (
+        "bad_credentials",
+        "The `Authorization` header was sent but its key or Basic user and password are not this integration's.",
+    ),
+    (
+        "malformed_signature",
+        "The signature header is not in the provider's format.",
+    ),
+    ("bad_signature", "The signature does not match the request."),
+    (
+        "stale_timestamp",
+        "The signed timestamp is outside the allowed window.",
+    ),
+    (
+        "untrusted_sender",
+        "The request is signed, but not by a sender this integration trusts (certificate, topic).",
+    ),
+    (
+        "not_configured",
+        "The integration lacks what verifying this request needs (signing key, public_url).",
+    ),
+    (
+        "unsupported_media_type",
+        "The body's media type is not one this provider sends.",
+    ),
+    (
+        "unparsable_body",
+        "The body is not what this provider sends.",
+    ),
+    (
+        "too_large",
+        "The body is larger than `limits.max_body_bytes`.",
+    ),
+    (
+        "invalid_request",
+        "The request is malformed (for example its `Idempotency-Key`).",
+    ),
+    (
+        "idempotency_conflict",
+        "The `Idempotency-Key` was used before with another body.",
+    ),
+];
+
+/// What is recorded of a refused request.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The body, when it was read before the refusal.
+    pub body: Option<Bytes>,
+}
+
+#[derive(Default)]
+struct Pending {
+    rows: Vec<Rejection>,
+    counts: HashMap<(String, String, &'static str, DateTime<Utc>), i64>,
+    /// Full records per integration in the current minute.
+    recent: HashMap<(String, String), (DateTime<Utc>, u32)>,
+    dropped: u64,
+    flushing: bool,
+}
+
+/// Collects refusals and writes them in the background.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pending: Arc<Mutex<Pending>>,
+}
+
+/// Where a refusal happened.
+pub struct Called<'a> {
+    /// The environment of the URL.
+    pub environment: &'a str,
+    /// The integration of the URL.
+    pub integration: &'a str,
+    /// The integration's provider.
+    pub provider: &'a str,
+    /// `POST`, ...
+    pub method: &'a str,
+    /// The path and query.
+    pub path: &'a str,
+}
+
+impl Recorder {
+    /// Records one refusal; the write happens later, off the request's path.
+    pub fn record(
+        &self,
+        store: &Store,
+        called: &Called<'_>,
+        reason: &'static str,
+        refused: &Refused,
+        status: u16,
+        message: &str,
+    ) {
+        let at = Utc::now();
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let key = (
+            called.environment.to_owned(),
+            called.integration.to_owned(),
+            reason,
+            tidings_store::hour_of(at),
+        );
+        *pending.counts.entry(key).or_default() += 1;
+        let minute = at - chrono::Duration::seconds(60);
+        let recent = pending
+            .recent
+            .entry((called.environment.to_owned(), called.integration.to_owned()))
+            .or_insert((at, 0));
+        if recent.0 <= minute {
+            *recent = (at, 0);
+        }
+        let full = recent.1 < FULL_PER_MINUTE;
+        if full {
+            recent.1 += 1;
+        }
+        if full && pending.rows.len() < PENDING_LIMIT {
+            let body = refused.body.as_ref();
+            pending.rows.push(Rejection {
+                environment_id: called.environment.to_owned(),
+                integration_id: called.integration.to_owned(),
+                provider: called.provider.to_owned(),
+                at,
+                reason: reason.to_owned(),
+                status,
+                message: message.to_owned(),
+                method: called.method.to_owned(),
+                path: called.path.to_owned(),
+                headers_json: redacted_headers(&refused.headers),
+                body: body
+                    .map(|b| b[..b.len().min(BODY_LIMIT)].to_vec())
+                    .unwrap_or_default(),
+                body_bytes: body.map(|b| b.len() as u64),
+            });
+        } else if full {
+            pending.dropped += 1;
+        }
+        if !pending.flushing {
+            pending.flushing = true;
+            let recorder = self.clone();
+            let store = store.clone();
+            tokio::spawn(async move { recorder.flush(store).await });
+        }
+    }
+
+    /// Writes what is pending every [`FLUSH_EVERY`] until nothing is.
+    async fn flush(self, store: Store) {
+        loop {
+            tokio::time::sleep(FLUSH_EVERY).await;
+            let (batch, dropped) = {
+                let Ok(mut pending) = self.pending.lock() else {
+                    return;
+                };
+                if pending.rows.is_empty() && pending.counts.is_empty() {
+                    pending.flushing = false;
+                    return;
+                }
+                let rows = std::mem::take(&mut pending.rows);
+                let counts = std::mem::take(&mut pending.counts)
+                    .into_iter()
+                    .map(
+                        |((environment_id, integration_id, reason, hour), count)| RejectionCount {
+                            environment_id,
+                            integration_id,
+                            reason: reason.to_owned(),
+                            hour,
+                            count,
+                        },
+                    )
+                    .collect();
+                let horizon = Utc::now() - chrono::Duration::seconds(120);
+                pending.recent.retain(|_, (since, _)| *since > horizon);
+                (
+                    RejectionBatch {
+                        rows,
+                        counts,
+                        keep: KEEP,
+                    },
+                    std::mem::take(&mut pending.dropped),
+                )
+            };
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "Rejections came faster than they could be recorded; these were only counted."
+                );
+            }
+            if let Err(err) = store.record_rejections(batch).await {
+                tracing::warn!(error = %err, "Recording rejections failed.");
+            }
+        }
+    }
+}
+
+/// Headers as a JSON object for the record: credentials replaced by `[redacted]` (the
+/// `Authorization` scheme is kept, so a wrong scheme shows).
+pub fn redacted_headers(headers: &HeaderMap) -> String {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        let shown = if name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION {
+            match value.split_once(' ') {
+                Some((scheme, _)) => format!("{scheme} [redacted]"),
+                None => "[redacted]".to_owned(),
+            }
+        } else if is_secret(name.as_str()) {
+            "[redacted]".to_owned()
+        } else {
+            value.into_owned()
+        };
+        map.insert(name.as_str().to_owned(), shown.into());
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Header names that carry a shared secret rather than a proof derived from one.
+fn is_secret(name: &str) -> bool {
+    name == "cookie"
+        || ["token", "secret", "password", "api-key", "apikey"]
+            .iter()
+            .any(|part| name.contains(part))
+}
+
+/// The hint shown with a rejection: what usually causes it and what to check.
+pub fn hint(reason: &str, message: &str, signs_url: bool, public_url: Option<&str>) -> String {
+    let base = match reason {
+        "missing_credentials" => {
+            "Configure the provider to sign its webhooks (and set this integration's signing key), or send `Authorization: ApiKey <secret key>` of the environment.".to_owned()
+        }
+        "bad_credentials" => {
+            "The key or password sent is not one this environment or integration accepts: check for a rotated key, or a key of another environment.".to_owned()
+        }
+        "malformed_signature" => {
+            "The signature header is damaged or not the provider's: check that no proxy rewrites headers.".to_owned()
+        }
+        "bad_signature" if signs_url => format!(
+            "This provider signs the URL it calls. Tidings verified against the URL it rebuilt from `public_url` ({}) and the path and query: the provider's configured URL must match it exactly (scheme, host, port, path, query, trailing slash). Else the signing key is wrong.",
+            public_url.unwrap_or("not set")
+        ),
+        "bad_signature" => {
+            "The signing key may be wrong (a key of another account or environment, or rotated), or the body was changed in transit (a proxy that re-encodes JSON or form bodies breaks the signature).".to_owned()
+        }
+        "stale_timestamp" => {
+            "The signed time is too far from this server's clock: check both clocks (NTP), or a proxy or queue that delays requests; a replayed old request also looks like this.".to_owned()
+        }
+        "untrusted_sender" => {
+            "The request is signed by a sender outside this integration's trust list (for SNS: add the topic ARN to `options.topic_arns` if it is yours).".to_owned()
+        }
+        "not_configured" => {
+            "Set what the message names in this integration's configuration and run `tidings check-config`.".to_owned()
+        }
+        "unsupported_media_type" => {
+            "Check the `Content-Type` the provider (or a proxy) sends, and that the URL names the right integration.".to_owned()
+        }
+        "unparsable_body" => {
+            "The body is not this provider's format: check that the URL's integration matches the provider sending to it.".to_owned()
+        }
+        "too_large" => {
+            "Raise `limits.max_body_bytes`, or make the provider send smaller batches.".to_owned()
+        }
+        "idempotency_conflict" => {
+            "Retry with the same body, or use a new `Idempotency-Key` for a new request.".to_owned()
+        }
+        "invalid_request" => {
+            "Fix the request as the message says; providers do not send this, so check what is calling.".to_owned()
+        }
+        _ => "See the message.".to_owned(),
+    };
+    format!("{}. {base}", message.trim_end_matches('.'))
+}
+
+/// A recorded rejection as the API shows it.
+pub fn view(row: &RejectionRow, public_url: Option<&str>) -> serde_json::Value {
+    let r = &row.rejection;
+    let signs_url = tidings_core::registry()
+        .get(&r.provider)
+        .is_some_and(|p| p.signs_url());
+    let headers: serde_json::Value =
+        serde_json::from_str(&r.headers_json).unwrap_or_else(|_| serde_json::json!({}));
+    let mut request = serde_json::json!({
+        "method": r.method,
+        "path": r.path,
+        "headers": headers,
+    });
+    if let (Some(bytes), Some(map)) = (r.body_bytes, request.as_object_mut()) {
+        match std::str::from_utf8(&r.body) {
+            Ok(text) => {
+                map.insert("body".into(), text.into());
+            }
+            Err(_) => {
+                map.insert("bodyBase64".into(), base64_encode(&r.body).into());
+            }
+        }
+        map.insert("bodyBytes".into(), bytes.into());
+        map.insert("bodyTruncated".into(), (bytes > r.body.len() as u64).into());
+    }
+    serde_json::json!({
+        "position": row.seq.to_string(),
+        "at": r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "integration": r.integration_id,
+        "provider": r.provider,
+        "reason": r.reason,
+        "status": r.status,
+        "message": r.message,
+        "hint": hint(&r.reason, &r.message, signs_url, public_url),
+        "request": request,
+    })
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

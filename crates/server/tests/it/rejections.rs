@@ -1,0 +1,325 @@
+//! Refused webhooks are recorded with their reason, a hint and the redacted request, and read
+//! back through `GET /v1/environments/{env}/rejections` and the integration health.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{self, Server, sign_mailgun, unix_now};
+
+const KEY: &str = "ApiKey prod-secret-key";
+const JSON: &str = "application/json";
+const INGEST: &str = "/v2/inbound-webhooks/delivery-providers/prod";
+
+/// A Twilio integration, to see the hint of a URL-signing provider.
+const TWILIO: &str = r#"
+[[integrations]]
+id = "tw"
+environment = "prod"
+provider = "twilio"
+signing_key = "a-twilio-auth-token-for-tests"
+"#;
+
+/// The rejections of `query`, waiting for the background writer to record `expected`.
+fn rejections(server: &Server, query: &str, expected: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = server.request(
+            "GET",
+            &format!("/v1/environments/prod/rejections?{query}"),
+            &[("Authorization", KEY)],
+            b"",
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let body: Value = serde_json::from_slice(&answer.body).unwrap();
+        let data = body["data"].as_array().unwrap().clone();
+        if data.len() >= expected || Instant::now() > deadline {
+            return data;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The newest rejection, after sending a request that must be refused with `status` for
+/// `reason`; `seen` counts the rejections recorded so far.
+fn refused(
+    server: &Server,
+    seen: &mut usize,
+    reason: &str,
+    status: u16,
+    response: support::Response,
+) -> Value {
+    assert_eq!(response.status, status, "{}", response.text());
+    *seen += 1;
+    let found = rejections(server, "limit=1000", *seen);
+    assert_eq!(found.len(), *seen, "{reason}: {found:?}");
+    let rejection = found.into_iter().next().unwrap();
+    assert_eq!(rejection["reason"], reason);
+    assert_eq!(rejection["status"], status);
+    rejection
+}
+
+fn sendgrid_signed() -> (Vec<u8>, String, String) {
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(support::fixture(
+            "sendgrid/signed-dropped-official-vector.meta.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let body = std::fs::read(support::fixture(
+        "sendgrid/signed-dropped-official-vector.txt",
+    ))
+    .unwrap();
+    let header = |name: &str| meta["headers"][name].as_str().unwrap().to_owned();
+    (
+        body,
+        header("X-Twilio-Email-Event-Webhook-Signature"),
+        header("X-Twilio-Email-Event-Webhook-Timestamp"),
+    )
+}
+
+#[test]
+fn every_reason_is_recorded_with_a_hint_and_the_redacted_request() {
+    let server = Server::start_with(TWILIO);
+    let mut seen = 0;
+
+    // No credentials at all.
+    let body = br#"[{"email":"a@example.com","event":"delivered","sg_message_id":"m1","timestamp":1700000000}]"#;
+    let response = server.post(&format!("{INGEST}/sg"), &[("Content-Type", JSON)], body);
+    let missing = refused(&server, &mut seen, "missing_credentials", 401, response);
+    assert_eq!(missing["integration"], "sg");
+    assert_eq!(missing["provider"], "sendgrid");
+    assert_eq!(missing["request"]["method"], "POST");
+    assert_eq!(missing["request"]["path"], format!("{INGEST}/sg"));
+    assert_eq!(
+        missing["request"]["body"],
+        std::str::from_utf8(body).unwrap()
+    );
+    assert_eq!(missing["request"]["bodyBytes"], body.len());
+    assert!(
+        missing["hint"].as_str().unwrap().contains("signing key"),
+        "{missing}"
+    );
+
+    // A wrong key: recorded with the scheme kept and the secret redacted.
+    let response = server.post(
+        &format!("{INGEST}/sg"),
+        &[
+            ("Content-Type", JSON),
+            ("Authorization", "ApiKey not-the-key-of-prod"),
+        ],
+        body,
+    );
+    let bad = refused(&server, &mut seen, "bad_credentials", 401, response);
+    let shown = bad["request"]["headers"].to_string();
+    assert_eq!(
+        bad["request"]["headers"]["authorization"],
+        "ApiKey [redacted]"
+    );
+    assert!(!shown.contains("not-the-key-of-prod"), "{shown}");
+
+    // SendGrid: a malformed signature, a tampered body, a stale signed timestamp.
+    let (signed, signature, timestamp) = sendgrid_signed();
+    let sg_signed = format!("{INGEST}/sg-signed");
+    let response = server.post(
+        &sg_signed,
+        &[
+            ("Content-Type", JSON),
+            ("X-Twilio-Email-Event-Webhook-Signature", "not base64!"),
+            ("X-Twilio-Email-Event-Webhook-Timestamp", &timestamp),
+        ],
+        &signed,
+    );
+    refused(&server, &mut seen, "malformed_signature", 401, response);
+    let mut tampered = signed.clone();
+    let at = tampered.iter().position(|b| *b == b'@').unwrap();
+    tampered[at - 1] ^= 1;
+    let response = server.post(
+        &sg_signed,
+        &[
+            ("Content-Type", JSON),
+            ("X-Twilio-Email-Event-Webhook-Signature", &signature),
+            ("X-Twilio-Email-Event-Webhook-Timestamp", &timestamp),
+        ],
+        &tampered,
+    );
+    let mismatch = refused(&server, &mut seen, "bad_signature", 401, response);
+    assert!(
+        mismatch["hint"].as_str().unwrap().contains("re-encodes"),
+        "{mismatch}"
+    );
+
+    // Mailgun signed an hour ago: stale, and the hint names the clocks.
+    let stale = sign_mailgun(
+        unix_now() - 3600,
+        "d7f3a1c9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1",
+    );
+    let response = server.post(
+        &format!("{INGEST}/mg"),
+        &[("Content-Type", JSON)],
+        stale.as_bytes(),
+    );
+    let stale = refused(&server, &mut seen, "stale_timestamp", 401, response);
+    let hint = stale["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("s away from the receive time") && hint.contains("clock"),
+        "{hint}"
+    );
+
+    // Twilio signs the URL: the hint shows the URL Tidings verified against.
+    let response = server.post(
+        &format!("{INGEST}/tw"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Twilio-Signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        ],
+        b"MessageSid=SM1&MessageStatus=delivered",
+    );
+    let url = refused(&server, &mut seen, "bad_signature", 401, response);
+    assert!(
+        url["hint"]
+            .as_str()
+            .unwrap()
+            .contains("https://hooks.example.com"),
+        "{url}"
+    );
+    assert_eq!(
+        url["request"]["headers"]["x-twilio-signature"],
+        "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    );
+
+    // Media type, body, size, Idempotency-Key.
+    let open = format!("{INGEST}/open");
+    let response = server.post(&open, &[("Content-Type", "image/png")], b"\x89PNG");
+    let media = refused(&server, &mut seen, "unsupported_media_type", 415, response);
+    assert!(
+        media["request"].get("body").is_none(),
+        "refused before the body was read"
+    );
+    let response = server.post(&open, &[("Content-Type", JSON)], b"{\"not\": \"sendgrid\"");
+    refused(&server, &mut seen, "unparsable_body", 400, response);
+    let big = vec![b' '; 70_000];
+    let response = server.post(&open, &[("Content-Type", JSON)], &big);
+    refused(&server, &mut seen, "too_large", 413, response);
+    let long_key = "k".repeat(300);
+    let response = server.post(
+        &open,
+        &[("Content-Type", JSON), ("Idempotency-Key", &long_key)],
+        body,
+    );
+    refused(&server, &mut seen, "invalid_request", 400, response);
+    let first = server.post(
+        &open,
+        &[("Content-Type", JSON), ("Idempotency-Key", "key-1")],
+        body,
+    );
+    assert_eq!(first.status, 200, "{}", first.text());
+    let other = br#"[{"email":"b@example.com","event":"delivered","sg_message_id":"m2","timestamp":1700000000}]"#;
+    let response = server.post(
+        &open,
+        &[("Content-Type", JSON), ("Idempotency-Key", "key-1")],
+        other,
+    );
+    refused(&server, &mut seen, "idempotency_conflict", 422, response);
+
+    // Newest first, filtered by integration, paged with `before`.
+    let all = rejections(&server, "", seen);
+    assert_eq!(all.len(), 11);
+    let positions: Vec<i64> = all
+        .iter()
+        .map(|r| r["position"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] > w[1]), "{positions:?}");
+    let open_only = rejections(&server, "integration=open", 5);
+    assert_eq!(open_only.len(), 5);
+    assert!(open_only.iter().all(|r| r["integration"] == "open"));
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/rejections?limit=5",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    let page: Value = serde_json::from_slice(&answer.body).unwrap();
+    let next = page["next"].as_str().unwrap();
+    let rest = rejections(&server, &format!("before={next}&limit=100"), 6);
+    assert_eq!(rest.len(), 6);
+    assert_eq!(rest[0]["position"], all[5]["position"]);
+
+    // The health shows the counts per reason.
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/integrations",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    let health: Value = serde_json::from_slice(&answer.body).unwrap();
+    let open_health = health["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "open")
+        .unwrap();
+    assert_eq!(
+        open_health["refusedLastHour"]["requests"], 5,
+        "{open_health}"
+    );
+    assert_eq!(open_health["refusedLastDay"]["reasons"]["too_large"], 1);
+    assert_eq!(
+        open_health["state"], "failing",
+        "5 refused against 1 accepted"
+    );
+
+    // Another environment's key sees nothing; an unknown reason is a clear 400.
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/rejections",
+        &[("Authorization", "ApiKey staging-secret-key")],
+        b"",
+    );
+    assert_eq!(answer.status, 401);
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/rejections?reason=nope",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.text().contains("missing_credentials"),
+        "{}",
+        answer.text()
+    );
+}
+
+#[test]
+fn a_flood_is_counted_but_recorded_in_full_only_up_to_the_rate_bound() {
+    let server = Server::start();
+    let path = format!("{INGEST}/sg");
+    for _ in 0..80 {
+        let response = server.post(&path, &[("Content-Type", JSON)], b"[]");
+        assert_eq!(response.status, 401);
+    }
+    let recorded = rejections(&server, "limit=1000", 60);
+    std::thread::sleep(Duration::from_millis(500));
+    let recorded_later = rejections(&server, "limit=1000", 60);
+    assert_eq!(recorded.len(), 60, "60 a minute per integration in full");
+    assert_eq!(recorded_later.len(), 60);
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/integrations",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    let health: Value = serde_json::from_slice(&answer.body).unwrap();
+    let sg = health["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "sg")
+        .unwrap();
+    assert_eq!(
+        sg["refusedLastHour"]["requests"], 80,
+        "every refusal counted: {sg}"
+    );
+}
