@@ -92,6 +92,23 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         after: i64,
     },
+    /// Prints refused webhooks, newest first, as JSON lines: reason, hint, redacted request.
+    Rejections {
+        #[arg(long, env = "TIDINGS_CONFIG")]
+        config: Option<PathBuf>,
+        /// The environment.
+        #[arg(long)]
+        environment: String,
+        /// Only this integration.
+        #[arg(long)]
+        integration: Option<String>,
+        /// Only this reason (see docs/operations.md for the list).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Most rejections printed.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Prints each message's current status, milestone times and flags as JSON lines.
     Messages {
         #[arg(long, env = "TIDINGS_CONFIG")]
@@ -138,6 +155,22 @@ fn main() -> ExitCode {
             environment.as_deref(),
             message.as_deref(),
             after,
+        ),
+        Command::Rejections {
+            config,
+            environment,
+            integration,
+            reason,
+            limit,
+        } => rejections(
+            config.as_deref(),
+            tidings_store::RejectionQuery {
+                environment_id: environment,
+                integration_id: integration,
+                reason,
+                before: None,
+                limit,
+            },
         ),
         Command::Messages {
             config,
@@ -506,6 +539,17 @@ fn events(
                 let view = EventView::new(event, true);
                 writeln!(out, "{}", with_environment(&view, &event.environment_id)?)?;
             }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn rejections(config: Option<&Path>, query: tidings_store::RejectionQuery) -> Result<ExitCode> {
+    block_on(async {
+        let store = open_store_to_read(config).await?;
+        let mut out = std::io::stdout().lock();
+        for row in store.rejections(query).await? {
+            writeln!(out, "{}", tidings::rejections::view(&row, None))?;
         }
         Ok(ExitCode::SUCCESS)
     })

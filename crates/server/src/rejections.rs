@@ -270,8 +270,8 @@ pub fn hint(reason: &str, message: &str, signs_url: bool, public_url: Option<&st
             "The signature header is damaged or not the provider's: check that no proxy rewrites headers.".to_owned()
         }
         "bad_signature" if signs_url => format!(
-            "This provider signs the URL it calls. Tidings verified against the URL it rebuilt from `public_url` ({}) and the path and query: the provider's configured URL must match it exactly (scheme, host, port, path, query, trailing slash). Else the signing key is wrong.",
-            public_url.unwrap_or("not set")
+            "This provider signs the URL it calls. Tidings verified against the URL it rebuilt from `public_url`{} and the path and query: the provider's configured URL must match it exactly (scheme, host, port, path, query, trailing slash). Else the signing key is wrong.",
+            public_url.map(|u| format!(" ({u})")).unwrap_or_default()
         ),
         "bad_signature" => {
             "The signing key may be wrong (a key of another account or environment, or rotated), or the body was changed in transit (a proxy that re-encodes JSON or form bodies breaks the signature).".to_owned()

@@ -181,7 +181,7 @@ provider = "push-webhook"
         request_to(&self.address, method, path, headers, body)
     }
 
-    fn cli(&self, args: &[&str]) -> Vec<Value> {
+    pub(crate) fn cli(&self, args: &[&str]) -> Vec<Value> {
         let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .args(args)
             .arg("--config")
