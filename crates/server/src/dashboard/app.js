@@ -51,13 +51,42 @@ async function loadIntegrations() {
   for (const i of state.integrations) {
     const row = el("tr");
     row.append(el("td", i.id), el("td", i.provider));
-    row.append(el("td", i.state === "quiet" ? "⚠ quiet" : "✓ ok", "state-" + i.state));
+    const shown = { ok: "✓ ok", quiet: "⚠ quiet", failing: "✗ failing" }[i.state] || i.state;
+    row.append(el("td", shown, "state-" + i.state));
     row.append(el("td", i.lastEventAt ? when(i.lastEventAt) : "none in the last day"));
     row.append(el("td", i.lastHour.events), el("td", i.lastDay.events));
     row.append(el("td", i.lastDay.duplicates === undefined ? "" : i.lastDay.duplicates));
+    row.append(el("td", i.refusedLastHour ? i.refusedLastHour.requests : 0));
     body.append(row);
   }
   drawRates();
+  await loadRejections();
+}
+
+async function loadRejections() {
+  const answer = await api("/rejections?limit=50");
+  const body = document.querySelector("#rejections tbody");
+  body.replaceChildren();
+  for (const r of answer.data || []) {
+    const row = el("tr");
+    row.append(el("td", when(r.at)), el("td", r.integration), el("td", r.reason, "reason"));
+    row.append(el("td", r.hint, "hint"));
+    const request = el("td");
+    const details = el("details");
+    details.append(el("summary", r.request.method + " " + r.request.path));
+    details.append(el("pre", JSON.stringify(r.request.headers, null, 2)));
+    if (r.request.body !== undefined) details.append(el("pre", r.request.body));
+    request.append(details);
+    row.append(request);
+    body.append(row);
+  }
+  if (!body.children.length) {
+    const row = el("tr");
+    const cell = el("td", "None recorded.", "hint");
+    cell.colSpan = 5;
+    row.append(cell);
+    body.append(row);
+  }
 }
 
 function drawRates() {

@@ -209,6 +209,14 @@ fn the_dashboard_shows_integrations_live_events_and_messages_without_running_the
         )
         .unwrap(),
     );
+    // A refused webhook whose body is a script: shown with its reason and hint, never run.
+    let refused = server.post(
+        SG,
+        &[("Content-Type", "application/json")],
+        br#"[{"email":"<img src=x onerror=\"window.__ran=3\">","event":"delivered"}]"#,
+    );
+    assert_eq!(refused.status, 401);
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let browser = Browser::start(&driver, &browser_binary);
     // The key arrives in the fragment (never sent to the server) and leaves the address bar.
     browser.open(&format!(
@@ -238,6 +246,15 @@ fn the_dashboard_shows_integrations_live_events_and_messages_without_running_the
         "const t = document.getElementById('rates').innerText; return t.includes('bounced') ? t : null",
     );
     assert!(rates.as_str().unwrap().contains('%'), "{rates}");
+    let rejections = browser.wait_for(
+        "the refused webhook with its reason and hint",
+        "const t = document.querySelector('#rejections tbody').innerText; \
+         return t.includes('missing_credentials') ? t : null",
+    );
+    assert!(
+        rejections.as_str().unwrap().contains("signing key"),
+        "the hint says what to do: {rejections}"
+    );
 
     // Live: an event stored after the page connected appears in the feed. Its recipient is a
     // script that must show as text and never run.

@@ -247,7 +247,13 @@ fn every_reason_is_recorded_with_a_hint_and_the_redacted_request() {
     assert_eq!(rest[0]["position"], all[5]["position"]);
 
     // The command line reads the same records.
-    let printed = server.cli(&["rejections", "--environment", "prod", "--integration", "open"]);
+    let printed = server.cli(&[
+        "rejections",
+        "--environment",
+        "prod",
+        "--integration",
+        "open",
+    ]);
     assert_eq!(printed.len(), 5);
     assert_eq!(printed[0]["reason"], "idempotency_conflict");
     assert_eq!(printed[4]["reason"], "unsupported_media_type");
