@@ -28,7 +28,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tidings::app::App;
 use tidings::certs::CertFetcher;
-use tidings::config::{BasicAuth, Config, Integration};
+use tidings::config::{BasicAuth, Config, Integration, Verify};
 use tidings_core::{Secret, registry};
 use tidings_providers as _;
 use tidings_store::{Store, StoreOptions};
@@ -93,6 +93,12 @@ fn config(documents: &mut BTreeMap<String, Vec<u8>>) -> Config {
         allow_unauthenticated: true,
         ..integration("open", "postmark")
     });
+    // Verified in shadow mode: failures are recorded and accepted.
+    config.integrations.push(Integration {
+        signing_key: Some(Secret::new("fuzz-mailgun-signing-key")),
+        verify: Verify::Shadow,
+        ..integration("shadow", "mailgun")
+    });
     config
 }
 
@@ -108,6 +114,7 @@ fn integration(id: &str, provider: &str) -> Integration {
         basic_auth: None,
         allow_unauthenticated: false,
         quiet_after_secs: None,
+        verify: Verify::Enforce,
         options: BTreeMap::new(),
     }
 }

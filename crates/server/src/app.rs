@@ -17,7 +17,7 @@ use tidings_store::{Claim, IdempotencyRecord, Ingest, Store, StoredResponse};
 use tokio::sync::Semaphore;
 
 use crate::certs::CertFetcher;
-use crate::config::{Config, Integration};
+use crate::config::{Config, Integration, Verify};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -467,7 +467,7 @@ impl App {
             );
             return Ok((provider, response));
         }
-        let auth = self
+        let auth = match self
             .authenticate(
                 &parts.headers,
                 environment,
@@ -477,7 +477,36 @@ impl App {
                 &raw,
             )
             .await
-            .map_err(refused)?;
+        {
+            Ok(auth) => auth,
+            // Shadow mode: the verdict is recorded as a rejection would be, and the request
+            // goes on as unauthenticated (it never confirms a subscription).
+            Err(err) if integration.verify == Verify::Shadow && err.reason.is_some() => {
+                let reason = err.reason.unwrap_or("bad_signature");
+                self.metrics.shadow_failure(env, integration_id, reason);
+                let called = crate::rejections::Called {
+                    environment: env,
+                    integration: integration_id,
+                    provider,
+                    method: parts.method.as_str(),
+                    path: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                };
+                let refused = crate::rejections::Refused {
+                    headers: parts.headers.clone(),
+                    body: Some(body.clone()),
+                };
+                self.rejections.record(
+                    &self.store,
+                    &called,
+                    reason,
+                    &refused,
+                    200,
+                    &format!("Accepted in shadow mode: {}", err.message()),
+                );
+                Auth::ShadowFailed
+            }
+            Err(err) => return Err(refused(err)),
+        };
 
         // Hashed only for an idempotency key: nothing else needs it on the hot path.
         let idempotency = match idempotency_key {
@@ -745,6 +774,8 @@ enum Auth {
     Signature,
     /// Nothing: the integration allows it.
     Unauthenticated,
+    /// Verification failed on a `verify = "shadow"` integration, which accepts it anyway.
+    ShadowFailed,
 }
 
 /// The stored response, byte for byte, marked as a replay.

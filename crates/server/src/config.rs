@@ -261,9 +261,24 @@ pub struct Integration {
     /// absent: some integrations are quiet for days by nature).
     #[serde(default)]
     pub quiet_after_secs: Option<u64>,
+    /// `enforce` (the default): a request that fails verification is refused. `shadow`: it is
+    /// verified, a failure recorded as a rejection would be, and the request accepted anyway.
+    #[serde(default)]
+    pub verify: Verify,
     /// Provider-specific settings.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+}
+
+/// What a failed verification does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verify {
+    /// Refuse the request.
+    #[default]
+    Enforce,
+    /// Record the failure and accept the request: for rolling out a signature safely.
+    Shadow,
 }
 
 /// `basic_auth = { username = "...", password = "..." }`.
@@ -448,10 +463,25 @@ impl Config {
                     basic_auth: None,
                     allow_unauthenticated: false,
                     quiet_after_secs: None,
+                    verify: Verify::Enforce,
                     options: BTreeMap::new(),
                 })
                 .collect(),
         }
+    }
+
+    /// What works but deserves a look: said by `check-config` and at start.
+    pub fn warnings(&self) -> Vec<String> {
+        self.integrations
+            .iter()
+            .filter(|i| i.verify == Verify::Shadow)
+            .map(|i| {
+                format!(
+                    "integration `{}` of environment `{}` verifies in shadow mode: requests that fail verification are recorded as rejections and accepted anyway; set verify = \"enforce\" once none fail",
+                    i.id, i.environment
+                )
+            })
+            .collect()
     }
 
     /// Every problem with this configuration.

@@ -303,6 +303,9 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
         return Err(anyhow!("{problem}"));
     }
     init_logging(&config);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     if config_path.is_none() {
         tracing::warn!(
             "No configuration: serving the local demo. Environment `dev`, secret key `{}`, one integration per provider named by its id. For local use only.",
@@ -370,6 +373,9 @@ fn init_logging(config: &Config) {
 fn check_config(path: &Path) -> Result<ExitCode> {
     match Config::load(path) {
         Ok(config) => {
+            for warning in config.warnings() {
+                eprintln!("{}: warning: {warning}", path.display());
+            }
             writeln!(
                 std::io::stdout(),
                 "{}: ok ({} environments, {} integrations)",

@@ -19,6 +19,9 @@ struct Inner {
     latency_sum: f64,
     /// Integrations with `quiet_after_secs`, by (environment, integration): quiet or not.
     quiet: BTreeMap<(String, String), bool>,
+    /// Requests of `verify = "shadow"` integrations that failed verification, by
+    /// (environment, integration, reason).
+    shadow_failures: BTreeMap<(String, String, &'static str), u64>,
 }
 
 /// Counters shared by every request.
@@ -81,6 +84,16 @@ impl Metrics {
         before.unwrap_or(false) != quiet
     }
 
+    /// Records a request of a shadow integration that failed verification.
+    pub fn shadow_failure(&self, environment: &str, integration: &str, reason: &'static str) {
+        if let Ok(mut inner) = self.inner.lock() {
+            *inner
+                .shadow_failures
+                .entry((environment.to_owned(), integration.to_owned(), reason))
+                .or_default() += 1;
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, commits: tidings_store::CommitStats) -> String {
         let mut out = String::new();
@@ -118,6 +131,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "tidings_duplicate_events_total{{provider=\"{provider}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tidings_shadow_failures_total Requests of verify = \"shadow\" integrations that failed verification and were accepted, by reason."
+        );
+        let _ = writeln!(out, "# TYPE tidings_shadow_failures_total counter");
+        for ((environment, integration, reason), n) in &inner.shadow_failures {
+            let _ = writeln!(
+                out,
+                "tidings_shadow_failures_total{{environment=\"{environment}\",integration=\"{integration}\",reason=\"{reason}\"}} {n}"
             );
         }
         let _ = writeln!(

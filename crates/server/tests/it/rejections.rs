@@ -335,3 +335,71 @@ fn a_flood_is_counted_but_recorded_in_full_only_up_to_the_rate_bound() {
         "every refusal counted: {sg}"
     );
 }
+
+#[test]
+fn shadow_mode_records_the_failure_and_accepts_the_request() {
+    let server = Server::start_with(
+        r#"
+[[integrations]]
+id = "mg-shadow"
+environment = "prod"
+provider = "mailgun"
+signing_key = "a-mailgun-signing-key-nobody-signed-with"
+verify = "shadow"
+"#,
+    );
+    // Signed with the test suite's Mailgun key, not this integration's: shadow accepts it.
+    let body = sign_mailgun(
+        unix_now(),
+        "e7f3a1c9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1",
+    );
+    let response = server.post(
+        &format!("{INGEST}/mg-shadow"),
+        &[("Content-Type", JSON)],
+        body.as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let found = rejections(&server, "integration=mg-shadow", 1);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["reason"], "bad_signature");
+    assert_eq!(found[0]["status"], 200);
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Accepted in shadow mode"),
+        "{}",
+        found[0]
+    );
+    // The event is stored.
+    let events = server.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains(
+            r#"tidings_shadow_failures_total{environment="prod",integration="mg-shadow",reason="bad_signature"} 1"#
+        ),
+        "{metrics}"
+    );
+    // The same request on the enforcing integration is refused.
+    let response = server.post(
+        &format!("{INGEST}/mg"),
+        &[("Content-Type", JSON)],
+        body.replace("e7f3", "f7f3").as_bytes(),
+    );
+    assert_eq!(response.status, 401);
+
+    // check-config says so.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["check-config", "--config"])
+        .arg(server.config())
+        .env("TIDINGS_TEST_PROD_KEY", "prod-secret-key")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: integration `mg-shadow`") && stderr.contains("shadow mode"),
+        "{stderr}"
+    );
+}
