@@ -72,7 +72,12 @@ fn config(documents: &mut BTreeMap<String, Vec<u8>>) -> Config {
         }
         signed.entry(fixture.provider.clone()).or_insert_with(|| {
             let mut options = fixture.meta.options.clone();
-            options.insert("auto_confirm".into(), "true".into());
+            let declared = registry()
+                .get(&fixture.provider)
+                .is_some_and(|p| p.option_keys().contains(&"auto_confirm"));
+            if declared {
+                options.insert("auto_confirm".into(), "true".into());
+            }
             Integration {
                 signing_key: fixture.meta.signing_key.as_deref().map(Secret::new),
                 signature_tolerance_secs: Some(WIDE_WINDOW_SECS),

@@ -123,6 +123,12 @@ pub trait ProviderParser: Send + Sync + 'static {
         false
     }
 
+    /// The `options` keys an integration of this provider may set; any other key is a
+    /// configuration error (a typo such as `topic_arn` must not be silently ignored).
+    fn option_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// URLs of documents (signing certificates) the service must fetch before calling
     /// [`verify`](Self::verify). Each URL must already be checked against the provider's trust
     /// rule here: the service fetches exactly what this returns.

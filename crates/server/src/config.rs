@@ -637,6 +637,23 @@ impl Config {
                             parser.id()
                         ));
                     }
+                    let known = parser.option_keys();
+                    for key in integration.options.keys() {
+                        if !known.contains(&key.as_str()) {
+                            problems.push(if known.is_empty() {
+                                format!(
+                                    "{name}: unknown option `{key}`: provider `{}` takes no options",
+                                    parser.id()
+                                )
+                            } else {
+                                format!(
+                                    "{name}: unknown option `{key}` for provider `{}` (it takes: {})",
+                                    parser.id(),
+                                    known.join(", ")
+                                )
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -703,6 +720,34 @@ mod tests {
     }
 
     const ENVIRONMENT: &str = "[[environments]]\nid = \"e\"\nsecret_key = \"long-enough\"\n";
+
+    #[test]
+    fn an_option_the_provider_does_not_declare_is_a_problem() {
+        use tidings_providers as _;
+        let config = |options: &str| -> Config {
+            toml::from_str(&format!(
+                "{ENVIRONMENT}[[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"ses\"\n\
+                 options = {{ {options} }}\n"
+            ))
+            .unwrap()
+        };
+        let typo = config("topic_arn = \"arn:aws:sns:us-east-1:123456789012:mine\"");
+        let problems = typo.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown option `topic_arn`") && p.contains("topic_arns")),
+            "{problems:?}"
+        );
+        let right = config(
+            "topic_arns = \"arn:aws:sns:us-east-1:123456789012:mine\", auto_confirm = \"true\"",
+        );
+        assert!(
+            !right.problems().iter().any(|p| p.contains("option")),
+            "{:?}",
+            right.problems()
+        );
+    }
 
     #[test]
     fn an_environment_accepts_each_of_its_keys_and_nothing_else() {

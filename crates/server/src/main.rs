@@ -51,7 +51,7 @@ enum Command {
     },
     /// Lists every provider: id, aliases, channel, signature scheme.
     Providers {
-        /// As a JSON array of {id, aliases, channel, signature}.
+        /// As a JSON array of {id, aliases, channel, signature, options}.
         #[arg(long)]
         json: bool,
     },
@@ -405,6 +405,7 @@ fn providers(json: bool) -> Result<()> {
                     "aliases": p.aliases(),
                     "channel": p.channel(),
                     "signature": p.signature().name(),
+                    "options": p.option_keys(),
                 })
             })
             .collect();

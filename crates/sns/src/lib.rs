@@ -29,6 +29,10 @@ pub const SIGNATURE: Signature = Signature::Keyless("aws-sns-rsa");
 /// The integration option holding the comma-separated `TopicArn`s to accept (all when unset).
 pub const TOPIC_ARNS_OPTION: &str = "topic_arns";
 
+/// The option that lets the service confirm a subscription of an allowed topic by itself
+/// (`"true"`), on a signature-verified integration.
+pub const AUTO_CONFIRM_OPTION: &str = "auto_confirm";
+
 /// An SNS HTTP(S) message, field for field. Values are read leniently: a field that is not a
 /// string reads as absent.
 #[derive(Debug, Clone, Default, Deserialize)]

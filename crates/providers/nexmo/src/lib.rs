@@ -86,6 +86,10 @@ impl ProviderParser for Nexmo {
         Signature::Keyed("vonage-sig-or-jwt-hs256")
     }
 
+    fn option_keys(&self) -> &'static [&'static str] {
+        &[METHOD_OPTION]
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let tolerance = credentials.freshness.tolerance(Some(default_tolerance()));
         if let Some(token) = request.header("authorization").and_then(bearer) {

@@ -63,6 +63,10 @@ impl ProviderParser for Plivo {
         Signature::Keyed("hmac-sha256-v3")
     }
 
+    fn option_keys(&self) -> &'static [&'static str] {
+        &[ACCEPT_V2_OPTION]
+    }
+
     fn signs_url(&self) -> bool {
         true
     }

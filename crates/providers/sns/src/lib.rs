@@ -58,6 +58,13 @@ impl ProviderParser for Sns {
         tidings_sns::SIGNATURE
     }
 
+    fn option_keys(&self) -> &'static [&'static str] {
+        &[
+            tidings_sns::TOPIC_ARNS_OPTION,
+            tidings_sns::AUTO_CONFIRM_OPTION,
+        ]
+    }
+
     fn remote_keys(&self, request: &RawRequest<'_>) -> Result<Vec<String>> {
         tidings_sns::remote_keys(request)
     }
