@@ -1,6 +1,7 @@
 //! `cargo xtask fuzz [--seconds N] [--target NAME]...`: builds the one fuzz binary (stable
 //! toolchain, `--sanitizer none`), writes the seed corpora from the fixtures, runs each target
-//! for N seconds and prints a table of executions, coverage and findings per target.
+//! for N seconds (one target per core at a time) and prints a table of executions, coverage and
+//! findings per target.
 //! Fails when any target left a crash, timeout or out-of-memory input, naming the files.
 
 use std::path::{Path, PathBuf};
@@ -81,11 +82,33 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     cargo(&build).context("building the fuzz binary (is cargo-fuzz installed?)")?;
     let binary = target_dir.join(host_triple()?).join("release").join(BINARY);
 
-    let mut runs = Vec::new();
-    for target in &targets {
-        eprintln!("fuzzing {target} for {seconds} s");
-        runs.push(fuzz_one(&binary, target, seconds, &seeds.join(target))?);
-    }
+    // One target per core at a time: each run is a single process.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queue = std::sync::Mutex::new(targets.iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let Some(target) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                        return;
+                    };
+                    eprintln!("fuzzing {target} for {seconds} s");
+                    let run = fuzz_one(&binary, target, seconds, &seeds.join(target));
+                    if let Ok(mut results) = results.lock() {
+                        results.push((target.clone(), run));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    // The table in the targets' order, whatever order they finished in.
+    results.sort_by_key(|(target, _)| targets.iter().position(|t| t == target));
+    let runs = results
+        .into_iter()
+        .map(|(_, run)| run)
+        .collect::<Result<Vec<_>>>()?;
     print_table(&runs);
     let findings: Vec<&PathBuf> = runs.iter().flat_map(|r| &r.findings).collect();
     let failed: Vec<&str> = runs
