@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::{build, cargo, codegen, project_root, run_bench_tool};
 
-const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--target NAME]...";
+const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--target NAME]... [--codegen-units N]";
 /// Seconds per target when none are given: a smoke run.
 const DEFAULT_SECONDS: u64 = 10;
 /// libFuzzer's options besides the time: inputs up to 64 KiB (bodies are small), a hang is an
@@ -45,11 +45,18 @@ struct Run {
 pub(crate) fn run(args: &[&str]) -> Result<()> {
     let mut seconds = DEFAULT_SECONDS;
     let mut only = Vec::new();
+    // cargo-fuzz builds with one codegen unit (faster fuzzing, slower build); a short smoke run
+    // gains more from a parallel build.
+    let mut codegen_units = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match (*arg, rest.next()) {
             ("--seconds", Some(n)) => seconds = n.parse().context(USAGE)?,
             ("--target", Some(name)) => only.push((*name).to_owned()),
+            ("--codegen-units", Some(n)) => {
+                n.parse::<u32>().context(USAGE)?;
+                codegen_units = Some(*n);
+            }
             _ => bail!(USAGE),
         }
     }
@@ -78,7 +85,11 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         "--target-dir",
     ];
     let target_dir_text = target_dir.to_string_lossy().into_owned();
-    build.extend([target_dir_text.as_str(), BINARY]);
+    build.push(target_dir_text.as_str());
+    if let Some(units) = codegen_units {
+        build.extend(["--codegen-units", units]);
+    }
+    build.push(BINARY);
     cargo(&build).context("building the fuzz binary (is cargo-fuzz installed?)")?;
     let binary = target_dir.join(host_triple()?).join("release").join(BINARY);
 

@@ -123,11 +123,10 @@ impl ProviderParser for Telnyx {
             .as_ref()
             .map(|id| id.as_str().to_owned())
             .filter(|id| !id.is_empty());
-        let date = data
-            .occurred_at
-            .as_deref()
-            .and_then(time::parse)
-            .unwrap_or(request.received_at);
+        let occurred_at = data.occurred_at.as_deref().and_then(time::parse);
+        let date = occurred_at.unwrap_or(request.received_at);
+        // Only the provider's own time goes into a dedup key: a retry arrives at another time.
+        let occurred_text = occurred_at.map(|d| d.to_rfc3339()).unwrap_or_default();
         let error = payload.errors.as_ref().and_then(|errors| errors.first());
         let code = error
             .and_then(|e| e.code.as_ref())
@@ -151,10 +150,9 @@ impl ProviderParser for Telnyx {
             let dedup_key = match (&event_id, several) {
                 (Some(event_id), false) => ids::dedup_from_id(ID, event_id),
                 (Some(event_id), true) => ids::dedup_from_id(ID, &format!("{event_id}:{number}")),
-                (None, _) => ids::dedup_from_fields(
-                    ID,
-                    &[&message_id, &raw_status, &number, &date.to_rfc3339()],
-                ),
+                (None, _) => {
+                    ids::dedup_from_fields(ID, &[&message_id, &raw_status, &number, &occurred_text])
+                }
             };
             let code = code.clone().filter(|_| status_is_failure(status));
             parsed.events.push(Event {

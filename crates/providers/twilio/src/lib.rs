@@ -249,13 +249,15 @@ fn parse_event_stream(request: &RawRequest<'_>) -> Result<Parsed> {
             .as_deref()
             .ok_or(Error::MissingField("data.messageSid"))?;
         let raw_status = data.message_status.as_deref().unwrap_or(suffix);
-        let date = data
+        let provider_date = data
             .timestamp
             .as_deref()
             .or(event.time.as_deref())
             .and_then(time::parse)
-            .or_else(|| data.raw_dlr_done_date.as_deref().and_then(dlr_done_date))
-            .unwrap_or(request.received_at);
+            .or_else(|| data.raw_dlr_done_date.as_deref().and_then(dlr_done_date));
+        let date = provider_date.unwrap_or(request.received_at);
+        // Only the provider's own time goes into a dedup key: a retry arrives at another time.
+        let provider_date_text = provider_date.map(|d| d.to_rfc3339()).unwrap_or_default();
         let code = data
             .error_code
             .as_ref()
@@ -269,7 +271,7 @@ fn parse_event_stream(request: &RawRequest<'_>) -> Result<Parsed> {
                     message_sid,
                     raw_status,
                     code.as_deref().unwrap_or_default(),
-                    &date.to_rfc3339(),
+                    &provider_date_text,
                 ],
             ),
         };
