@@ -8,7 +8,7 @@
 //! kept per integration, reason and clock hour apart from the rows, so a flood of one kind
 //! cannot erase the others. What does not fit in [`PENDING_LIMIT`] is counted as dropped.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,9 +89,9 @@ pub struct Refused {
 #[derive(Default)]
 struct Pending {
     rows: Vec<Rejection>,
-    counts: HashMap<(String, String, &'static str, DateTime<Utc>), i64>,
+    counts: BTreeMap<(String, String, &'static str, DateTime<Utc>), i64>,
     /// Full records per integration in the current minute.
-    recent: HashMap<(String, String), (DateTime<Utc>, u32)>,
+    recent: BTreeMap<(String, String), (DateTime<Utc>, u32)>,
     dropped: u64,
     flushing: bool,
 }
@@ -164,7 +164,7 @@ impl Recorder {
                 path: called.path.to_owned(),
                 headers_json: redacted_headers(&refused.headers),
                 body: body
-                    .map(|b| b[..b.len().min(BODY_LIMIT)].to_vec())
+                    .map(|b| b.iter().take(BODY_LIMIT).copied().collect())
                     .unwrap_or_default(),
                 body_bytes: body.map(|b| b.len() as u64),
             });
