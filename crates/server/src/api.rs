@@ -154,10 +154,16 @@ pub async fn answer<B>(
                 .then(|| rows.last().map(|r| r.seq.to_string()))
                 .flatten();
             let public_url = app.config().public_url.as_deref();
-            let data: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|row| crate::rejections::view(row, public_url))
-                .collect();
+            let data: Vec<serde_json::Value> =
+                rows.iter()
+                    .map(|row| {
+                        let integration =
+                            app.config().integrations.iter().find(|i| {
+                                i.environment == env && i.id == row.rejection.integration_id
+                            });
+                        crate::rejections::view(row, public_url, integration)
+                    })
+                    .collect();
             let mut body = serde_json::json!({ "data": data });
             if let (Some(next), Some(map)) = (next, body.as_object_mut()) {
                 map.insert("next".into(), next.into());

@@ -556,7 +556,7 @@ fn rejections(config: Option<&Path>, query: tidings_store::RejectionQuery) -> Re
         let store = open_store_to_read(config).await?;
         let mut out = std::io::stdout().lock();
         for row in store.rejections(query).await? {
-            writeln!(out, "{}", tidings::rejections::view(&row, None))?;
+            writeln!(out, "{}", tidings::rejections::view(&row, None, None))?;
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -305,12 +305,25 @@ pub fn hint(reason: &str, message: &str, signs_url: bool, public_url: Option<&st
     format!("{}. {base}", message.trim_end_matches('.'))
 }
 
-/// A recorded rejection as the API shows it.
-pub fn view(row: &RejectionRow, public_url: Option<&str>) -> serde_json::Value {
+/// A recorded rejection as the API shows it. With the integration's configuration (the server
+/// has it; the command line does not), a URL-signed request that failed is also checked against
+/// the URLs a provider is commonly set up with, and the hint names the one that matches.
+pub fn view(
+    row: &RejectionRow,
+    public_url: Option<&str>,
+    integration: Option<&crate::config::Integration>,
+) -> serde_json::Value {
     let r = &row.rejection;
-    let signs_url = tidings_core::registry()
-        .get(&r.provider)
-        .is_some_and(|p| p.signs_url());
+    let parser = tidings_core::registry().get(&r.provider);
+    let signs_url = parser.is_some_and(|p| p.signs_url());
+    let matching_url = match (parser, integration, public_url) {
+        (Some(parser), Some(integration), Some(base))
+            if signs_url && r.reason == "bad_signature" =>
+        {
+            url_that_verifies(row, parser, integration, base)
+        }
+        _ => None,
+    };
     let headers: serde_json::Value =
         serde_json::from_str(&r.headers_json).unwrap_or_else(|_| serde_json::json!({}));
     let mut request = serde_json::json!({
@@ -338,7 +351,14 @@ pub fn view(row: &RejectionRow, public_url: Option<&str>) -> serde_json::Value {
         "reason": r.reason,
         "status": r.status,
         "message": r.message,
-        "hint": hint(&r.reason, &r.message, signs_url, public_url),
+        "hint": match matching_url {
+            Some(url) => format!(
+                "{}. The signature matches {url}, not the URL Tidings rebuilt from `public_url` ({}): set `public_url` to match what the provider calls, or change the URL configured at the provider.",
+                r.message.trim_end_matches('.'),
+                public_url.unwrap_or_default()
+            ),
+            None => hint(&r.reason, &r.message, signs_url, public_url),
+        },
         "request": request,
     })
 }
@@ -346,4 +366,72 @@ pub fn view(row: &RejectionRow, public_url: Option<&str>) -> serde_json::Value {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The first variant of the called URL (scheme, default port, trailing slash, query) with which
+/// the recorded request verifies under the integration's keys, when it is not the one used.
+fn url_that_verifies(
+    row: &RejectionRow,
+    parser: &dyn tidings_core::ProviderParser,
+    integration: &crate::config::Integration,
+    base: &str,
+) -> Option<String> {
+    let r = &row.rejection;
+    if r.body_bytes.is_none_or(|bytes| bytes > r.body.len() as u64) {
+        return None;
+    }
+    let shown: BTreeMap<String, String> = serde_json::from_str(&r.headers_json).ok()?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in &shown {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let content_type = shown.get("content-type").map(String::as_str);
+    let keys = integration.keys();
+    let fetched = BTreeMap::new();
+    let credentials = tidings_core::Credentials {
+        signing_keys: &keys,
+        options: &integration.options,
+        fetched: &fetched,
+        freshness: tidings_core::Freshness::Unchecked,
+    };
+    let used = format!("{}{}", base.trim_end_matches('/'), r.path);
+    let (path, query) = match r.path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (r.path.as_str(), None),
+    };
+    let host = base
+        .trim_end_matches('/')
+        .split_once("://")
+        .map_or(base, |(_, rest)| rest);
+    let mut candidates = Vec::new();
+    for scheme in ["https", "http"] {
+        for port in ["", ":443", ":80"] {
+            for slash in ["", "/"] {
+                let path = format!("{}{slash}", path.trim_end_matches('/'));
+                let plain = format!("{scheme}://{host}{port}{path}");
+                if let Some(query) = query {
+                    candidates.push(format!("{plain}?{query}"));
+                }
+                candidates.push(plain);
+            }
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|url| *url != used)
+        .find(|url| {
+            let raw = tidings_core::RawRequest {
+                body: &r.body,
+                content_type,
+                headers: &headers,
+                url: Some(url),
+                received_at: r.at,
+            };
+            parser.verify(&raw, &credentials).is_ok()
+        })
 }

@@ -403,3 +403,43 @@ verify = "shadow"
         "{stderr}"
     );
 }
+
+/// Twilio's scheme: base64 HMAC-SHA1 over the URL and the sorted form fields, names and values
+/// run together.
+fn twilio_signature(key: &str, url: &str, fields: &[(&str, &str)]) -> String {
+    use hmac::Mac as _;
+    let mut sorted = fields.to_vec();
+    sorted.sort();
+    let mut signed = url.to_owned();
+    for (name, value) in sorted {
+        signed.push_str(name);
+        signed.push_str(value);
+    }
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(signed.as_bytes());
+    support::base64_bytes(&mac.finalize().into_bytes())
+}
+
+#[test]
+fn a_url_mismatch_names_the_url_the_signature_matches() {
+    let server = Server::start_with(TWILIO);
+    // The provider was set up with http:// (a proxy terminates TLS); public_url says https.
+    let called = format!("http://hooks.example.com{INGEST}/tw");
+    let fields = [("MessageSid", "SM1"), ("MessageStatus", "delivered")];
+    let signature = twilio_signature("a-twilio-auth-token-for-tests", &called, &fields);
+    let response = server.post(
+        &format!("{INGEST}/tw"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Twilio-Signature", &signature),
+        ],
+        b"MessageSid=SM1&MessageStatus=delivered",
+    );
+    assert_eq!(response.status, 401, "{}", response.text());
+    let found = rejections(&server, "integration=tw", 1);
+    let hint = found[0]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains(&format!("The signature matches {called}")),
+        "{hint}"
+    );
+}

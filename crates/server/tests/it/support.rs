@@ -28,6 +28,10 @@ pub(crate) fn base64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
+pub(crate) fn base64_bytes(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// A Mailgun webhook signed with the test key at `timestamp`.
 pub(crate) fn sign_mailgun(timestamp: i64, token: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(MAILGUN_KEY.as_bytes()).unwrap();
