@@ -45,18 +45,13 @@ struct Run {
 pub(crate) fn run(args: &[&str]) -> Result<()> {
     let mut seconds = DEFAULT_SECONDS;
     let mut only = Vec::new();
-    // cargo-fuzz builds with one codegen unit (faster fuzzing, slower build); a short smoke run
-    // gains more from a parallel build.
-    let mut codegen_units = None;
+
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match (*arg, rest.next()) {
             ("--seconds", Some(n)) => seconds = n.parse().context(USAGE)?,
             ("--target", Some(name)) => only.push((*name).to_owned()),
-            ("--codegen-units", Some(n)) => {
-                n.parse::<u32>().context(USAGE)?;
-                codegen_units = Some(*n);
-            }
+
             _ => bail!(USAGE),
         }
     }
@@ -85,11 +80,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         "--target-dir",
     ];
     let target_dir_text = target_dir.to_string_lossy().into_owned();
-    build.push(target_dir_text.as_str());
-    if let Some(units) = codegen_units {
-        build.extend(["--codegen-units", units]);
-    }
-    build.push(BINARY);
+    build.extend([target_dir_text.as_str(), BINARY]);
     cargo(&build).context("building the fuzz binary (is cargo-fuzz installed?)")?;
     let binary = target_dir.join(host_triple()?).join("release").join(BINARY);
 
