@@ -130,6 +130,40 @@ pub trait ProviderParser: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Everything [`verify`](Self::verify) checks that needs no fetched document (the signature's
+    /// form, allow-lists, the timestamp window). The service calls it before fetching what
+    /// [`remote_keys`](Self::remote_keys) names, so a request that cannot verify costs no
+    /// outbound fetch. `verify` must still check all of it.
+    fn precheck(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Problems with an integration's provider-specific options, reported by `check-config`: a
+    /// required option that is missing, or a value the provider cannot use.
+    fn option_problems(&self, _options: &BTreeMap<String, String>) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Options the local demo gives this provider's integration (the demo has no configuration
+    /// file), chosen so that they pass [`option_problems`](Self::option_problems) and say what
+    /// they are.
+    fn demo_options(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// Whether, with these options, the service may itself act on a verified request's
+    /// [`Control::ConfirmSubscription`](crate::Control::ConfirmSubscription) for `topic` (visit
+    /// its URL). No provider's subscription is confirmed unless it says so here.
+    fn may_confirm(&self, _topic: &str, _options: &BTreeMap<String, String>) -> bool {
+        false
+    }
+
+    /// Request headers that carry a credential (a shared secret, a token): never stored with
+    /// the raw request nor logged. Lower case. `Authorization` and `Cookie` are always left out.
+    fn credential_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Proves the request genuine with the provider's own signature, over the exact raw bytes, in
     /// constant time. Errors say precisely why, and never echo a secret. Providers without a
     /// scheme keep the default: their integrations authenticate with an API key or Basic auth.

@@ -488,7 +488,8 @@ impl App {
             .events(provider, statuses.into_iter(), outcome.duplicates);
         // Acted on only once the request is durably stored.
         for control in &controls {
-            self.act_on(control, integration, auth, provider).await;
+            self.act_on(control, integration, *parser, auth, provider)
+                .await;
         }
         let mut response = Response::new(full(response_body));
         response.headers_mut().insert(
@@ -514,6 +515,7 @@ impl App {
         &self,
         control: &Control,
         integration: &Integration,
+        parser: &dyn ProviderParser,
         auth: Auth,
         provider: &str,
     ) {
@@ -523,7 +525,12 @@ impl App {
                     .options
                     .get("auto_confirm")
                     .is_some_and(|v| v == "true");
-                if enabled && auth == Auth::Signature {
+                // Only a topic the integration names itself: never one a wildcard let in.
+                let named = parser.may_confirm(topic, &integration.options);
+                if enabled && !named && auth == Auth::Signature {
+                    tracing::warn!(provider, topic, subscribe_url = %url,
+                        "Not confirming a subscription to a topic the integration does not list by name in options.topic_arns; visit the URL to confirm it by hand.");
+                } else if enabled && auth == Auth::Signature {
                     match self.certs.fetch(url).await {
                         Ok(_) => tracing::info!(provider, topic, "Subscription confirmed."),
                         Err(err) => tracing::warn!(provider, topic, error = %err,
@@ -593,9 +600,26 @@ impl App {
         }
         let verifiable = !keys.is_empty() || matches!(parser.signature(), Signature::Keyless(_));
         if verifiable {
-            let urls = parser.remote_keys(raw).map_err(|e| {
+            let freshness = integration
+                .signature_tolerance_secs
+                .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
+                .unwrap_or_default();
+            let no_documents = BTreeMap::new();
+            let local = Credentials {
+                signing_keys: keys,
+                options: &integration.options,
+                fetched: &no_documents,
+                freshness,
+            };
+            let failed = |e: tidings_core::Error| {
                 ApiError::unauthorized(format!("Signature verification failed: {e}."))
-            })?;
+            };
+            let urls = parser.remote_keys(raw).map_err(failed)?;
+            // Everything checkable here is checked before anything is fetched: a request that
+            // cannot verify must not cost an outbound request.
+            if !urls.is_empty() {
+                parser.precheck(raw, &local).map_err(failed)?;
+            }
             let mut fetched = BTreeMap::new();
             for url in urls {
                 let document = self.certs.fetch(&url).await.map_err(|err| {
@@ -606,15 +630,9 @@ impl App {
                 })?;
                 fetched.insert(url, document.to_vec());
             }
-            let freshness = integration
-                .signature_tolerance_secs
-                .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
-                .unwrap_or_default();
             let credentials = Credentials {
-                signing_keys: keys,
-                options: &integration.options,
                 fetched: &fetched,
-                freshness,
+                ..local
             };
             return parser
                 .verify(raw, &credentials)

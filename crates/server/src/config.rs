@@ -122,6 +122,14 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Seconds to finish in-flight requests on shutdown.
     pub shutdown_grace_secs: u64,
+    /// h2c: seconds a connection may have no open stream before it is told to go away (and
+    /// closed if it does not). Before its first request the deadline is `header_timeout_secs`.
+    pub h2_idle_timeout_secs: u64,
+    /// h2c: seconds between keep-alive pings; a ping unanswered for as long closes the
+    /// connection. 0 turns pings off.
+    pub h2_keep_alive_secs: u64,
+    /// h2c: streams (requests) open at once on one connection.
+    pub h2_max_streams: u32,
 }
 
 impl Default for Limits {
@@ -133,6 +141,9 @@ impl Default for Limits {
             max_connections: 4096,
             max_in_flight: 1024,
             shutdown_grace_secs: 10,
+            h2_idle_timeout_secs: 30,
+            h2_keep_alive_secs: 20,
+            h2_max_streams: 32,
         }
     }
 }
@@ -167,6 +178,11 @@ pub struct CertificatesConfig {
     /// Host name → address overrides (`"sns.us-east-1.amazonaws.com" = "10.0.0.5:443"`), for
     /// networks where a proxy or split-horizon DNS serves these hosts.
     pub resolve: BTreeMap<String, SocketAddr>,
+    /// Seconds a failed fetch is remembered: requests for that URL meanwhile get 503 at once,
+    /// without a fetch. 0 remembers nothing.
+    pub failure_cache_secs: u64,
+    /// Fetches running at once at most; a request that needs one more gets 503.
+    pub max_concurrent_fetches: usize,
 }
 
 impl Default for CertificatesConfig {
@@ -175,6 +191,8 @@ impl Default for CertificatesConfig {
             ca_file: None,
             timeout_secs: 5,
             resolve: BTreeMap::new(),
+            failure_cache_secs: 10,
+            max_concurrent_fetches: 4,
         }
     }
 }
@@ -436,19 +454,25 @@ impl Config {
                 .flat_map(|p| {
                     std::iter::once(p.id())
                         .chain(p.aliases().iter().copied())
-                        .map(move |id| (id, p.id()))
+                        .map(move |id| (id, p))
                 })
                 .map(|(id, provider)| Integration {
                     id: id.into(),
                     environment: "dev".into(),
-                    provider: provider.into(),
+                    provider: provider.id().into(),
                     signing_key: None,
                     signing_keys: Vec::new(),
                     signature_tolerance_secs: None,
                     basic_auth: None,
                     allow_unauthenticated: false,
                     quiet_after_secs: None,
-                    options: BTreeMap::new(),
+                    // What the provider's checks need, with values that say they are the demo's
+                    // (Amazon SNS: a topic wildcard).
+                    options: provider
+                        .demo_options()
+                        .iter()
+                        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -491,6 +515,15 @@ impl Config {
         {
             problems.push(
                 "limits: max_body_bytes, max_in_flight and max_connections must be above 0".into(),
+            );
+        }
+        if self.limits.header_timeout_secs == 0
+            || self.limits.request_timeout_secs == 0
+            || self.limits.h2_idle_timeout_secs == 0
+            || self.limits.h2_max_streams == 0
+        {
+            problems.push(
+                "limits: header_timeout_secs, request_timeout_secs, h2_idle_timeout_secs and h2_max_streams must be above 0".into(),
             );
         }
         if let Some(path) = &self.certificates.ca_file
@@ -590,6 +623,12 @@ impl Config {
                     integration.provider
                 )),
                 Some(parser) => {
+                    problems.extend(
+                        parser
+                            .option_problems(&integration.options)
+                            .into_iter()
+                            .map(|problem| format!("{name}: {problem}")),
+                    );
                     if matches!(parser.signature(), Signature::None)
                         && !integration.keys().is_empty()
                     {
@@ -700,6 +739,51 @@ mod tests {
         for secret in ["db-password", "basic-password", "long-enough"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+
+    #[test]
+    fn ses_and_sns_integrations_need_a_topic_allow_list() {
+        use tidings_providers as _;
+        for (provider, options, ok) in [
+            ("ses", "", false),
+            ("sns", "", false),
+            ("amazon-ses", "options = { auto_confirm = \"true\" }", false),
+            ("ses", "options = { topic_arns = \" , \" }", false),
+            ("ses", "options = { topic_arns = \"SES_Events\" }", false),
+            (
+                "ses",
+                "options = { topic_arns = \"arn:aws:sns:us-east-1:123456789012:a, arn:aws:sns:us-east-1:123456789012:b\" }",
+                true,
+            ),
+            (
+                "sns",
+                "options = { topic_arns = \"any-topic-of-any-aws-account\" }",
+                true,
+            ),
+            ("sendgrid", "", true),
+        ] {
+            let text = format!(
+                "{ENVIRONMENT}[[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"{provider}\"\n{options}\n"
+            );
+            let config: Config = toml::from_str(&text).unwrap();
+            let problems = config.problems();
+            assert_eq!(
+                problems.is_empty(),
+                ok,
+                "{provider} {options}: {problems:?}"
+            );
+            assert!(
+                problems.iter().all(|p| p.contains("topic_arns")),
+                "{problems:?}"
+            );
+        }
+        // The demo's SNS-delivered integrations say what their wildcard is.
+        let demo = Config::demo();
+        let ses = demo.integrations.iter().find(|i| i.id == "ses").unwrap();
+        assert_eq!(
+            ses.options.get("topic_arns").map(String::as_str),
+            Some("any-topic-of-any-aws-account")
+        );
     }
 
     #[test]

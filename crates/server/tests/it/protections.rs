@@ -1,0 +1,151 @@
+//! Protections of the second hardening round against the real `tidings` binary: h2c deadlines
+//! and stream caps, early authentication, bounded body reading and the other limits of
+//! docs/reliability.md. Every limit is small here so each test takes seconds.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::hardening::{SECRET, Server};
+
+/// The HTTP/2 connection preface.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Small limits: a 1 s header deadline, a 2 s h2c idle deadline.
+const H2_LIMITS: &str = "max_body_bytes = 4096
+header_timeout_secs = 1
+request_timeout_secs = 5
+max_connections = 256
+max_in_flight = 8
+h2_idle_timeout_secs = 2
+h2_keep_alive_secs = 0";
+
+/// One HTTP/2 frame: 9-byte header and payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut out = vec![length[1], length[2], length[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads (and drops) what the server sends until it closes the connection: how long that took,
+/// or `None` when it was still open after `wait`.
+fn closed_within(stream: &mut TcpStream, wait: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < wait {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn h2c_connections_that_never_complete_a_request_are_closed() {
+    let server = Server::start_with(H2_LIMITS);
+    let settings = frame(0x4, 0, 0, &[]);
+    // HEADERS on stream 1 (`:method GET`, indexed) without END_HEADERS: a request head that
+    // never ends.
+    let open_headers = frame(0x1, 0, 1, &[0x82]);
+    let stalls: Vec<(&str, Vec<u8>)> = vec![
+        ("the preface only", PREFACE.to_vec()),
+        (
+            "the preface and an empty SETTINGS frame",
+            [PREFACE, &settings].concat(),
+        ),
+        (
+            "a HEADERS frame without END_HEADERS",
+            [PREFACE, &settings, &open_headers].concat(),
+        ),
+    ];
+    let mut streams: Vec<(&str, TcpStream)> = stalls
+        .into_iter()
+        .map(|(what, bytes)| {
+            let mut stream = server.connect();
+            stream.write_all(&bytes).unwrap();
+            (what, stream)
+        })
+        .collect();
+    for (what, stream) in &mut streams {
+        // The header deadline (1 s), then GOAWAY and at most 1 s more; generous for a busy
+        // machine, and far short of "never".
+        let closed = closed_within(stream, Duration::from_secs(8));
+        assert!(closed.is_some(), "{what}: still open after 8 s");
+    }
+    assert_eq!(server.post_event(), 200);
+}
+
+/// A GET over an h2c connection made with hyper's client.
+async fn h2_get(
+    sender: &mut hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    authority: &str,
+    path: &str,
+) -> hyper::Response<hyper::body::Incoming> {
+    let request = hyper::Request::get(format!("http://{authority}{path}"))
+        .header("authorization", format!("ApiKey {SECRET}"))
+        .body(Empty::new())
+        .unwrap();
+    sender.send_request(request).await.unwrap()
+}
+
+#[test]
+fn an_h2c_connection_is_kept_while_an_event_stream_is_open_and_closed_once_idle() {
+    let server = Server::start_with(H2_LIMITS);
+    let authority = server.addr.to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = connection.await;
+            let _ = ended_tx.send(());
+        });
+        let stream = h2_get(
+            &mut sender,
+            &authority,
+            "/v1/environments/test/events/stream",
+        )
+        .await;
+        assert_eq!(stream.status(), 200);
+        // Twice the idle deadline with only the event stream open: the connection stays.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let health = h2_get(&mut sender, &authority, "/healthz").await;
+        assert_eq!(
+            health.status(),
+            200,
+            "the connection was closed under an open stream"
+        );
+        health.into_body().collect().await.unwrap();
+        drop(stream);
+        // Now idle: closed after the idle deadline (2 s), GOAWAY first.
+        let closed = tokio::time::timeout(Duration::from_secs(8), &mut ended).await;
+        assert!(
+            closed.is_ok(),
+            "an idle h2c connection was still open after 8 s"
+        );
+    });
+    assert_eq!(server.post_event(), 200);
+}
