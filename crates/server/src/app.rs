@@ -318,11 +318,6 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        // Refuse at once rather than queue without bound: providers retry on 503.
-        let _permit = self
-            .in_flight
-            .try_acquire()
-            .map_err(|_| ApiError::unavailable("Too many requests in flight; retry shortly."))?;
         let environment = self
             .config
             .environments
@@ -352,6 +347,32 @@ impl App {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let url = self.public_url(&parts.uri);
+        // What the headers alone tell, before a byte of the body is read (docs/api.md lists the
+        // order of the checks).
+        let head = RawRequest {
+            body: &[],
+            content_type: content_type.as_deref(),
+            headers: &parts.headers,
+            url: url.as_deref(),
+            received_at: Utc::now(),
+        };
+        // An API key or Basic credentials are decided here; a request that has neither and
+        // cannot carry a signature is refused without its body being read.
+        let header_auth =
+            authenticate_headers(&parts.headers, environment, integration, *parser, keys)
+                .map_err(with_provider);
+        // A provider's registration handshake is answered without credentials; its headers say
+        // whether the request may be one (the body decides), and only then is a 401 deferred.
+        let header_auth = match header_auth {
+            Err(err) if parser.handshake(&head).is_none() => return Err(err),
+            other => other,
+        };
+        // Refuse at once rather than queue without bound: providers retry on 503.
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| ApiError::unavailable("Too many requests in flight; retry shortly."))?;
         if MediaType::of(content_type.as_deref()) == MediaType::Other {
             return Err(with_provider(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -385,9 +406,19 @@ impl App {
         {
             return Err(with_provider(ApiError::too_large(limit)));
         }
-        let body = read_limited(body, limit).await.map_err(with_provider)?;
+        // The body has its own deadline, shorter than the request's: a client trickling its
+        // body holds a slot for at most this long.
+        let body_timeout = Duration::from_secs(self.config.limits.body_timeout_secs);
+        let body = tokio::time::timeout(body_timeout, read_limited(body, limit))
+            .await
+            .map_err(|_| {
+                with_provider(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body was not received in time.",
+                ))
+            })?
+            .map_err(with_provider)?;
         let received_at = Utc::now();
-        let url = self.public_url(&parts.uri);
         let raw = RawRequest {
             body: &body,
             content_type: content_type.as_deref(),
@@ -416,17 +447,13 @@ impl App {
             );
             return Ok((provider, response));
         }
-        let auth = self
-            .authenticate(
-                &parts.headers,
-                environment,
-                integration,
-                *parser,
-                keys,
-                &raw,
-            )
-            .await
-            .map_err(with_provider)?;
+        let auth = match header_auth? {
+            Some(auth) => auth,
+            None => self
+                .verify_signature(integration, *parser, keys, &raw)
+                .await
+                .map_err(with_provider)?,
+        };
 
         // Hashed only for an idempotency key: nothing else needs it on the hot path.
         let idempotency = match idempotency_key {
@@ -552,101 +579,53 @@ impl App {
         }
     }
 
-    async fn authenticate(
+    /// Proves the request with the provider's own signature: the request had neither an API
+    /// key nor Basic credentials, and [`authenticate_headers`] found a signature can verify it.
+    async fn verify_signature(
         &self,
-        headers: &HeaderMap,
-        environment: &crate::config::Environment,
         integration: &Integration,
         parser: &dyn ProviderParser,
         keys: &[Secret],
         raw: &RawRequest<'_>,
     ) -> Result<Auth, ApiError> {
-        if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let value = value.to_str().unwrap_or("");
-            if let Some(secret) = strip_scheme(value, "apikey") {
-                return if environment.accepts(secret.trim()) {
-                    Ok(Auth::ApiKey)
-                } else {
-                    Err(ApiError::unauthorized(
-                        "The API key is not valid for this environment.",
-                    ))
-                };
-            }
-            if let Some(encoded) = strip_scheme(value, "basic") {
-                let Some(expected) = &integration.basic_auth else {
-                    return Err(ApiError::unauthorized(
-                        "This integration has no Basic credentials configured.",
-                    ));
-                };
-                let decoded = tidings_core::signature::base64_decode(encoded)
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
-                // RFC 7617: `user:password`. Without the colon there is no password to check
-                // (reading it as an empty one would let `Basic base64(user)` in).
-                let (user, password) = decoded
-                    .split_once(':')
-                    .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
-                let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
-                let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
-                return if user_ok & password_ok {
-                    Ok(Auth::Basic)
-                } else {
-                    Err(ApiError::unauthorized(
-                        "The Basic credentials are not valid.",
-                    ))
-                };
-            }
-            // Other schemes (a provider's own bearer token) fall through to the signature.
+        let freshness = integration
+            .signature_tolerance_secs
+            .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
+            .unwrap_or_default();
+        let no_documents = BTreeMap::new();
+        let local = Credentials {
+            signing_keys: keys,
+            options: &integration.options,
+            fetched: &no_documents,
+            freshness,
+        };
+        let failed = |e: tidings_core::Error| {
+            ApiError::unauthorized(format!("Signature verification failed: {e}."))
+        };
+        let urls = parser.remote_keys(raw).map_err(failed)?;
+        // Everything checkable here is checked before anything is fetched: a request that
+        // cannot verify must not cost an outbound request.
+        if !urls.is_empty() {
+            parser.precheck(raw, &local).map_err(failed)?;
         }
-        let verifiable = !keys.is_empty() || matches!(parser.signature(), Signature::Keyless(_));
-        if verifiable {
-            let freshness = integration
-                .signature_tolerance_secs
-                .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
-                .unwrap_or_default();
-            let no_documents = BTreeMap::new();
-            let local = Credentials {
-                signing_keys: keys,
-                options: &integration.options,
-                fetched: &no_documents,
-                freshness,
-            };
-            let failed = |e: tidings_core::Error| {
-                ApiError::unauthorized(format!("Signature verification failed: {e}."))
-            };
-            let urls = parser.remote_keys(raw).map_err(failed)?;
-            // Everything checkable here is checked before anything is fetched: a request that
-            // cannot verify must not cost an outbound request.
-            if !urls.is_empty() {
-                parser.precheck(raw, &local).map_err(failed)?;
-            }
-            let mut fetched = BTreeMap::new();
-            for url in urls {
-                let document = self.certs.fetch(&url).await.map_err(|err| {
-                    tracing::warn!(url, error = %err, "Fetching a signing certificate failed.");
-                    ApiError::unavailable(
-                        "The provider's signing certificate could not be fetched; retry shortly.",
-                    )
-                })?;
-                fetched.insert(url, document.to_vec());
-            }
-            let credentials = Credentials {
-                fetched: &fetched,
-                ..local
-            };
-            return parser
-                .verify(raw, &credentials)
-                .map(|()| Auth::Signature)
-                .map_err(|e| {
-                    ApiError::unauthorized(format!("Signature verification failed: {e}."))
-                });
+        let mut fetched = BTreeMap::new();
+        for url in urls {
+            let document = self.certs.fetch(&url).await.map_err(|err| {
+                tracing::warn!(url, error = %err, "Fetching a signing certificate failed.");
+                ApiError::unavailable(
+                    "The provider's signing certificate could not be fetched; retry shortly.",
+                )
+            })?;
+            fetched.insert(url, document.to_vec());
         }
-        if integration.allow_unauthenticated {
-            return Ok(Auth::Unauthenticated);
-        }
-        Err(ApiError::unauthorized(
-            "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
-        ))
+        let credentials = Credentials {
+            fetched: &fetched,
+            ..local
+        };
+        parser
+            .verify(raw, &credentials)
+            .map(|()| Auth::Signature)
+            .map_err(failed)
     }
 
     /// Claims the key in the store (for every instance sharing it): a guard that releases it when
@@ -749,6 +728,65 @@ impl Drop for ClaimGuard {
             }
         }
     }
+}
+
+/// Authenticates a request from its headers alone: `Some` for a valid API key or Basic
+/// credentials, or for an integration that allows unauthenticated requests; `None` when the
+/// provider's signature must decide (after the body is read); 401 when nothing can succeed.
+fn authenticate_headers(
+    headers: &HeaderMap,
+    environment: &crate::config::Environment,
+    integration: &Integration,
+    parser: &dyn ProviderParser,
+    keys: &[Secret],
+) -> Result<Option<Auth>, ApiError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or("");
+        if let Some(secret) = strip_scheme(value, "apikey") {
+            return if environment.accepts(secret.trim()) {
+                Ok(Some(Auth::ApiKey))
+            } else {
+                Err(ApiError::unauthorized(
+                    "The API key is not valid for this environment.",
+                ))
+            };
+        }
+        if let Some(encoded) = strip_scheme(value, "basic") {
+            let Some(expected) = &integration.basic_auth else {
+                return Err(ApiError::unauthorized(
+                    "This integration has no Basic credentials configured.",
+                ));
+            };
+            let decoded = tidings_core::signature::base64_decode(encoded)
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
+            // RFC 7617: `user:password`. Without the colon there is no password to check
+            // (reading it as an empty one would let `Basic base64(user)` in).
+            let (user, password) = decoded
+                .split_once(':')
+                .ok_or_else(|| ApiError::unauthorized("Malformed Basic credentials."))?;
+            let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
+            let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
+            return if user_ok & password_ok {
+                Ok(Some(Auth::Basic))
+            } else {
+                Err(ApiError::unauthorized(
+                    "The Basic credentials are not valid.",
+                ))
+            };
+        }
+        // Other schemes (a provider's own bearer token) fall through to the signature.
+    }
+    let verifiable = !keys.is_empty() || matches!(parser.signature(), Signature::Keyless(_));
+    if verifiable {
+        return Ok(None);
+    }
+    if integration.allow_unauthenticated {
+        return Ok(Some(Auth::Unauthenticated));
+    }
+    Err(ApiError::unauthorized(
+        "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
+    ))
 }
 
 fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {

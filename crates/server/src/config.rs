@@ -116,6 +116,8 @@ pub struct Limits {
     pub header_timeout_secs: u64,
     /// Seconds a request (body included) may take before it is answered 408.
     pub request_timeout_secs: u64,
+    /// Seconds the body of a request may take to arrive, once its headers are in (408 beyond).
+    pub body_timeout_secs: u64,
     /// Open connections at most; further ones are answered 503 and closed.
     pub max_connections: usize,
     /// Requests processed at once at most; further ones are answered 503 with `Retry-After`.
@@ -138,6 +140,7 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            body_timeout_secs: 10,
             max_connections: 4096,
             max_in_flight: 1024,
             shutdown_grace_secs: 10,
@@ -519,11 +522,12 @@ impl Config {
         }
         if self.limits.header_timeout_secs == 0
             || self.limits.request_timeout_secs == 0
+            || self.limits.body_timeout_secs == 0
             || self.limits.h2_idle_timeout_secs == 0
             || self.limits.h2_max_streams == 0
         {
             problems.push(
-                "limits: header_timeout_secs, request_timeout_secs, h2_idle_timeout_secs and h2_max_streams must be above 0".into(),
+                "limits: header_timeout_secs, request_timeout_secs, body_timeout_secs, h2_idle_timeout_secs and h2_max_streams must be above 0".into(),
             );
         }
         if let Some(path) = &self.certificates.ca_file

@@ -149,3 +149,111 @@ fn an_h2c_connection_is_kept_while_an_event_stream_is_open_and_closed_once_idle(
     });
     assert_eq!(server.post_event(), 200);
 }
+
+const PATH: &str = "/v2/inbound-webhooks/delivery-providers/test/sendgrid";
+
+/// Sends `bytes` and reads for at most `wait`: the status code of the answer (0 for none) and
+/// how long it took.
+fn exchange(server: &Server, bytes: &[u8], wait: Duration) -> (u16, Duration) {
+    let mut stream = server.connect();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let started = Instant::now();
+    stream.write_all(bytes).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, started.elapsed())
+}
+
+/// A request head announcing `length` bytes of JSON body, with `auth` as extra header lines.
+fn head(length: usize, auth: &str) -> String {
+    format!(
+        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n{auth}\r\n"
+    )
+}
+
+#[test]
+fn requests_that_cannot_authenticate_are_refused_before_their_body_is_read() {
+    let server = Server::start_with(
+        "max_body_bytes = 4096
+header_timeout_secs = 1
+request_timeout_secs = 10
+body_timeout_secs = 10
+max_in_flight = 2",
+    );
+    // The body never comes: only an answer decided from the headers can arrive in time.
+    for (auth, what) in [
+        ("", "no credentials"),
+        ("Authorization: ApiKey not-the-key\r\n", "a wrong API key"),
+        (
+            "Authorization: Basic dXNlcjpwYXNzd29yZA==\r\n",
+            "Basic credentials on an integration without any",
+        ),
+    ] {
+        let (status, took) = exchange(&server, head(1000, auth).as_bytes(), Duration::from_secs(3));
+        assert_eq!(status, 401, "{what}: no 401 within 3 s");
+        assert!(took < Duration::from_secs(3), "{what}: {took:?}");
+    }
+    // Such requests take no in-flight slot: more of them than max_in_flight, held open, do not
+    // keep a real webhook out.
+    let held: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream.write_all(head(1000, "").as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    assert_eq!(server.post_event(), 200);
+    drop(held);
+}
+
+#[test]
+fn a_body_that_trickles_is_cut_off_by_the_body_deadline() {
+    let server = Server::start_with(
+        "max_body_bytes = 4096
+header_timeout_secs = 1
+request_timeout_secs = 20
+body_timeout_secs = 1
+max_in_flight = 2",
+    );
+    let auth = format!("Authorization: ApiKey {SECRET}\r\n");
+    let mut bytes = head(100, &auth).into_bytes();
+    bytes.extend_from_slice(b"[{\"event\"");
+    let (status, took) = exchange(&server, &bytes, Duration::from_secs(8));
+    assert_eq!(status, 408, "took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "answered after {took:?}: the request deadline, not the body's"
+    );
+    assert_eq!(server.post_event(), 200);
+}
+
+#[test]
+fn h2c_connections_announce_the_stream_cap() {
+    let server = Server::start_with(&format!("{H2_LIMITS}\nh2_max_streams = 3"));
+    let mut stream = server.connect();
+    stream
+        .write_all(&[PREFACE, &frame(0x4, 0, 0, &[])].concat())
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    // The server's first frame is its SETTINGS: 6-byte (identifier, value) pairs.
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header).unwrap();
+    assert_eq!(header[3], 0x4, "not a SETTINGS frame");
+    let length =
+        usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).unwrap();
+    let streams = payload.chunks_exact(6).find_map(|pair| {
+        (u16::from_be_bytes([pair[0], pair[1]]) == 0x3)
+            .then(|| u32::from_be_bytes([pair[2], pair[3], pair[4], pair[5]]))
+    });
+    assert_eq!(streams, Some(3), "SETTINGS_MAX_CONCURRENT_STREAMS");
+}
