@@ -455,11 +455,17 @@ impl App {
                 .map_err(with_provider)?,
         };
 
-        // Hashed only for an idempotency key: nothing else needs it on the hot path.
+        // One raw request is kept per distinct body (repeats are counted), and idempotency keys
+        // and nonces compare bodies by this hash.
+        let body_hash = Sha256::digest(&body).to_vec();
+        let nonce = match auth {
+            Auth::Signature => nonce_record(integration, *parser, keys, &raw),
+            _ => None,
+        };
         let idempotency = match idempotency_key {
             None => None,
             Some(key) => {
-                let body_hash = Sha256::digest(&body).to_vec();
+                let body_hash = body_hash.clone();
                 match self
                     .claim(env, integration_id, &key, &body_hash)
                     .await
@@ -494,6 +500,8 @@ impl App {
             content_type: content_type.clone(),
             headers_json: headers_json(&parts.headers),
             body: body.to_vec(),
+            body_hash,
+            nonce,
             events: parsed.events,
             ignored_json: serde_json::to_string(&parsed.ignored).unwrap_or_else(|_| "[]".into()),
             idempotency: idempotency
@@ -511,6 +519,11 @@ impl App {
                 "Storage is unavailable; retry shortly.",
             ))
         })?;
+        if outcome.nonce_reused {
+            return Err(with_provider(ApiError::unauthorized(
+                "Signature verification failed: this signature's token was already used with another body (a replay).",
+            )));
+        }
         self.metrics
             .events(provider, statuses.into_iter(), outcome.duplicates);
         // Acted on only once the request is durably stored.
@@ -588,10 +601,7 @@ impl App {
         keys: &[Secret],
         raw: &RawRequest<'_>,
     ) -> Result<Auth, ApiError> {
-        let freshness = integration
-            .signature_tolerance_secs
-            .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
-            .unwrap_or_default();
+        let freshness = freshness(integration);
         let no_documents = BTreeMap::new();
         let local = Credentials {
             signing_keys: keys,
@@ -787,6 +797,42 @@ fn authenticate_headers(
     Err(ApiError::unauthorized(
         "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
     ))
+}
+
+/// The nonce of a request verified by its signature, scoped to the signing key that verified it
+/// (so a rotated key starts afresh), for providers whose signature leaves the body out.
+fn nonce_record(
+    integration: &Integration,
+    parser: &dyn ProviderParser,
+    keys: &[Secret],
+    raw: &RawRequest<'_>,
+) -> Option<tidings_store::NonceRecord> {
+    let no_documents = BTreeMap::new();
+    let credentials = |signing_keys| Credentials {
+        signing_keys,
+        options: &integration.options,
+        fetched: &no_documents,
+        freshness: freshness(integration),
+    };
+    let nonce = parser.nonce(raw, &credentials(keys))?;
+    let key = keys.iter().find(|key| {
+        parser
+            .verify(raw, &credentials(std::slice::from_ref(*key)))
+            .is_ok()
+    })?;
+    Some(tidings_store::NonceRecord {
+        scope: hex::encode(Sha256::digest(key.expose().as_bytes()).get(..16)?),
+        value: nonce.value,
+        expires_at: nonce.expires_at,
+    })
+}
+
+/// How an integration's signed timestamps are checked.
+fn freshness(integration: &Integration) -> Freshness {
+    integration
+        .signature_tolerance_secs
+        .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
+        .unwrap_or_default()
 }
 
 fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {

@@ -28,8 +28,8 @@ mod view;
 pub use activity::{Activity, Window};
 pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
-    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, PruneStats,
-    StoredEvent, StoredResponse,
+    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, NonceRecord,
+    PruneStats, StoredEvent, StoredResponse,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use redact::redact_url;

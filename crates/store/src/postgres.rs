@@ -91,8 +91,28 @@ fn migrations() -> Vec<String> {
         // 2: messages, with the fold's columns.
         messages_table(),
         SCHEMA_3.to_owned(),
+        REPLAYS.to_owned(),
     ]
 }
+
+/// Hardening round 2 (replays): one raw request per distinct body per integration, repeats
+/// counted (rows made before have no hash and stay as they are); signed one-time values
+/// (Mailgun's token) remembered until they expire, scoped to the signing key.
+const REPLAYS: &str = "ALTER TABLE raw_requests ADD COLUMN body_hash BYTEA,
+        ADD COLUMN repeats BIGINT NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX raw_requests_by_body
+        ON raw_requests (environment_id, integration_id, body_hash);
+    CREATE TABLE replay_nonces (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        body_hash BYTEA NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, scope, nonce)
+    );
+    CREATE INDEX replay_nonces_by_expiry ON replay_nonces (expires_at);";
 
 /// Migration 3: the read API. Events record their writing transaction so the cursor can be
 /// gap-free (see `cursor.rs`); a message belongs to one integration, is found by the provider's
@@ -1032,10 +1052,23 @@ async fn prune(pool: &Pool, cutoff: DateTime<Utc>, batch: usize) -> Result<Prune
             &mut stats.idempotency,
         ),
     ];
-    for (sql, count) in steps {
+    // Nonces matter only until they expire, whatever the retention.
+    let now = Utc::now();
+    let nonces = (
+        "DELETE FROM replay_nonces WHERE (environment_id, integration_id, scope, nonce) IN
+           (SELECT environment_id, integration_id, scope, nonce FROM replay_nonces
+            WHERE expires_at < $1 LIMIT $2)",
+        now,
+        &mut stats.nonces,
+    );
+    let steps = steps
+        .into_iter()
+        .map(|(sql, count)| (sql, cutoff, count))
+        .chain(std::iter::once(nonces));
+    for (sql, before, count) in steps {
         let statement = client.prepare_cached(sql).await?;
         loop {
-            let deleted = client.execute(&statement, &[&cutoff, &batch]).await?;
+            let deleted = client.execute(&statement, &[&before, &batch]).await?;
             *count += deleted;
             if (deleted as i64) < batch {
                 break;
@@ -1224,8 +1257,32 @@ async fn commit_group(
     let insert_request = tx
         .prepare_cached(
             "INSERT INTO raw_requests
-               (environment_id, integration_id, provider, received_at, content_type, headers, body, ignored)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+               (environment_id, integration_id, provider, received_at, content_type, headers, body,
+                ignored, body_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
+               repeats = raw_requests.repeats + 1
+             RETURNING seq, repeats",
+        )
+        .await?;
+    // A nonce is taken if it is new or its earlier use has expired. Two instances taking one
+    // nonce: the second waits for the first's commit, then sees its row.
+    let take_nonce = tx
+        .prepare_cached(
+            "INSERT INTO replay_nonces
+               (environment_id, integration_id, scope, nonce, body_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (environment_id, integration_id, scope, nonce) DO UPDATE SET
+               body_hash = EXCLUDED.body_hash, created_at = EXCLUDED.created_at,
+               expires_at = EXCLUDED.expires_at
+             WHERE replay_nonces.expires_at < EXCLUDED.created_at
+             RETURNING 1",
+        )
+        .await?;
+    let nonce_body = tx
+        .prepare_cached(
+            "SELECT body_hash FROM replay_nonces
+             WHERE environment_id = $1 AND integration_id = $2 AND scope = $3 AND nonce = $4",
         )
         .await?;
     let insert_event = tx
@@ -1258,7 +1315,45 @@ async fn commit_group(
     // database. Sorted keys: concurrent groups lock message rows in the same order.
     let mut touched: BTreeMap<(&str, &str, &str), Touched<'_>> = BTreeMap::new();
     for ingest in batch {
-        let request_seq: i64 = tx
+        if let Some(nonce) = &ingest.nonce {
+            let taken = tx
+                .query_opt(
+                    &take_nonce,
+                    &[
+                        &ingest.environment_id,
+                        &ingest.integration_id,
+                        &nonce.scope,
+                        &nonce.value,
+                        &ingest.body_hash,
+                        &ingest.received_at,
+                        &nonce.expires_at,
+                    ],
+                )
+                .await?;
+            if taken.is_none() {
+                let first: Vec<u8> = tx
+                    .query_one(
+                        &nonce_body,
+                        &[
+                            &ingest.environment_id,
+                            &ingest.integration_id,
+                            &nonce.scope,
+                            &nonce.value,
+                        ],
+                    )
+                    .await?
+                    .try_get(0)?;
+                // The same body again is the provider's retry; another body is a replay.
+                if first != ingest.body_hash {
+                    outcomes.push(IngestOutcome {
+                        nonce_reused: true,
+                        ..IngestOutcome::default()
+                    });
+                    continue;
+                }
+            }
+        }
+        let row = tx
             .query_one(
                 &insert_request,
                 &[
@@ -1270,12 +1365,15 @@ async fn commit_group(
                     &ingest.headers_json,
                     &ingest.body,
                     &ingest.ignored_json,
+                    &ingest.body_hash,
                 ],
             )
-            .await?
-            .get(0);
+            .await?;
+        let request_seq: i64 = row.try_get(0)?;
+        let repeats: i64 = row.try_get(1)?;
         let mut outcome = IngestOutcome {
             request_seq,
+            repeat: repeats > 0,
             ..IngestOutcome::default()
         };
         for event in &ingest.events {

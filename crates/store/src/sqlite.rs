@@ -125,6 +125,23 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE idempotency;
     ALTER TABLE idempotency_v3 RENAME TO idempotency;
     CREATE INDEX idempotency_by_age ON idempotency (created_at);",
+    // Hardening round 2 (replays): one raw request per distinct body per integration, repeats
+    // counted (rows made before have no hash and stay as they are); signed one-time values
+    // (Mailgun's token) remembered until they expire, scoped to the signing key.
+    "ALTER TABLE raw_requests ADD COLUMN body_hash BLOB;
+    ALTER TABLE raw_requests ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX raw_requests_by_body ON raw_requests (environment_id, integration_id, body_hash);
+    CREATE TABLE replay_nonces (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        body_hash BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, scope, nonce)
+    );
+    CREATE INDEX replay_nonces_by_expiry ON replay_nonces (expires_at);",
 ];
 
 /// How the SQLite store is opened.
@@ -1024,11 +1041,23 @@ fn prune(pruner: &Mutex<Connection>, cutoff: DateTime<Utc>, batch: usize) -> Res
             &mut stats.idempotency,
         ),
     ];
-    for (sql, count) in steps {
+    // Nonces matter only until they expire, whatever the retention.
+    let now = format_time(&Utc::now());
+    let nonces = (
+        "DELETE FROM replay_nonces WHERE rowid IN
+           (SELECT rowid FROM replay_nonces WHERE expires_at < ?1 LIMIT ?2)",
+        &now,
+        &mut stats.nonces,
+    );
+    let steps = steps
+        .into_iter()
+        .map(|(sql, count)| (sql, &cutoff, count))
+        .chain(std::iter::once(nonces));
+    for (sql, before, count) in steps {
         loop {
             let deleted = {
                 let conn = pruner.lock().map_err(|_| Error::Unavailable)?;
-                conn.execute(sql, params![cutoff, batch])?
+                conn.execute(sql, params![before, batch])?
             };
             *count += deleted as u64;
             if (deleted as i64) < batch {
@@ -1249,8 +1278,26 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
     {
         let mut insert_request = tx.prepare_cached(
             "INSERT INTO raw_requests
-               (environment_id, integration_id, provider, received_at, content_type, headers, body, ignored)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+               (environment_id, integration_id, provider, received_at, content_type, headers, body,
+                ignored, body_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
+               repeats = repeats + 1
+             RETURNING seq, repeats",
+        )?;
+        // A nonce is taken if it is new or its earlier use has expired.
+        let mut take_nonce = tx.prepare_cached(
+            "INSERT INTO replay_nonces
+               (environment_id, integration_id, scope, nonce, body_hash, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (environment_id, integration_id, scope, nonce) DO UPDATE SET
+               body_hash = excluded.body_hash, created_at = excluded.created_at,
+               expires_at = excluded.expires_at
+             WHERE replay_nonces.expires_at < excluded.created_at",
+        )?;
+        let mut nonce_body = tx.prepare_cached(
+            "SELECT body_hash FROM replay_nonces
+             WHERE environment_id = ?1 AND integration_id = ?2 AND scope = ?3 AND nonce = ?4",
         )?;
         let mut insert_event = tx.prepare_cached(
             "INSERT INTO events
@@ -1282,19 +1329,53 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
         } in batch
         {
             let received_at = format_time(&ingest.received_at);
-            insert_request.execute(params![
-                ingest.environment_id,
-                ingest.integration_id,
-                ingest.provider,
-                received_at,
-                ingest.content_type,
-                ingest.headers_json,
-                ingest.body,
-                ingest.ignored_json,
-            ])?;
-            let request_seq = tx.last_insert_rowid();
+            if let Some(nonce) = &ingest.nonce {
+                let taken = take_nonce.execute(params![
+                    ingest.environment_id,
+                    ingest.integration_id,
+                    nonce.scope,
+                    nonce.value,
+                    ingest.body_hash,
+                    received_at,
+                    format_time(&nonce.expires_at),
+                ])?;
+                if taken == 0 {
+                    let first: Vec<u8> = nonce_body.query_row(
+                        params![
+                            ingest.environment_id,
+                            ingest.integration_id,
+                            nonce.scope,
+                            nonce.value
+                        ],
+                        |row| row.get(0),
+                    )?;
+                    // The same body again is the provider's retry; another body is a replay.
+                    if first != ingest.body_hash {
+                        outcomes.push(IngestOutcome {
+                            nonce_reused: true,
+                            ..IngestOutcome::default()
+                        });
+                        continue;
+                    }
+                }
+            }
+            let (request_seq, repeats) = insert_request.query_row(
+                params![
+                    ingest.environment_id,
+                    ingest.integration_id,
+                    ingest.provider,
+                    received_at,
+                    ingest.content_type,
+                    ingest.headers_json,
+                    ingest.body,
+                    ingest.ignored_json,
+                    ingest.body_hash,
+                ],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )?;
             let mut outcome = IngestOutcome {
                 request_seq,
+                repeat: repeats > 0,
                 ..IngestOutcome::default()
             };
             for (event, json) in ingest.events.iter().zip(events_json) {

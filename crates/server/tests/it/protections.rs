@@ -257,3 +257,35 @@ fn h2c_connections_announce_the_stream_cap() {
     });
     assert_eq!(streams, Some(3), "SETTINGS_MAX_CONCURRENT_STREAMS");
 }
+
+#[test]
+fn a_mailgun_signature_replayed_with_another_body_is_refused_across_restarts() {
+    let mut server = crate::support::Server::start();
+    let path = "/v2/inbound-webhooks/delivery-providers/prod/mg";
+    let json = [("Content-Type", "application/json")];
+    let genuine = crate::support::sign_mailgun(crate::support::unix_now(), "replayed-token");
+    let response = server.post(path, &json, genuine.as_bytes());
+    assert_eq!(response.status, 200, "{}", response.text());
+    // Mailgun's own retry: the same body, answered 200 again.
+    assert_eq!(server.post(path, &json, genuine.as_bytes()).status, 200);
+    // The signature (timestamp + token) with another event: a replay.
+    let forged = genuine.replace("\"event\":\"delivered\"", "\"event\":\"failed\"");
+    assert_ne!(forged, genuine);
+    let response = server.post(path, &json, forged.as_bytes());
+    assert_eq!(response.status, 401, "{}", response.text());
+    assert!(
+        response.text().contains("already used"),
+        "{}",
+        response.text()
+    );
+    // Remembered in the database: a restart does not forget it.
+    server.restart();
+    assert_eq!(server.post(path, &json, forged.as_bytes()).status, 401);
+    assert_eq!(server.post(path, &json, genuine.as_bytes()).status, 200);
+    let statuses: Vec<String> = server
+        .events()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(statuses, ["delivered"], "only the genuine event is stored");
+}
