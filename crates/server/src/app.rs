@@ -13,7 +13,7 @@ use tidings_core::{
     Control, Credentials, Freshness, MediaType, ProviderParser, RawRequest, Rejection, Secret,
     Signature, registry, signature::ct_eq,
 };
-use tidings_store::{Claim, IdempotencyRecord, Ingest, Store, StoredResponse};
+use tidings_store::{Admission, Claim, IdempotencyRecord, Ingest, Store, StoredResponse};
 use tokio::sync::Semaphore;
 
 use crate::certs::CertFetcher;
@@ -492,7 +492,17 @@ impl App {
             .iter()
             .map(|e| e.body.status.as_str())
             .collect();
+        // Cancelled if this request is dropped (timed out, client gone) before the writer takes
+        // it into a commit group; once there it is committed, and the idempotency claim is kept
+        // until the writer answers.
+        let admission = Admission::new();
+        let _cancel_on_drop = CancelOnDrop(admission.clone());
+        let mut idempotency = idempotency;
+        if let Some((_, _, guard)) = &mut idempotency {
+            guard.admission = Some(admission.clone());
+        }
         let ingest = Ingest {
+            admission,
             environment_id: env.to_owned(),
             integration_id: integration_id.to_owned(),
             provider: provider.to_owned(),
@@ -659,6 +669,8 @@ impl App {
             Claim::Claimed => Ok(Ok(ClaimGuard {
                 store: self.store.clone(),
                 entry: (env.to_owned(), integration.to_owned(), key.to_owned()),
+                admission: None,
+                wait_limit: Duration::from_secs(self.config.limits.request_timeout_secs),
             })),
             Claim::InFlight => Err(ApiError::conflict()),
             Claim::Mismatch => Err(ApiError::new(
@@ -709,34 +721,58 @@ fn replay(key: &str, stored: StoredResponse) -> Response<Body> {
 }
 
 /// Releases a claimed idempotency key when the request ends, however it ends (a timeout drops
-/// the request's future, and the guard with it).
+/// the request's future, and the guard with it). A request dropped after the writer took it into
+/// a commit group keeps its claim until the writer answers: releasing it earlier would let a
+/// retry with another body in while this one commits.
 struct ClaimGuard {
     store: Store,
     entry: (String, String, String),
+    /// The request's place in the writer's queue, once it was sent there.
+    admission: Option<Admission>,
+    /// How long to wait for the writer's answer before releasing anyway (the claim timeout).
+    wait_limit: Duration,
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
         let (env, integration, key) = std::mem::take(&mut self.entry);
-        match &self.store {
-            // In memory: release at once.
-            Store::Sqlite(sqlite) => {
+        let store = self.store.clone();
+        let committing = self
+            .admission
+            .as_ref()
+            .filter(|admission| !admission.cancel() && !admission.is_answered())
+            .cloned();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        match (committing, &store, runtime) {
+            // In memory, nothing being committed: release at once.
+            (None, Store::Sqlite(sqlite), _) => {
                 let _ = sqlite.release_idempotency(&env, &integration, &key);
             }
-            // A database round trip: in the background. Until it lands, other instances answer
-            // 409; if it never does, the claim is abandoned after the request timeout.
-            Store::Postgres(_) => {
-                let store = self.store.clone();
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        if let Err(err) = store.release_idempotency(&env, &integration, &key).await
-                        {
-                            tracing::warn!(error = %err, "Cannot release an idempotency key.");
-                        }
-                    });
-                }
+            // After the writer's answer, or a database round trip: in the background. Until it
+            // lands, other instances answer 409; if it never does, the claim is abandoned after
+            // the request timeout.
+            (committing, _, Some(runtime)) => {
+                let wait_limit = self.wait_limit;
+                runtime.spawn(async move {
+                    if let Some(admission) = committing {
+                        admission.answered(wait_limit).await;
+                    }
+                    if let Err(err) = store.release_idempotency(&env, &integration, &key).await {
+                        tracing::warn!(error = %err, "Cannot release an idempotency key.");
+                    }
+                });
             }
+            (_, _, None) => {}
         }
+    }
+}
+
+/// Cancels a queued request when its future is dropped (a no-op once the writer answered).
+struct CancelOnDrop(Admission);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

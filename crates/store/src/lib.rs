@@ -17,6 +17,7 @@
 //! The conformance suite in `tests/it` runs every test against both.
 
 mod activity;
+mod admission;
 mod cursor;
 mod model;
 mod postgres;
@@ -26,6 +27,7 @@ mod store;
 mod view;
 
 pub use activity::{Activity, Window};
+pub use admission::Admission;
 pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
     Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, NonceRecord,
@@ -50,6 +52,9 @@ pub enum Error {
     /// The writer has stopped (shutdown or a fatal error), or the database did not answer in time.
     #[error("storage is unavailable")]
     Unavailable,
+    /// The request was cancelled (its client had gone) before it joined a commit group.
+    #[error("cancelled before it was committed")]
+    Cancelled,
     /// SQLite reported an error.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),

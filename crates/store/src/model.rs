@@ -36,6 +36,8 @@ pub struct Ingest {
     pub ignored_json: String,
     /// The response to remember for an `Idempotency-Key`.
     pub idempotency: Option<IdempotencyRecord>,
+    /// Cancels the request while it waits for a commit group (its client has gone).
+    pub admission: crate::Admission,
 }
 
 /// A signed one-time value, remembered until it expires so that a signature cannot be replayed

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tidings_core::fold::{Fact, MessageState, precedence};
 use tidings_core::{Failure, Status};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -179,7 +179,7 @@ impl PgOptions {
     }
 }
 
-type Reply = oneshot::Sender<Result<IngestOutcome>>;
+use crate::admission::Reply;
 
 /// The PostgreSQL store. Cheap to clone.
 #[derive(Clone)]
@@ -494,7 +494,7 @@ impl PgStore {
     /// Commits one request with its events. Resolves once the transaction holding it is durable.
     /// A full queue is [`Error::Saturated`] at once.
     pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
-        let (reply, done) = oneshot::channel();
+        let (reply, done) = Reply::new(ingest.admission.clone());
         self.writer.try_send((ingest, reply)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Error::Saturated,
             mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
@@ -1175,12 +1175,23 @@ async fn committer(
             return;
         };
         let mut batch = Vec::with_capacity(max_batch);
-        batch.push(first);
+        // A request whose client has gone is dropped here; once in a group it is committed.
+        let admit = |batch: &mut Vec<(Ingest, Reply)>, (ingest, reply): (Ingest, Reply)| {
+            if reply.join() {
+                batch.push((ingest, reply));
+            } else {
+                reply.send(Err(Error::Cancelled));
+            }
+        };
+        admit(&mut batch, first);
         while batch.len() < max_batch {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => admit(&mut batch, job),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let pool = pool.clone();
         let stats = Arc::clone(&stats);
@@ -1206,13 +1217,13 @@ async fn committer(
                 Ok(outcomes) => {
                     commits.send_modify(|count| *count += 1);
                     for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
-                        let _ = reply.send(Ok(outcome));
+                        reply.send(Ok(outcome));
                     }
                 }
                 Err(err) => {
                     tracing::error!(error = %err, requests = batch.len(), "Store commit failed.");
                     for (_, reply) in batch {
-                        let _ = reply.send(Err(Error::Unavailable));
+                        reply.send(Err(Error::Unavailable));
                     }
                 }
             }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use tidings_core::fold::{Fact, MessageState};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
@@ -172,7 +172,7 @@ impl SqliteOptions {
     }
 }
 
-type Reply = oneshot::Sender<Result<IngestOutcome>>;
+use crate::admission::Reply;
 
 /// In-flight idempotency keys, `(environment, integration, key)`, with when each was claimed.
 type Claims = BTreeMap<(String, String, String), DateTime<Utc>>;
@@ -428,7 +428,7 @@ impl SqliteStore {
     /// Commits one request with its events. Resolves once the transaction holding it is durable.
     /// A full queue is [`Error::Saturated`] at once.
     pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
-        let (reply, done) = oneshot::channel();
+        let (reply, done) = Reply::new(ingest.admission.clone());
         let events_json = ingest
             .events
             .iter()
@@ -1174,7 +1174,7 @@ fn sync_loop(
             Ok(()) => {
                 publish(durable, highest);
                 for (reply, outcome) in acks {
-                    let _ = reply.send(Ok(outcome));
+                    reply.send(Ok(outcome));
                 }
             }
             Err(err) => {
@@ -1183,7 +1183,7 @@ fn sync_loop(
                 // the retry is deduplicated.
                 tracing::error!(error = %err, requests = acks.len(), "Syncing the WAL failed.");
                 for (reply, _) in acks {
-                    let _ = reply.send(Err(Error::Unavailable));
+                    reply.send(Err(Error::Unavailable));
                 }
             }
         }
@@ -1213,13 +1213,24 @@ fn writer_loop(
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         checkpoints.yield_when_long();
-        batch.push(first);
+        // A request whose client has gone is dropped here; once in a group it is committed.
+        let admit = |batch: &mut Vec<Job>, job: Job| {
+            if job.reply.join() {
+                batch.push(job);
+            } else {
+                job.reply.send(Err(Error::Cancelled));
+            }
+        };
+        admit(&mut batch, first);
         // Everything already waiting joins this transaction (and its fsync).
         while batch.len() < max_batch {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => admit(&mut batch, job),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let started = Instant::now();
         let result = commit_group(&mut conn, &batch);
@@ -1236,14 +1247,14 @@ fn writer_loop(
                     Some(syncer) => {
                         if let Err(returned) = syncer.send((acks.collect(), highest)) {
                             for (reply, _) in returned.0.0 {
-                                let _ = reply.send(Err(Error::Unavailable));
+                                reply.send(Err(Error::Unavailable));
                             }
                         }
                     }
                     None => {
                         publish(durable, highest);
                         for (reply, outcome) in acks {
-                            let _ = reply.send(Ok(outcome));
+                            reply.send(Ok(outcome));
                         }
                     }
                 }
@@ -1251,7 +1262,7 @@ fn writer_loop(
             Err(err) => {
                 tracing::error!(error = %err, requests = batch.len(), "Store commit failed.");
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(Error::Unavailable));
+                    job.reply.send(Err(Error::Unavailable));
                 }
             }
         }

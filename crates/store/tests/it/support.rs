@@ -176,6 +176,7 @@ pub(crate) fn ingest_at(env: &str, events: Vec<Event>, received_at: DateTime<Utc
         events,
         ignored_json: "[]".into(),
         idempotency: None,
+        admission: tidings_store::Admission::new(),
     }
 }
 
