@@ -289,3 +289,72 @@ fn a_mailgun_signature_replayed_with_another_body_is_refused_across_restarts() {
         .collect();
     assert_eq!(statuses, ["delivered"], "only the genuine event is stored");
 }
+
+#[test]
+fn signed_timestamps_have_a_default_window_covering_the_retry_horizon() {
+    let key = crate::support::SENDGRID_KEY;
+    let server = crate::support::Server::start_with(&format!(
+        r#"
+[[integrations]]
+id = "sg-default-window"
+environment = "prod"
+provider = "sendgrid"
+signing_key = "{key}"
+"#
+    ));
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(crate::support::fixture(
+            "sendgrid/signed-dropped-official-vector.meta.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let header = |name: &str| meta["headers"][name].as_str().unwrap().to_owned();
+    let signature = header("X-Twilio-Email-Event-Webhook-Signature");
+    let timestamp = header("X-Twilio-Email-Event-Webhook-Timestamp");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("X-Twilio-Email-Event-Webhook-Signature", signature.as_str()),
+        ("X-Twilio-Email-Event-Webhook-Timestamp", timestamp.as_str()),
+    ];
+    let body = std::fs::read(crate::support::fixture(
+        "sendgrid/signed-dropped-official-vector.txt",
+    ))
+    .unwrap();
+    // A genuine signature made years ago: a replay, refused by default.
+    let path = "/v2/inbound-webhooks/delivery-providers/prod/sg-default-window";
+    let response = server.post(path, &headers, &body);
+    assert_eq!(response.status, 401, "{}", response.text());
+    // The integration that widened its window accepts it.
+    let wide = "/v2/inbound-webhooks/delivery-providers/prod/sg-signed";
+    assert_eq!(server.post(wide, &headers, &body).status, 200);
+}
+
+#[test]
+fn twilio_retries_with_new_idempotency_tokens_are_one_event() {
+    let server = crate::support::Server::start_with(
+        r#"
+[[integrations]]
+id = "tw"
+environment = "prod"
+provider = "twilio"
+"#,
+    );
+    let body = std::fs::read(crate::support::fixture("twilio/status-delivered.form")).unwrap();
+    let path = "/v2/inbound-webhooks/delivery-providers/prod/tw";
+    for token in ["token-one", "token-two", "token-three"] {
+        let response = server.post(
+            path,
+            &[
+                ("Authorization", "ApiKey prod-secret-key"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("I-Twilio-Idempotency-Token", token),
+            ],
+            &body,
+        );
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+    let events = server.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["duplicates"], 2);
+}
