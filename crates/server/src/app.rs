@@ -508,7 +508,7 @@ impl App {
             provider: provider.to_owned(),
             received_at,
             content_type: content_type.clone(),
-            headers_json: headers_json(&parts.headers),
+            headers_json: headers_json(&parts.headers, *parser),
             body: body.to_vec(),
             body_hash,
             nonce,
@@ -891,11 +891,19 @@ where
     }
 }
 
-/// Request headers worth keeping with the raw request: everything but credentials.
-fn headers_json(headers: &HeaderMap) -> String {
+/// Request headers worth keeping with the raw request: everything but credentials, those of
+/// HTTP and those the provider declares (a shared secret sent as a header).
+fn headers_json(headers: &HeaderMap, parser: &dyn ProviderParser) -> String {
     let mut map = BTreeMap::new();
+    let provider_credentials = parser.credential_headers();
     for (name, value) in headers {
-        if name == header::AUTHORIZATION || name == header::COOKIE {
+        if name == header::AUTHORIZATION
+            || name == header::PROXY_AUTHORIZATION
+            || name == header::COOKIE
+            || provider_credentials
+                .iter()
+                .any(|credential| name.as_str().eq_ignore_ascii_case(credential))
+        {
             continue;
         }
         if let Ok(value) = value.to_str() {
@@ -926,4 +934,49 @@ fn openapi() -> Response<Body> {
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use tidings_providers as _;
+
+    #[test]
+    fn stored_headers_leave_out_every_credential() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "ApiKey secret-one"),
+            ("proxy-authorization", "Basic c2VjcmV0LXR3bw=="),
+            ("cookie", "session=secret-three"),
+            ("verification-token", "secret-four"),
+            ("user-agent", "RingCentral-Webhook"),
+        ] {
+            headers.insert(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        let ring_central = registry().get("ring-central").unwrap();
+        let stored = headers_json(&headers, ring_central);
+        for secret in [
+            "secret-one",
+            "c2VjcmV0LXR3bw",
+            "secret-three",
+            "secret-four",
+        ] {
+            assert!(!stored.contains(secret), "{secret} in {stored}");
+        }
+        assert!(stored.contains("RingCentral-Webhook"));
+        // Declared names match however the request spells them.
+        for parser in registry().iter() {
+            for name in parser.credential_headers() {
+                assert!(
+                    http::HeaderName::from_bytes(name.as_bytes()).is_ok(),
+                    "{name}"
+                );
+            }
+        }
+    }
 }
