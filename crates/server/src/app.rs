@@ -283,13 +283,25 @@ impl App {
             }
             Endpoint::OpenApi => Ok(openapi()),
             Endpoint::Healthz => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
-            Endpoint::Readyz => match self.store.ping().await {
-                Ok(()) if self.store.is_saturated() => {
-                    Err(ApiError::unavailable("The store is saturated."))
+            Endpoint::Readyz => {
+                // "A write would succeed soon": judged from the writer's recent commits and its
+                // queue, not by writing.
+                let limits = &self.config.limits;
+                let readiness = self.store.readiness(
+                    Duration::from_millis(limits.ready_max_queue_age_ms),
+                    Duration::from_secs(limits.ready_failure_window_secs),
+                );
+                match self.store.ping().await {
+                    Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
+                    Ok(()) if self.store.is_saturated() => {
+                        Err(ApiError::unavailable("The store is saturated."))
+                    }
+                    Ok(()) => match readiness {
+                        Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
+                        Err(why) => Err(ApiError::unavailable(format!("Not ready: {why}."))),
+                    },
                 }
-                Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
-                Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
-            },
+            }
             Endpoint::Metrics => Ok(text(
                 StatusCode::OK,
                 &self.metrics.render(self.store.stats()),

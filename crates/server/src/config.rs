@@ -132,6 +132,12 @@ pub struct Limits {
     pub h2_keep_alive_secs: u64,
     /// h2c: streams (requests) open at once on one connection.
     pub h2_max_streams: u32,
+    /// `/readyz`: not ready while a request has waited this many milliseconds or more in the
+    /// commit queue.
+    pub ready_max_queue_age_ms: u64,
+    /// `/readyz`: not ready while the last commit failed and one failed within this many
+    /// seconds.
+    pub ready_failure_window_secs: u64,
 }
 
 impl Default for Limits {
@@ -147,6 +153,8 @@ impl Default for Limits {
             h2_idle_timeout_secs: 30,
             h2_keep_alive_secs: 20,
             h2_max_streams: 32,
+            ready_max_queue_age_ms: 2000,
+            ready_failure_window_secs: 5,
         }
     }
 }

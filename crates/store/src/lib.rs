@@ -21,6 +21,7 @@ mod admission;
 mod cursor;
 mod model;
 mod postgres;
+mod readiness;
 mod redact;
 mod sqlite;
 mod store;
@@ -34,6 +35,7 @@ pub use model::{
     PruneStats, StoredEvent, StoredResponse,
 };
 pub use postgres::{PgOptions, PgStore};
+pub use readiness::NotReady;
 pub use redact::redact_url;
 pub use sqlite::lock::StoreLock;
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};

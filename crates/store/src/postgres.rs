@@ -191,6 +191,7 @@ pub struct PgStore {
     commits: Arc<tokio::sync::watch::Sender<i64>>,
     writer: mpsc::Sender<(Ingest, Reply)>,
     stats: Arc<Mutex<CommitStats>>,
+    readiness: Arc<crate::readiness::Readiness>,
     claim_timeout: chrono::Duration,
     timeout: Duration,
 }
@@ -468,6 +469,7 @@ impl PgStore {
         let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let commits = Arc::new(tokio::sync::watch::Sender::new(0));
+        let readiness = Arc::new(crate::readiness::Readiness::default());
         // Keep a connection or two for reads, claims and readiness checks.
         let committers = (options.pool_size.max(2) / 2).max(1);
         tokio::spawn(committer(
@@ -478,6 +480,7 @@ impl PgStore {
             options.timeout.max(Duration::from_secs(1)) * 2,
             Arc::clone(&stats),
             Arc::clone(&commits),
+            Arc::clone(&readiness),
         ));
         Ok(PgStore {
             pool,
@@ -485,6 +488,7 @@ impl PgStore {
             commits,
             writer,
             stats,
+            readiness,
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
             timeout: options.timeout,
@@ -495,11 +499,22 @@ impl PgStore {
     /// A full queue is [`Error::Saturated`] at once.
     pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
         let (reply, done) = Reply::new(ingest.admission.clone());
-        self.writer.try_send((ingest, reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Saturated,
-            mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+        self.readiness.enqueue(|| {
+            self.writer.try_send((ingest, reply)).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::Saturated,
+                mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+            })
         })?;
         done.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Whether a write would succeed soon (see [`crate::Store::readiness`]).
+    pub fn readiness(
+        &self,
+        max_queue_age: std::time::Duration,
+        failure_window: std::time::Duration,
+    ) -> std::result::Result<(), crate::NotReady> {
+        self.readiness.check(max_queue_age, failure_window)
     }
 
     /// Whether the commit queue is full: new requests are refused until it drains.
@@ -1156,6 +1171,8 @@ fn parse_xid(text: &str) -> Result<u64> {
 /// Takes every request waiting (up to `max_batch`) and commits them in one transaction, with up
 /// to `concurrency` transactions at once. While all are busy, requests pile up and the next
 /// transaction takes them all: the group grows with the load.
+// Each argument is a separate piece of the writer's shared state, set up once by `open`.
+#[allow(clippy::too_many_arguments)]
 async fn committer(
     pool: Pool,
     mut queue: mpsc::Receiver<(Ingest, Reply)>,
@@ -1164,6 +1181,7 @@ async fn committer(
     commit_timeout: Duration,
     stats: Arc<Mutex<CommitStats>>,
     commits: Arc<tokio::sync::watch::Sender<i64>>,
+    readiness: Arc<crate::readiness::Readiness>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let upsert_message = Arc::new(upsert_message_sql());
@@ -1177,6 +1195,7 @@ async fn committer(
         let mut batch = Vec::with_capacity(max_batch);
         // A request whose client has gone is dropped here; once in a group it is committed.
         let admit = |batch: &mut Vec<(Ingest, Reply)>, (ingest, reply): (Ingest, Reply)| {
+            readiness.taken();
             if reply.join() {
                 batch.push((ingest, reply));
             } else {
@@ -1197,6 +1216,7 @@ async fn committer(
         let stats = Arc::clone(&stats);
         let upsert_message = Arc::clone(&upsert_message);
         let commits = Arc::clone(&commits);
+        let readiness = Arc::clone(&readiness);
         tokio::spawn(async move {
             let _slot = slot;
             let started = Instant::now();
@@ -1213,6 +1233,7 @@ async fn committer(
                 s.requests += batch.len() as u64;
                 s.commit_micros += elapsed.as_micros() as u64;
             }
+            readiness.committed(result.is_ok());
             match result {
                 Ok(outcomes) => {
                     commits.send_modify(|count| *count += 1);

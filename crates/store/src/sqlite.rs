@@ -210,6 +210,7 @@ pub struct SqliteStore {
     /// but not yet synced could be lost, and its number handed out again).
     durable: Arc<tokio::sync::watch::Sender<i64>>,
     stats: Arc<Mutex<CommitStats>>,
+    readiness: Arc<crate::readiness::Readiness>,
     /// Idempotency keys being processed, with when they were claimed. One process owns a SQLite
     /// database, so in-flight claims live in memory; the records themselves are in the database.
     claims: Arc<Mutex<Claims>>,
@@ -361,6 +362,9 @@ impl SqliteStore {
         let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let thread_stats = Arc::clone(&stats);
+        let readiness = Arc::new(crate::readiness::Readiness::default());
+        let writer_readiness = Arc::clone(&readiness);
+        let sync_readiness = Arc::clone(&readiness);
         let max_batch = options.max_batch.max(1);
         let published = Arc::clone(&durable);
         let syncer = if options.synchronous_full {
@@ -374,7 +378,7 @@ impl SqliteStore {
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
             std::thread::Builder::new()
                 .name("tidings-sqlite-sync".into())
-                .spawn(move || sync_loop(&wal, &dir, &pending, &published))
+                .spawn(move || sync_loop(&wal, &dir, &pending, &published, &sync_readiness))
                 .map_err(|e| Error::Open {
                     path: options.path.display().to_string(),
                     reason: e.to_string(),
@@ -391,6 +395,7 @@ impl SqliteStore {
                     queue,
                     max_batch,
                     &thread_stats,
+                    &writer_readiness,
                     syncer.as_ref(),
                     &published,
                     &writer_checkpoints,
@@ -419,6 +424,7 @@ impl SqliteStore {
             }),
             durable,
             stats,
+            readiness,
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
@@ -439,11 +445,22 @@ impl SqliteStore {
             events_json,
             reply,
         };
-        self.writer.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Saturated,
-            mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+        self.readiness.enqueue(|| {
+            self.writer.try_send(job).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::Saturated,
+                mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+            })
         })?;
         done.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Whether a write would succeed soon (see [`crate::Store::readiness`]).
+    pub fn readiness(
+        &self,
+        max_queue_age: std::time::Duration,
+        failure_window: std::time::Duration,
+    ) -> std::result::Result<(), crate::NotReady> {
+        self.readiness.check(max_queue_age, failure_window)
     }
 
     /// Whether the commit queue is full: new requests are refused until it drains.
@@ -1142,6 +1159,7 @@ fn sync_loop(
     dir: &Path,
     pending: &std::sync::mpsc::Receiver<Acks>,
     durable: &tokio::sync::watch::Sender<i64>,
+    readiness: &crate::readiness::Readiness,
 ) {
     // The WAL file's own directory entry must be durable too, once.
     let mut dir_synced = false;
@@ -1170,6 +1188,7 @@ fn sync_loop(
                 }
                 Ok(())
             });
+        readiness.committed(synced.is_ok());
         match synced {
             Ok(()) => {
                 publish(durable, highest);
@@ -1201,11 +1220,14 @@ fn publish(durable: &tokio::sync::watch::Sender<i64>, highest: i64) {
     });
 }
 
+// Each argument is a separate piece of the writer's shared state, set up once by `open`.
+#[allow(clippy::too_many_arguments)]
 fn writer_loop(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     stats: &Mutex<CommitStats>,
+    readiness: &crate::readiness::Readiness,
     syncer: Option<&std::sync::mpsc::Sender<Acks>>,
     durable: &tokio::sync::watch::Sender<i64>,
     checkpoints: &Checkpoints,
@@ -1215,6 +1237,7 @@ fn writer_loop(
         checkpoints.yield_when_long();
         // A request whose client has gone is dropped here; once in a group it is committed.
         let admit = |batch: &mut Vec<Job>, job: Job| {
+            readiness.taken();
             if job.reply.join() {
                 batch.push(job);
             } else {
@@ -1239,6 +1262,10 @@ fn writer_loop(
             s.commits += 1;
             s.requests += batch.len() as u64;
             s.commit_micros += elapsed.as_micros() as u64;
+        }
+        // With a syncer, a commit's success is known once it is synced (the syncer reports it).
+        if result.is_err() || syncer.is_none() {
+            readiness.committed(result.is_ok());
         }
         match result {
             Ok((outcomes, highest)) => {

@@ -358,3 +358,152 @@ provider = "twilio"
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["duplicates"], 2);
 }
+
+/// A server on a fresh PostgreSQL schema with `limits`; its `/readyz` and webhook path.
+fn postgres_server(
+    dir: &std::path::Path,
+    url: &str,
+    limits: &str,
+) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let config = dir.join("tidings.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+
+[store]
+url = "{url}"
+pool_size = 4
+
+[log]
+level = "error"
+
+[limits]
+{limits}
+
+[[environments]]
+id = "test"
+secret_key = "{SECRET}"
+
+[[integrations]]
+id = "sendgrid"
+environment = "test"
+provider = "sendgrid"
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("TIDINGS_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("the server exited").unwrap();
+        if let Some(address) = line.strip_prefix("listening on ") {
+            break address.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_means_a_write_would_succeed_soon() {
+    let Some(base) = tidings_fixtures::optional::postgres_url() else {
+        return;
+    };
+    let schema = crate::scale_out::fresh_schema(&base, "readyz").await;
+    let url = crate::scale_out::with_schema(&base, &schema);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address) = postgres_server(
+        dir.path(),
+        &url,
+        "request_timeout_secs = 20\nready_max_queue_age_ms = 300\nready_failure_window_secs = 30",
+    );
+    let get = |path: &'static str| {
+        let address = address.clone();
+        move || crate::support::request_to(&address, "GET", path, &[], b"").status
+    };
+    let readyz = || tokio::task::spawn_blocking(get("/readyz"));
+    let post = |n: usize| {
+        let address = address.clone();
+        tokio::task::spawn_blocking(move || {
+            let body = format!(
+                r#"[{{"email":"a@example.com","timestamp":1700000000,"event":"delivered","sg_message_id":"m{n}.filter","sg_event_id":"e{n}"}}]"#
+            );
+            crate::support::request_to(
+                &address,
+                "POST",
+                "/v2/inbound-webhooks/delivery-providers/test/sendgrid",
+                &[
+                    ("Authorization", &format!("ApiKey {SECRET}")),
+                    ("Content-Type", "application/json"),
+                ],
+                body.as_bytes(),
+            )
+            .status
+        })
+    };
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(readyz().await.unwrap(), 200);
+    assert_eq!(post(0).await.unwrap(), 200);
+
+    // Every write fails (as on a full disk): not ready, though the database answers.
+    admin
+        .batch_execute(
+            "ALTER TABLE raw_requests ADD CONSTRAINT readyz_test_no_writes CHECK (false) NOT VALID",
+        )
+        .await
+        .unwrap();
+    assert_eq!(post(1).await.unwrap(), 503);
+    assert_eq!(
+        readyz().await.unwrap(),
+        503,
+        "ready while every write fails"
+    );
+    admin
+        .batch_execute("ALTER TABLE raw_requests DROP CONSTRAINT readyz_test_no_writes")
+        .await
+        .unwrap();
+    assert_eq!(post(2).await.unwrap(), 200);
+    assert_eq!(
+        readyz().await.unwrap(),
+        200,
+        "a successful commit makes it ready again"
+    );
+
+    // Writes backed up behind a lock: not ready while requests wait to be committed.
+    let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE raw_requests IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let waiting: Vec<_> = (10..16).map(post).collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        readyz().await.unwrap(),
+        503,
+        "ready while writes wait behind a lock"
+    );
+    locker.batch_execute("COMMIT").await.unwrap();
+    for request in waiting {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    assert_eq!(readyz().await.unwrap(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    crate::scale_out::drop_schema(&base, &schema).await;
+}
