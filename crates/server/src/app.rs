@@ -302,11 +302,11 @@ impl App {
                     },
                 }
             }
-            Endpoint::Metrics => Ok(text(
-                StatusCode::OK,
-                &self.metrics.render(self.store.stats()),
-                "text/plain; version=0.0.4",
-            )),
+            // Served on its own address when `metrics.listen` is set.
+            Endpoint::Metrics if self.config.metrics.listen.is_some() => {
+                Err(ApiError::new(StatusCode::NOT_FOUND, "Not found."))
+            }
+            Endpoint::Metrics => self.metrics_page(request.headers()),
             Endpoint::Dashboard => Ok(crate::dashboard::page()),
             Endpoint::DashboardAsset => crate::dashboard::asset(&param(0)),
             Endpoint::Events
@@ -320,6 +320,38 @@ impl App {
         response.unwrap_or_else(|err| err.into_response(&path))
     }
 
+    /// `/metrics`, with `Authorization: Bearer <metrics.token>` when a token is set.
+    fn metrics_page(&self, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
+        if let Some(token) = &self.config.metrics.token {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| strip_scheme(v, "bearer"))
+                .unwrap_or_default();
+            if !ct_eq(given.as_bytes(), token.expose().as_bytes()) {
+                return Err(ApiError::unauthorized(
+                    "Send `Authorization: Bearer <metrics token>`.",
+                ));
+            }
+        }
+        Ok(text(
+            StatusCode::OK,
+            &self.metrics.render(self.store.stats()),
+            "text/plain; version=0.0.4",
+        ))
+    }
+
+    /// Answers a request on the metrics listener (`metrics.listen`): `/metrics` only.
+    pub async fn handle_metrics<B>(self: Arc<Self>, request: Request<B>) -> Response<Body> {
+        let path = request.uri().path().to_owned();
+        let answer = if request.method() == Method::GET && path == "/metrics" {
+            self.metrics_page(request.headers())
+        } else {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "Not found."))
+        };
+        answer.unwrap_or_else(|err| err.into_response(&path))
+    }
+
     async fn ingest<B>(
         self: Arc<Self>,
         request: Request<B>,
@@ -330,26 +362,26 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let environment = self
-            .config
-            .environments
-            .iter()
-            .find(|e| e.id == env)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("Environment `{env}` was not found."),
-                )
-            })?;
-        let (integration, parser, keys) = self
+        let environment = self.config.environments.iter().find(|e| e.id == env);
+        let route = self
             .integrations
-            .get(&(env.to_owned(), integration_id.to_owned()))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("Integration `{integration_id}` was not found in environment `{env}`."),
-                )
-            })?;
+            .get(&(env.to_owned(), integration_id.to_owned()));
+        let (environment, (integration, parser, keys)) = match (environment, route) {
+            (Some(environment), Some(route)) => (environment, route),
+            (environment, _) => {
+                // Only a caller holding the environment's key learns which part is unknown;
+                // to anyone else an unknown environment and an unknown integration look alike.
+                let keyed = environment.is_some_and(|e| {
+                    api_key(request.headers()).is_some_and(|key| e.accepts(key.trim()))
+                });
+                let message = if keyed {
+                    format!("Integration `{integration_id}` was not found in environment `{env}`.")
+                } else {
+                    "No such environment or integration.".to_owned()
+                };
+                return Err(ApiError::new(StatusCode::NOT_FOUND, message));
+            }
+        };
         let provider = parser.id();
         let with_provider = |e: ApiError| e.for_provider(provider);
 
@@ -542,9 +574,12 @@ impl App {
             ))
         })?;
         if outcome.nonce_reused {
-            return Err(with_provider(ApiError::unauthorized(
-                "Signature verification failed: this signature's token was already used with another body (a replay).",
-            )));
+            tracing::warn!(
+                provider,
+                integration = integration_id,
+                "A signature's one-time token came again with another body (a replay); refused."
+            );
+            return Err(with_provider(ApiError::unauthorized(INVALID_CREDENTIALS)));
         }
         self.metrics
             .events(provider, statuses.into_iter(), outcome.duplicates);
@@ -631,8 +666,16 @@ impl App {
             fetched: &no_documents,
             freshness,
         };
+        // Why is logged for the operator; the caller gets the one answer every credential
+        // failure gets, which does not tell how the integration authenticates.
         let failed = |e: tidings_core::Error| {
-            ApiError::unauthorized(format!("Signature verification failed: {e}."))
+            tracing::warn!(
+                provider = parser.id(),
+                integration = integration.id,
+                reason = %e,
+                "Signature verification failed."
+            );
+            ApiError::unauthorized(INVALID_CREDENTIALS)
         };
         let urls = parser.remote_keys(raw).map_err(failed)?;
         // Everything checkable here is checked before anything is fetched: a request that
@@ -811,9 +854,7 @@ fn authenticate_headers(
         }
         if let Some(encoded) = strip_scheme(value, "basic") {
             let Some(expected) = &integration.basic_auth else {
-                return Err(ApiError::unauthorized(
-                    "This integration has no Basic credentials configured.",
-                ));
+                return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
             };
             let decoded = tidings_core::signature::base64_decode(encoded)
                 .and_then(|b| String::from_utf8(b).ok())
@@ -828,9 +869,7 @@ fn authenticate_headers(
             return if user_ok & password_ok {
                 Ok(Some(Auth::Basic))
             } else {
-                Err(ApiError::unauthorized(
-                    "The Basic credentials are not valid.",
-                ))
+                Err(ApiError::unauthorized(INVALID_CREDENTIALS))
             };
         }
         // Other schemes (a provider's own bearer token) fall through to the signature.
@@ -842,9 +881,7 @@ fn authenticate_headers(
     if integration.allow_unauthenticated {
         return Ok(Some(Auth::Unauthenticated));
     }
-    Err(ApiError::unauthorized(
-        "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
-    ))
+    Err(ApiError::unauthorized(INVALID_CREDENTIALS))
 }
 
 /// The nonce of a request verified by its signature, scoped to the signing key that verified it
@@ -882,6 +919,15 @@ fn freshness(integration: &Integration) -> Freshness {
         .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
         .unwrap_or_default()
 }
+
+/// The secret of an `Authorization: ApiKey <secret>` header.
+fn api_key(headers: &HeaderMap) -> Option<&str> {
+    strip_scheme(headers.get(header::AUTHORIZATION)?.to_str().ok()?, "apikey")
+}
+
+/// The one answer to credentials that do not let a request in (other than a wrong API key):
+/// it does not tell how the integration authenticates.
+const INVALID_CREDENTIALS: &str = "Missing or invalid credentials: send `Authorization: ApiKey <secret key>`, or the provider's own signature or Basic credentials.";
 
 fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     let (given, rest) = value.trim().split_once(' ')?;

@@ -33,6 +33,9 @@ pub struct Config {
     /// Fetching signing certificates (Amazon SNS).
     #[serde(default)]
     pub certificates: CertificatesConfig,
+    /// Where and to whom `/metrics` is served.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Environments: who may call.
     #[serde(default)]
     pub environments: Vec<Environment>,
@@ -206,6 +209,17 @@ impl Default for CertificatesConfig {
             max_concurrent_fetches: 4,
         }
     }
+}
+
+/// `[metrics]`: `/metrics` aggregates every environment, so it can be kept off the public
+/// address or behind a token.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` only on this address (e.g. `127.0.0.1:9100`), not on `listen`.
+    pub listen: Option<String>,
+    /// Require `Authorization: Bearer <token>` for `/metrics`.
+    pub token: Option<Secret>,
 }
 
 /// `[[environments]]`.
@@ -453,6 +467,7 @@ impl Config {
             limits: Limits::default(),
             log: LogConfig::default(),
             certificates: CertificatesConfig::default(),
+            metrics: MetricsConfig::default(),
             environments: vec![Environment {
                 id: "dev".into(),
                 secret_key: Some(Secret::new(DEMO_SECRET)),
@@ -538,6 +553,19 @@ impl Config {
                 "limits: header_timeout_secs, request_timeout_secs, body_timeout_secs, h2_idle_timeout_secs and h2_max_streams must be above 0".into(),
             );
         }
+        if let Some(listen) = &self.metrics.listen
+            && listen.parse::<SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "metrics.listen: `{listen}` is not an address like 127.0.0.1:9100"
+            ));
+        }
+        problems.extend(
+            self.metrics
+                .token
+                .iter()
+                .filter_map(|token| secret_problem("metrics.token", token)),
+        );
         if let Some(path) = &self.certificates.ca_file
             && !path.is_file()
         {

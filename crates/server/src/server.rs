@@ -55,6 +55,20 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
         // (a client that stopped reading) is closed hard after this.
         go_away: Duration::from_secs(limits.header_timeout_secs),
     };
+    if let Some(address) = &app.config().metrics.listen {
+        let metrics = TcpListener::bind(address)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot listen on metrics.listen `{address}`: {err}"))?;
+        let bound = metrics.local_addr()?;
+        tracing::info!(address = %bound, "Metrics are served on their own address.");
+        // Tests and scripts read the bound address (useful with port 0) from this line.
+        println!("metrics listening on {bound}");
+        tokio::spawn(serve_metrics(
+            Arc::clone(&app),
+            metrics,
+            deadlines.first_request,
+        ));
+    }
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         let (stream, _) = tokio::select! {
@@ -128,6 +142,36 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The metrics listener: HTTP/1.1, `/metrics` only, a few connections at a time.
+async fn serve_metrics(app: Arc<App>, listener: TcpListener, header_timeout: Duration) {
+    let connections = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            continue;
+        };
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, std::convert::Infallible>(app.handle_metrics(request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
+}
+
+/// Connections the metrics listener serves at once (scrapers are few).
+const METRICS_CONNECTIONS: usize = 16;
 
 /// How long an h2c connection may stay without an open request.
 #[derive(Debug, Clone, Copy)]
