@@ -30,6 +30,8 @@ pub struct App {
     store: Store,
     pub(crate) metrics: Metrics,
     in_flight: Semaphore,
+    /// Bytes of request bodies all requests may hold in memory at once.
+    body_budget: Semaphore,
     certs: CertFetcher,
     integrations: BTreeMap<(String, String), IntegrationRoute>,
     /// Turns true when the server stops: live streams end.
@@ -203,6 +205,12 @@ impl App {
             .collect();
         App {
             in_flight: Semaphore::new(config.limits.max_in_flight),
+            body_budget: Semaphore::new(
+                config
+                    .limits
+                    .max_buffered_body_bytes
+                    .min(Semaphore::MAX_PERMITS),
+            ),
             config,
             store,
             metrics: Metrics::default(),
@@ -441,27 +449,38 @@ impl App {
             }
         };
         let limit = self.config.limits.max_body_bytes;
-        if let Some(length) = parts
+        let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(length) = declared
             && length > limit as u64
         {
             return Err(with_provider(ApiError::too_large(limit)));
         }
+        // Bodies held in memory by all requests together stay within one budget: a declared
+        // length is reserved before reading, a chunked body as it arrives; 503 when it is spent.
+        let mut budget = BodyBudget::new(&self.body_budget);
+        if let Some(length) = declared {
+            budget.take(usize::try_from(length).unwrap_or(usize::MAX))?;
+        }
         // The body has its own deadline, shorter than the request's: a client trickling its
         // body holds a slot for at most this long.
         let body_timeout = Duration::from_secs(self.config.limits.body_timeout_secs);
-        let body = tokio::time::timeout(body_timeout, read_limited(body, limit))
-            .await
-            .map_err(|_| {
-                with_provider(ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "The request body was not received in time.",
-                ))
-            })?
-            .map_err(with_provider)?;
+        let reserved = declared.is_some();
+        let body = tokio::time::timeout(
+            body_timeout,
+            read_limited(body, limit, &mut budget, reserved),
+        )
+        .await
+        .map_err(|_| {
+            with_provider(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body was not received in time.",
+            ))
+        })?
+        .map_err(with_provider)?;
         let received_at = Utc::now();
         let raw = RawRequest {
             body: &body,
@@ -529,6 +548,16 @@ impl App {
             };
             with_provider(ApiError::new(status, err.to_string()))
         })?;
+        let max_events = self.config.limits.max_events_per_request;
+        let carried = parsed.events.len() + parsed.ignored.len();
+        if carried > max_events {
+            return Err(with_provider(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "This request carries {carried} events; at most {max_events} are accepted in one request (limits.max_events_per_request). Send them in smaller batches."
+                ),
+            )));
+        }
         let controls = std::mem::take(&mut parsed.controls);
         let response_body = parsed.results_json().map_err(|e| ApiError::internal(&e))?;
         let statuses: Vec<&'static str> = parsed
@@ -934,18 +963,72 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     given.eq_ignore_ascii_case(scheme).then_some(rest.trim())
 }
 
-/// Reads the body, stopping with 413 as soon as it passes the limit.
-async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+/// Reads the body, stopping with 413 as soon as it passes the limit, and with 503 when the
+/// bytes it holds would pass the global budget (taken as it arrives unless `reserved`).
+async fn read_limited<B>(
+    body: B,
+    limit: usize,
+    budget: &mut BodyBudget<'_>,
+    reserved: bool,
+) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(limit))
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(ApiError::too_large(limit));
+            }
+            Err(_) => return Err(ApiError::bad_request("The request body could not be read.")),
+        };
+        if let Ok(data) = frame.into_data() {
+            let held = collected.len() + data.len();
+            // A declared length was reserved up front; a body longer than declared takes more.
+            if !reserved || held > budget.held {
+                budget.take(held.saturating_sub(budget.held))?;
+            }
+            collected.extend_from_slice(&data);
         }
-        Err(_) => Err(ApiError::bad_request("The request body could not be read.")),
+    }
+    Ok(collected.freeze())
+}
+
+/// Bytes of request bodies held in memory by one request, taken from the global budget
+/// (`limits.max_buffered_body_bytes`) and given back when the request ends.
+struct BodyBudget<'a> {
+    budget: &'a Semaphore,
+    held: usize,
+}
+
+impl<'a> BodyBudget<'a> {
+    fn new(budget: &'a Semaphore) -> BodyBudget<'a> {
+        BodyBudget { budget, held: 0 }
+    }
+
+    /// Takes `bytes` more, or 503 when the budget cannot spare them now.
+    fn take(&mut self, bytes: usize) -> Result<(), ApiError> {
+        let busy = || {
+            ApiError::unavailable(
+                "Too many request bodies are held in memory at once; retry shortly.",
+            )
+        };
+        let count = u32::try_from(bytes).map_err(|_| busy())?;
+        self.budget
+            .try_acquire_many(count)
+            .map_err(|_| busy())?
+            .forget();
+        self.held += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for BodyBudget<'_> {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.held);
     }
 }
 

@@ -135,6 +135,11 @@ pub struct Limits {
     pub h2_keep_alive_secs: u64,
     /// h2c: streams (requests) open at once on one connection.
     pub h2_max_streams: u32,
+    /// Bytes of request bodies all requests together may hold in memory; a request that would
+    /// pass it is answered 503 with `Retry-After`.
+    pub max_buffered_body_bytes: usize,
+    /// Provider events one request may carry (413 beyond).
+    pub max_events_per_request: usize,
     /// `/readyz`: not ready while a request has waited this many milliseconds or more in the
     /// commit queue.
     pub ready_max_queue_age_ms: u64,
@@ -156,6 +161,8 @@ impl Default for Limits {
             h2_idle_timeout_secs: 30,
             h2_keep_alive_secs: 20,
             h2_max_streams: 32,
+            max_buffered_body_bytes: 32 * 1024 * 1024,
+            max_events_per_request: 10_000,
             ready_max_queue_age_ms: 2000,
             ready_failure_window_secs: 5,
         }
@@ -541,6 +548,13 @@ impl Config {
         {
             problems.push(
                 "limits: max_body_bytes, max_in_flight and max_connections must be above 0".into(),
+            );
+        }
+        if self.limits.max_buffered_body_bytes < self.limits.max_body_bytes
+            || self.limits.max_events_per_request == 0
+        {
+            problems.push(
+                "limits: max_buffered_body_bytes must be at least max_body_bytes, and max_events_per_request above 0".into(),
             );
         }
         if self.limits.header_timeout_secs == 0

@@ -628,3 +628,62 @@ secret_key = "{SECRET}"
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn buffered_bodies_share_one_budget() {
+    let server = Server::start_with(
+        "max_body_bytes = 4096
+max_buffered_body_bytes = 8192
+header_timeout_secs = 1
+request_timeout_secs = 20
+body_timeout_secs = 20
+max_in_flight = 16",
+    );
+    let auth = format!("Authorization: ApiKey {SECRET}\r\n");
+    // Two requests that declared 4,000 bytes each and are still sending: the budget is spent.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream
+                .write_all(&[head(4000, &auth).into_bytes(), b"[".to_vec()].concat())
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, took) = exchange(
+        &server,
+        head(1000, &auth).as_bytes(),
+        Duration::from_secs(3),
+    );
+    assert_eq!(status, 503, "a body past the budget");
+    assert!(took < Duration::from_secs(3));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.post_event(), 200, "the budget is given back");
+}
+
+#[test]
+fn a_request_with_too_many_events_is_413_saying_so() {
+    let server = Server::start_with("max_events_per_request = 2");
+    let event = |n: usize| {
+        format!(
+            r#"{{"email":"a@example.com","timestamp":1700000000,"event":"delivered","sg_message_id":"m{n}.filter","sg_event_id":"e{n}"}}"#
+        )
+    };
+    let auth = format!("Authorization: ApiKey {SECRET}\r\n");
+    let post = |events: usize| {
+        let body = format!("[{}]", (0..events).map(event).collect::<Vec<_>>().join(","));
+        let mut stream = server.connect();
+        stream
+            .write_all(&[head(body.len(), &auth).into_bytes(), body.into_bytes()].concat())
+            .unwrap();
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    };
+    let refused = post(3);
+    assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
+    assert!(refused.contains("carries 3 events"), "{refused}");
+    assert!(post(2).starts_with("HTTP/1.1 200"));
+}
