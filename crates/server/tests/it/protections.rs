@@ -687,3 +687,61 @@ fn a_request_with_too_many_events_is_413_saying_so() {
     assert!(refused.contains("carries 3 events"), "{refused}");
     assert!(post(2).starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn a_weak_integration_can_neither_claim_keys_nor_touch_messages_of_another() {
+    let server = crate::support::Server::start();
+    let json = ("Content-Type", "application/json");
+    let key = ("Authorization", "ApiKey prod-secret-key");
+    let event = |message: &str, event: &str, n: u32| {
+        format!(
+            r#"[{{"email":"a@example.com","timestamp":{},"event":"{event}","sg_message_id":"{message}","sg_event_id":"{message}-{event}-{n}"}}]"#,
+            1_700_000_000 + n
+        )
+    };
+    // `open` takes unauthenticated requests: its caller claims a key first.
+    let claimed = server.post(
+        "/v2/inbound-webhooks/delivery-providers/prod/open",
+        &[json, ("Idempotency-Key", "shared-key")],
+        event("m-open", "delivered", 1).as_bytes(),
+    );
+    assert_eq!(claimed.status, 200, "{}", claimed.text());
+    let real = server.post(
+        "/v2/inbound-webhooks/delivery-providers/prod/sg",
+        &[json, key, ("Idempotency-Key", "shared-key")],
+        event("m-x", "bounce", 2).as_bytes(),
+    );
+    assert_eq!(
+        real.status,
+        200,
+        "another integration's key: {}",
+        real.text()
+    );
+    assert_eq!(real.header("idempotency-replay"), None);
+    // An empty key is no key: two bodies under it are both processed.
+    for n in [3, 4] {
+        let response = server.post(
+            "/v2/inbound-webhooks/delivery-providers/prod/sg",
+            &[json, key, ("Idempotency-Key", "")],
+            event(&format!("m-empty-{n}"), "delivered", n).as_bytes(),
+        );
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+    // The weak integration's `click` for the same message id does not fold into `sg`'s message.
+    let weak = server.post(
+        "/v2/inbound-webhooks/delivery-providers/prod/open",
+        &[json],
+        event("m-x", "click", 5).as_bytes(),
+    );
+    assert_eq!(weak.status, 200);
+    let message = crate::support::request_to(
+        &server.address,
+        "GET",
+        "/v1/environments/prod/integrations/sg/messages/m-x",
+        &[key],
+        b"",
+    );
+    assert_eq!(message.status, 200, "{}", message.text());
+    let message: serde_json::Value = serde_json::from_slice(&message.body).unwrap();
+    assert_eq!(message["status"], "bounced", "{message}");
+}
