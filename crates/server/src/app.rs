@@ -21,6 +21,9 @@ use crate::config::{Config, Integration};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// The longest a commit group may take (the store's commit timeout with its default settings).
+const COMMIT_BOUND: Duration = Duration::from_secs(10);
+
 /// Longest accepted `Idempotency-Key`.
 const IDEMPOTENCY_KEY_MAX: usize = 255;
 
@@ -754,7 +757,10 @@ impl App {
                 store: self.store.clone(),
                 entry: (env.to_owned(), integration.to_owned(), key.to_owned()),
                 admission: None,
-                wait_limit: Duration::from_secs(self.config.limits.request_timeout_secs),
+                // The claim's own expiry (see `open_store`): the request timeout plus the
+                // longest a commit may take.
+                wait_limit: Duration::from_secs(self.config.limits.request_timeout_secs)
+                    + COMMIT_BOUND,
             })),
             Claim::InFlight => Err(ApiError::conflict()),
             Claim::Mismatch => Err(ApiError::new(

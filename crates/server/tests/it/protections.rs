@@ -745,3 +745,76 @@ fn a_weak_integration_can_neither_claim_keys_nor_touch_messages_of_another() {
     let message: serde_json::Value = serde_json::from_slice(&message.body).unwrap();
     assert_eq!(message["status"], "bounced", "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_that_timed_out_in_the_queue_are_not_committed() {
+    let Some(base) = tidings_fixtures::optional::postgres_url() else {
+        return;
+    };
+    let schema = crate::scale_out::fresh_schema(&base, "cancelled").await;
+    let url = crate::scale_out::with_schema(&base, &schema);
+    let dir = tempfile::tempdir().unwrap();
+    // pool_size 4: two commit groups at a time.
+    let (mut child, address) = postgres_server(dir.path(), &url, "request_timeout_secs = 1");
+    let post = |n: usize, key: Option<&'static str>| {
+        let address = address.clone();
+        tokio::task::spawn_blocking(move || {
+            let body = format!(
+                r#"[{{"email":"a@example.com","timestamp":1700000000,"event":"delivered","sg_message_id":"q{n}.filter","sg_event_id":"q{n}"}}]"#
+            );
+            let auth = format!("ApiKey {SECRET}");
+            let mut headers = vec![
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            if let Some(key) = key {
+                headers.push(("Idempotency-Key", key));
+            }
+            crate::support::request_to(
+                &address,
+                "POST",
+                "/v2/inbound-webhooks/delivery-providers/test/sendgrid",
+                &headers,
+                body.as_bytes(),
+            )
+            .status
+        })
+    };
+    let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE raw_requests IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // The first two are taken into commit groups (which wait on the lock); the rest queue.
+    let mut requests = vec![post(0, Some("joined-key"))];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    requests.push(post(1, None));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 2..8 {
+        requests.push(post(n, None));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 408);
+    }
+    // The first request's claim is kept while its group waits: another body under its key is
+    // not let in.
+    assert_eq!(post(100, Some("joined-key")).await.unwrap(), 409);
+    locker.batch_execute("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stored: i64 = locker
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        stored <= 2,
+        "{stored} events committed for requests that timed out while queued"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    crate::scale_out::drop_schema(&base, &schema).await;
+}
