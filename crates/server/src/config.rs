@@ -161,7 +161,7 @@ impl Default for Limits {
             h2_idle_timeout_secs: 30,
             h2_keep_alive_secs: 20,
             h2_max_streams: 32,
-            max_buffered_body_bytes: 32 * 1024 * 1024,
+            max_buffered_body_bytes: 8 * 1024 * 1024,
             max_events_per_request: 10_000,
             ready_max_queue_age_ms: 2000,
             ready_failure_window_secs: 5,
