@@ -9,6 +9,8 @@
 //! - `crash --server PATH [--cycles N] [--store-url postgres://... [--instances N]]`: kill -9
 //!   under load, restart, check every acknowledged event is stored exactly once and every
 //!   message's status is the fold of its events.
+//! - `memory --server PATH`: resident memory under held 1 MiB bodies and concurrent 1 MB
+//!   batches of tiny events, with the default limits (issue 14 item 7).
 //! - `fuzz-seeds --out DIR`: seed corpora for every fuzz target, one directory each, from the
 //!   fixtures.
 
@@ -18,6 +20,7 @@
 mod crash;
 mod e2e;
 mod load;
+mod memory;
 mod overload;
 mod parse;
 mod seeds;
@@ -39,6 +42,7 @@ fn main() -> Result<()> {
         Some("parse") => parse::run(&options),
         Some("e2e") => e2e::run(&options),
         Some("crash") => crash::run(&options),
+        Some("memory") => memory::run(&options),
         Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
         _ => {
             eprintln!(
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
                  parse [--seconds S] [--provider ID]\n  \
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
                  crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
+                 memory --server PATH\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")

@@ -25,7 +25,7 @@ pub mod time;
 
 pub use error::{Error, Rejection, Result};
 pub use event::{Control, Event, EventBody, Failure, Ignored, Parsed, WebhookResult, wire_date};
-pub use provider::{Credentials, Freshness, Handshake, ProviderParser, Signature};
+pub use provider::{Credentials, Freshness, Handshake, Nonce, ProviderParser, Signature};
 pub use registry::{Registration, Registry, registry};
 pub use request::{Form, MediaType, RawRequest};
 pub use signature::Secret;

@@ -98,6 +98,24 @@ pub struct Handshake {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// A signed one-time value (see [`ProviderParser::nonce`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce {
+    /// The value as signed.
+    pub value: String,
+    /// Until when a reuse is a replay.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Nonce {
+    /// "Never" for a nonce: the last second of year 9999, which every store can hold and order.
+    pub const NEVER: chrono::DateTime<chrono::Utc> =
+        match chrono::DateTime::from_timestamp(253_402_300_799, 0) {
+            Some(time) => time,
+            None => chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        };
+}
+
 /// A provider's webhook parser and verifier. Implementations are unit structs registered with
 /// [`register_provider!`](crate::register_provider): synchronous, pure and total (any bytes give
 /// `Ok` or `Err`, never a panic).
@@ -134,6 +152,49 @@ pub trait ProviderParser: Send + Sync + 'static {
     /// rule here: the service fetches exactly what this returns.
     fn remote_keys(&self, _request: &RawRequest<'_>) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+
+    /// Everything [`verify`](Self::verify) checks that needs no fetched document (the signature's
+    /// form, allow-lists, the timestamp window). The service calls it before fetching what
+    /// [`remote_keys`](Self::remote_keys) names, so a request that cannot verify costs no
+    /// outbound fetch. `verify` must still check all of it.
+    fn precheck(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Problems with an integration's provider-specific options, reported by `check-config`: a
+    /// required option that is missing, or a value the provider cannot use.
+    fn option_problems(&self, _options: &BTreeMap<String, String>) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Options the local demo gives this provider's integration (the demo has no configuration
+    /// file), chosen so that they pass [`option_problems`](Self::option_problems) and say what
+    /// they are.
+    fn demo_options(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// Whether, with these options, the service may itself act on a verified request's
+    /// [`Control::ConfirmSubscription`](crate::Control::ConfirmSubscription) for `topic` (visit
+    /// its URL). No provider's subscription is confirmed unless it says so here.
+    fn may_confirm(&self, _topic: &str, _options: &BTreeMap<String, String>) -> bool {
+        false
+    }
+
+    /// The signed one-time value of a request whose signature does not cover its body (Mailgun
+    /// signs only `timestamp + token`), and until when it must be remembered (the end of the
+    /// signature's timestamp window, with these credentials). The service stores it with the
+    /// request and refuses a second request that reuses it with another body. Called only
+    /// after [`verify`](Self::verify) succeeded.
+    fn nonce(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Option<Nonce> {
+        None
+    }
+
+    /// Request headers that carry a credential (a shared secret, a token): never stored with
+    /// the raw request nor logged. Lower case. `Authorization` and `Cookie` are always left out.
+    fn credential_headers(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Proves the request genuine with the provider's own signature, over the exact raw bytes, in

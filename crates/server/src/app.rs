@@ -13,13 +13,16 @@ use tidings_core::{
     Control, Credentials, Freshness, MediaType, ProviderParser, RawRequest, Rejection, Secret,
     Signature, registry, signature::ct_eq,
 };
-use tidings_store::{Claim, IdempotencyRecord, Ingest, Store, StoredResponse};
+use tidings_store::{Admission, Claim, IdempotencyRecord, Ingest, Store, StoredResponse};
 use tokio::sync::Semaphore;
 
 use crate::certs::CertFetcher;
 use crate::config::{Config, Integration, Verify};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// The longest a commit group may take (the store's commit timeout with its default settings).
+const COMMIT_BOUND: Duration = Duration::from_secs(10);
 
 /// Longest accepted `Idempotency-Key`.
 const IDEMPOTENCY_KEY_MAX: usize = 255;
@@ -30,6 +33,8 @@ pub struct App {
     store: Store,
     pub(crate) metrics: Metrics,
     in_flight: Semaphore,
+    /// Bytes of request bodies all requests may hold in memory at once.
+    body_budget: Semaphore,
     certs: CertFetcher,
     integrations: BTreeMap<(String, String), IntegrationRoute>,
     /// Turns true when the server stops: live streams end.
@@ -212,6 +217,12 @@ impl App {
             .collect();
         App {
             in_flight: Semaphore::new(config.limits.max_in_flight),
+            body_budget: Semaphore::new(
+                config
+                    .limits
+                    .max_buffered_body_bytes
+                    .min(Semaphore::MAX_PERMITS),
+            ),
             config,
             store,
             metrics: Metrics::default(),
@@ -291,7 +302,7 @@ impl App {
                                 reason,
                                 refused,
                                 err.status().as_u16(),
-                                err.message(),
+                                err.detail(),
                             );
                         }
                         (err.provider.unwrap_or("unknown"), err.into_response(&path))
@@ -319,18 +330,30 @@ impl App {
             }
             Endpoint::OpenApi => Ok(openapi()),
             Endpoint::Healthz => Ok(text(StatusCode::OK, "ok\n", "text/plain")),
-            Endpoint::Readyz => match self.store.ping().await {
-                Ok(()) if self.store.is_saturated() => {
-                    Err(ApiError::unavailable("The store is saturated."))
+            Endpoint::Readyz => {
+                // "A write would succeed soon": judged from the writer's recent commits and its
+                // queue, not by writing.
+                let limits = &self.config.limits;
+                let readiness = self.store.readiness(
+                    Duration::from_millis(limits.ready_max_queue_age_ms),
+                    Duration::from_secs(limits.ready_failure_window_secs),
+                );
+                match self.store.ping().await {
+                    Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
+                    Ok(()) if self.store.is_saturated() => {
+                        Err(ApiError::unavailable("The store is saturated."))
+                    }
+                    Ok(()) => match readiness {
+                        Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
+                        Err(why) => Err(ApiError::unavailable(format!("Not ready: {why}."))),
+                    },
                 }
-                Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
-                Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
-            },
-            Endpoint::Metrics => Ok(text(
-                StatusCode::OK,
-                &self.metrics.render(self.store.stats()),
-                "text/plain; version=0.0.4",
-            )),
+            }
+            // Served on its own address when `metrics.listen` is set.
+            Endpoint::Metrics if self.config.metrics.listen.is_some() => {
+                Err(ApiError::new(StatusCode::NOT_FOUND, "Not found."))
+            }
+            Endpoint::Metrics => self.metrics_page(request.headers()),
             Endpoint::Dashboard => Ok(crate::dashboard::page()),
             Endpoint::DashboardAsset => crate::dashboard::asset(&param(0)),
             Endpoint::Events
@@ -343,6 +366,38 @@ impl App {
         response.unwrap_or_else(|err| err.into_response(&path))
     }
 
+    /// `/metrics`, with `Authorization: Bearer <metrics.token>` when a token is set.
+    fn metrics_page(&self, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
+        if let Some(token) = &self.config.metrics.token {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| strip_scheme(v, "bearer"))
+                .unwrap_or_default();
+            if !ct_eq(given.as_bytes(), token.expose().as_bytes()) {
+                return Err(ApiError::unauthorized(
+                    "Send `Authorization: Bearer <metrics token>`.",
+                ));
+            }
+        }
+        Ok(text(
+            StatusCode::OK,
+            &self.metrics.render(self.store.stats()),
+            "text/plain; version=0.0.4",
+        ))
+    }
+
+    /// Answers a request on the metrics listener (`metrics.listen`): `/metrics` only.
+    pub async fn handle_metrics<B>(self: Arc<Self>, request: Request<B>) -> Response<Body> {
+        let path = request.uri().path().to_owned();
+        let answer = if request.method() == Method::GET && path == "/metrics" {
+            self.metrics_page(request.headers())
+        } else {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "Not found."))
+        };
+        answer.unwrap_or_else(|err| err.into_response(&path))
+    }
+
     async fn ingest<B>(
         self: Arc<Self>,
         request: Request<B>,
@@ -353,31 +408,26 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        // Refuse at once rather than queue without bound: providers retry on 503.
-        let _permit = self
-            .in_flight
-            .try_acquire()
-            .map_err(|_| ApiError::unavailable("Too many requests in flight; retry shortly."))?;
-        let environment = self
-            .config
-            .environments
-            .iter()
-            .find(|e| e.id == env)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("Environment `{env}` was not found."),
-                )
-            })?;
-        let (integration, parser, keys) = self
+        let environment = self.config.environments.iter().find(|e| e.id == env);
+        let route = self
             .integrations
-            .get(&(env.to_owned(), integration_id.to_owned()))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("Integration `{integration_id}` was not found in environment `{env}`."),
-                )
-            })?;
+            .get(&(env.to_owned(), integration_id.to_owned()));
+        let (environment, (integration, parser, keys)) = match (environment, route) {
+            (Some(environment), Some(route)) => (environment, route),
+            (environment, _) => {
+                // Only a caller holding the environment's key learns which part is unknown;
+                // to anyone else an unknown environment and an unknown integration look alike.
+                let keyed = environment.is_some_and(|e| {
+                    api_key(request.headers()).is_some_and(|key| e.accepts(key.trim()))
+                });
+                let message = if keyed {
+                    format!("Integration `{integration_id}` was not found in environment `{env}`.")
+                } else {
+                    "No such environment or integration.".to_owned()
+                };
+                return Err(ApiError::new(StatusCode::NOT_FOUND, message));
+            }
+        };
         let provider = parser.id();
         let with_provider = |e: ApiError| e.for_provider(provider);
 
@@ -387,13 +437,41 @@ impl App {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let url = self.public_url(&parts.uri);
+        // What the headers alone tell, before a byte of the body is read (docs/api.md lists the
+        // order of the checks).
+        let head = RawRequest {
+            body: &[],
+            content_type: content_type.as_deref(),
+            headers: &parts.headers,
+            url: url.as_deref(),
+            received_at: Utc::now(),
+        };
+        // An API key or Basic credentials are decided here; a request that has neither and
+        // cannot carry a signature is refused without its body being read.
+        let header_auth =
+            authenticate_headers(&parts.headers, environment, integration, *parser, keys)
+                .map_err(|e| with_provider(e.with_request(&parts.headers, None)));
+        // A provider's registration handshake is answered without credentials; its headers say
+        // whether the request may be one (the body decides), and only then is a 401 deferred.
+        let header_auth = match header_auth {
+            Err(err) if parser.handshake(&head).is_none() => return Err(err),
+            other => other,
+        };
+        // Refuse at once rather than queue without bound: providers retry on 503.
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| ApiError::unavailable("Too many requests in flight; retry shortly."))?;
         if MediaType::of(content_type.as_deref()) == MediaType::Other {
-            return Err(with_provider(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Send application/json, application/x-www-form-urlencoded, multipart/form-data or text/plain.",
-            )
-            .because("unsupported_media_type")
-            .with_request(&parts.headers, None)));
+            return Err(with_provider(
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Send application/json, application/x-www-form-urlencoded, multipart/form-data or text/plain.",
+                )
+                .because("unsupported_media_type")
+                .with_request(&parts.headers, None),
+            ));
         }
         let idempotency_key = match parts.headers.get("idempotency-key") {
             None => None,
@@ -419,11 +497,12 @@ impl App {
             }
         };
         let limit = self.config.limits.max_body_bytes;
-        if let Some(length) = parts
+        let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(length) = declared
             && length > limit as u64
         {
             return Err(with_provider(
@@ -432,13 +511,31 @@ impl App {
                     .with_request(&parts.headers, None),
             ));
         }
-        let body = read_limited(body, limit)
-            .await
-            .map_err(|e| with_provider(e.with_request(&parts.headers, None)))?;
+        // Bodies held in memory by all requests together stay within one budget: a declared
+        // length is reserved before reading, a chunked body as it arrives; 503 when it is spent.
+        let mut budget = BodyBudget::new(&self.body_budget);
+        if let Some(length) = declared {
+            budget.take(usize::try_from(length).unwrap_or(usize::MAX))?;
+        }
+        // The body has its own deadline, shorter than the request's: a client trickling its
+        // body holds a slot for at most this long.
+        let body_timeout = Duration::from_secs(self.config.limits.body_timeout_secs);
+        let reserved = declared.is_some();
+        let body = tokio::time::timeout(
+            body_timeout,
+            read_limited(body, limit, &mut budget, reserved),
+        )
+        .await
+        .map_err(|_| {
+            with_provider(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body was not received in time.",
+            ))
+        })?
+        .map_err(|e| with_provider(e.with_request(&parts.headers, None)))?;
         // From here a refusal is recorded with the body.
         let refused = |e: ApiError| with_provider(e.with_request(&parts.headers, Some(&body)));
         let received_at = Utc::now();
-        let url = self.public_url(&parts.uri);
         let raw = RawRequest {
             body: &body,
             content_type: content_type.as_deref(),
@@ -467,17 +564,14 @@ impl App {
             );
             return Ok((provider, response));
         }
-        let auth = match self
-            .authenticate(
-                &parts.headers,
-                environment,
-                integration,
-                *parser,
-                keys,
-                &raw,
-            )
-            .await
-        {
+        let verified = match header_auth? {
+            Some(auth) => Ok(auth),
+            None => {
+                self.verify_signature(integration, *parser, keys, &raw)
+                    .await
+            }
+        };
+        let auth = match verified {
             Ok(auth) => auth,
             // Shadow mode: the verdict is recorded as a rejection would be, and the request
             // goes on as unauthenticated (it never confirms a subscription).
@@ -501,18 +595,24 @@ impl App {
                     reason,
                     &refused,
                     200,
-                    &format!("Accepted in shadow mode: {}", err.message()),
+                    &format!("Accepted in shadow mode: {}", err.detail()),
                 );
                 Auth::ShadowFailed
             }
             Err(err) => return Err(refused(err)),
         };
 
-        // Hashed only for an idempotency key: nothing else needs it on the hot path.
+        // One raw request is kept per distinct body (repeats are counted), and idempotency keys
+        // and nonces compare bodies by this hash.
+        let body_hash = Sha256::digest(&body).to_vec();
+        let nonce = match auth {
+            Auth::Signature => nonce_record(integration, *parser, keys, &raw),
+            _ => None,
+        };
         let idempotency = match idempotency_key {
             None => None,
             Some(key) => {
-                let body_hash = Sha256::digest(&body).to_vec();
+                let body_hash = body_hash.clone();
                 match self
                     .claim(env, integration_id, &key, &body_hash)
                     .await
@@ -532,6 +632,19 @@ impl App {
             };
             refused(ApiError::new(status, err.to_string()).because(err.reason()))
         })?;
+        let max_events = self.config.limits.max_events_per_request;
+        let carried = parsed.events.len() + parsed.ignored.len();
+        if carried > max_events {
+            return Err(refused(
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "This request carries {carried} events; at most {max_events} are accepted in one request (limits.max_events_per_request). Send them in smaller batches."
+                    ),
+                )
+                .because("too_large"),
+            ));
+        }
         let controls = std::mem::take(&mut parsed.controls);
         let response_body = parsed.results_json().map_err(|e| ApiError::internal(&e))?;
         let statuses: Vec<&'static str> = parsed
@@ -539,14 +652,26 @@ impl App {
             .iter()
             .map(|e| e.body.status.as_str())
             .collect();
+        // Cancelled if this request is dropped (timed out, client gone) before the writer takes
+        // it into a commit group; once there it is committed, and the idempotency claim is kept
+        // until the writer answers.
+        let admission = Admission::new();
+        let _cancel_on_drop = CancelOnDrop(admission.clone());
+        let mut idempotency = idempotency;
+        if let Some((_, _, guard)) = &mut idempotency {
+            guard.admission = Some(admission.clone());
+        }
         let ingest = Ingest {
+            admission,
             environment_id: env.to_owned(),
             integration_id: integration_id.to_owned(),
             provider: provider.to_owned(),
             received_at,
             content_type: content_type.clone(),
-            headers_json: headers_json(&parts.headers),
+            headers_json: headers_json(&parts.headers, *parser),
             body: body.to_vec(),
+            body_hash,
+            nonce,
             events: parsed.events,
             ignored_json: serde_json::to_string(&parsed.ignored).unwrap_or_else(|_| "[]".into()),
             idempotency: idempotency
@@ -564,11 +689,24 @@ impl App {
                 "Storage is unavailable; retry shortly.",
             ))
         })?;
+        if outcome.nonce_reused {
+            tracing::warn!(
+                provider,
+                integration = integration_id,
+                "A signature's one-time token came again with another body (a replay); refused."
+            );
+            return Err(refused(
+                ApiError::unauthorized(INVALID_CREDENTIALS)
+                    .because("replayed_signature")
+                    .detailed("The signature's one-time token was used before with another body (a replay)."),
+            ));
+        }
         self.metrics
             .events(provider, statuses.into_iter(), outcome.duplicates);
         // Acted on only once the request is durably stored.
         for control in &controls {
-            self.act_on(control, integration, auth, provider).await;
+            self.act_on(control, integration, *parser, auth, provider)
+                .await;
         }
         let mut response = Response::new(full(response_body));
         response.headers_mut().insert(
@@ -594,6 +732,7 @@ impl App {
         &self,
         control: &Control,
         integration: &Integration,
+        parser: &dyn ProviderParser,
         auth: Auth,
         provider: &str,
     ) {
@@ -603,7 +742,12 @@ impl App {
                     .options
                     .get("auto_confirm")
                     .is_some_and(|v| v == "true");
-                if enabled && auth == Auth::Signature {
+                // Only a topic the integration names itself: never one a wildcard let in.
+                let named = parser.may_confirm(topic, &integration.options);
+                if enabled && !named && auth == Auth::Signature {
+                    tracing::warn!(provider, topic, subscribe_url = %url,
+                        "Not confirming a subscription to a topic the integration does not list by name in options.topic_arns; visit the URL to confirm it by hand.");
+                } else if enabled && auth == Auth::Signature {
                     match self.certs.fetch(url).await {
                         Ok(_) => tracing::info!(provider, topic, "Subscription confirmed."),
                         Err(err) => tracing::warn!(provider, topic, error = %err,
@@ -625,100 +769,60 @@ impl App {
         }
     }
 
-    async fn authenticate(
+    /// Proves the request with the provider's own signature: the request had neither an API
+    /// key nor Basic credentials, and [`authenticate_headers`] found a signature can verify it.
+    async fn verify_signature(
         &self,
-        headers: &HeaderMap,
-        environment: &crate::config::Environment,
         integration: &Integration,
         parser: &dyn ProviderParser,
         keys: &[Secret],
         raw: &RawRequest<'_>,
     ) -> Result<Auth, ApiError> {
-        if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let value = value.to_str().unwrap_or("");
-            if let Some(secret) = strip_scheme(value, "apikey") {
-                return if environment.accepts(secret.trim()) {
-                    Ok(Auth::ApiKey)
-                } else {
-                    Err(
-                        ApiError::unauthorized("The API key is not valid for this environment.")
-                            .because("bad_credentials"),
-                    )
-                };
-            }
-            if let Some(encoded) = strip_scheme(value, "basic") {
-                let Some(expected) = &integration.basic_auth else {
-                    return Err(ApiError::unauthorized(
-                        "This integration has no Basic credentials configured.",
-                    )
-                    .because("bad_credentials"));
-                };
-                let decoded = tidings_core::signature::base64_decode(encoded)
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| {
-                        ApiError::unauthorized("Malformed Basic credentials.")
-                            .because("bad_credentials")
-                    })?;
-                // RFC 7617: `user:password`. Without the colon there is no password to check
-                // (reading it as an empty one would let `Basic base64(user)` in).
-                let (user, password) = decoded.split_once(':').ok_or_else(|| {
-                    ApiError::unauthorized("Malformed Basic credentials.")
-                        .because("bad_credentials")
-                })?;
-                let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
-                let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
-                return if user_ok & password_ok {
-                    Ok(Auth::Basic)
-                } else {
-                    Err(
-                        ApiError::unauthorized("The Basic credentials are not valid.")
-                            .because("bad_credentials"),
-                    )
-                };
-            }
-            // Other schemes (a provider's own bearer token) fall through to the signature.
+        let freshness = freshness(integration);
+        let no_documents = BTreeMap::new();
+        let local = Credentials {
+            signing_keys: keys,
+            options: &integration.options,
+            fetched: &no_documents,
+            freshness,
+        };
+        // Why is logged for the operator; the caller gets the one answer every credential
+        // failure gets, which does not tell how the integration authenticates.
+        let failed = |e: tidings_core::Error| {
+            tracing::warn!(
+                provider = parser.id(),
+                integration = integration.id,
+                reason = %e,
+                "Signature verification failed."
+            );
+            ApiError::unauthorized(INVALID_CREDENTIALS)
+                .because(e.reason())
+                .detailed(format!("Signature verification failed: {e}."))
+        };
+        let urls = parser.remote_keys(raw).map_err(failed)?;
+        // Everything checkable here is checked before anything is fetched: a request that
+        // cannot verify must not cost an outbound request.
+        if !urls.is_empty() {
+            parser.precheck(raw, &local).map_err(failed)?;
         }
-        let verifiable = !keys.is_empty() || matches!(parser.signature(), Signature::Keyless(_));
-        if verifiable {
-            let urls = parser.remote_keys(raw).map_err(|e| {
-                ApiError::unauthorized(format!("Signature verification failed: {e}."))
-                    .because(e.reason())
+        let mut fetched = BTreeMap::new();
+        for url in urls {
+            let document = self.certs.fetch(&url).await.map_err(|err| {
+                tracing::warn!(url, error = %err, "Fetching a signing certificate failed.");
+                ApiError::unavailable(
+                    "The provider's signing certificate could not be fetched; retry shortly.",
+                )
             })?;
-            let mut fetched = BTreeMap::new();
-            for url in urls {
-                let document = self.certs.fetch(&url).await.map_err(|err| {
-                    tracing::warn!(url, error = %err, "Fetching a signing certificate failed.");
-                    ApiError::unavailable(
-                        "The provider's signing certificate could not be fetched; retry shortly.",
-                    )
-                })?;
-                fetched.insert(url, document.to_vec());
-            }
-            let freshness = integration
-                .signature_tolerance_secs
-                .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
-                .unwrap_or_default();
-            let credentials = Credentials {
-                signing_keys: keys,
-                options: &integration.options,
-                fetched: &fetched,
-                freshness,
-            };
-            return parser
-                .verify(raw, &credentials)
-                .map(|()| Auth::Signature)
-                .map_err(|e| {
-                    ApiError::unauthorized(format!("Signature verification failed: {e}."))
-                        .because(e.reason())
-                });
+            fetched.insert(url, document.to_vec());
         }
-        if integration.allow_unauthenticated {
-            return Ok(Auth::Unauthenticated);
-        }
-        Err(ApiError::unauthorized(
-            "Missing credentials: send `Authorization: ApiKey <secret key>`, or configure the integration's signing key or Basic credentials.",
-        )
-        .because("missing_credentials"))
+        let credentials = Credentials {
+            fetched: &fetched,
+            ..local
+        };
+        parser
+            .verify(raw, &credentials)
+            .map(|()| Auth::Signature)
+            .map_err(failed)
     }
 
     /// Claims the key in the store (for every instance sharing it): a guard that releases it when
@@ -742,6 +846,11 @@ impl App {
             Claim::Claimed => Ok(Ok(ClaimGuard {
                 store: self.store.clone(),
                 entry: (env.to_owned(), integration.to_owned(), key.to_owned()),
+                admission: None,
+                // The claim's own expiry (see `open_store`): the request timeout plus the
+                // longest a commit may take.
+                wait_limit: Duration::from_secs(self.config.limits.request_timeout_secs)
+                    + COMMIT_BOUND,
             })),
             Claim::InFlight => Err(ApiError::conflict()),
             Claim::Mismatch => Err(ApiError::new(
@@ -795,62 +904,258 @@ fn replay(key: &str, stored: StoredResponse) -> Response<Body> {
 }
 
 /// Releases a claimed idempotency key when the request ends, however it ends (a timeout drops
-/// the request's future, and the guard with it).
+/// the request's future, and the guard with it). A request dropped after the writer took it into
+/// a commit group keeps its claim until the writer answers: releasing it earlier would let a
+/// retry with another body in while this one commits.
 struct ClaimGuard {
     store: Store,
     entry: (String, String, String),
+    /// The request's place in the writer's queue, once it was sent there.
+    admission: Option<Admission>,
+    /// How long to wait for the writer's answer before releasing anyway (the claim timeout).
+    wait_limit: Duration,
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
         let (env, integration, key) = std::mem::take(&mut self.entry);
-        match &self.store {
-            // In memory: release at once.
-            Store::Sqlite(sqlite) => {
+        let store = self.store.clone();
+        let committing = self
+            .admission
+            .as_ref()
+            .filter(|admission| !admission.cancel() && !admission.is_answered())
+            .cloned();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        match (committing, &store, runtime) {
+            // In memory, nothing being committed: release at once.
+            (None, Store::Sqlite(sqlite), _) => {
                 let _ = sqlite.release_idempotency(&env, &integration, &key);
             }
-            // A database round trip: in the background. Until it lands, other instances answer
-            // 409; if it never does, the claim is abandoned after the request timeout.
-            Store::Postgres(_) => {
-                let store = self.store.clone();
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        if let Err(err) = store.release_idempotency(&env, &integration, &key).await
-                        {
-                            tracing::warn!(error = %err, "Cannot release an idempotency key.");
-                        }
-                    });
-                }
+            // After the writer's answer, or a database round trip: in the background. Until it
+            // lands, other instances answer 409; if it never does, the claim is abandoned after
+            // the request timeout.
+            (committing, _, Some(runtime)) => {
+                let wait_limit = self.wait_limit;
+                runtime.spawn(async move {
+                    if let Some(admission) = committing {
+                        admission.answered(wait_limit).await;
+                    }
+                    if let Err(err) = store.release_idempotency(&env, &integration, &key).await {
+                        tracing::warn!(error = %err, "Cannot release an idempotency key.");
+                    }
+                });
             }
+            (_, _, None) => {}
         }
     }
 }
+
+/// Cancels a queued request when its future is dropped (a no-op once the writer answered).
+struct CancelOnDrop(Admission);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Authenticates a request from its headers alone: `Some` for a valid API key or Basic
+/// credentials, or for an integration that allows unauthenticated requests; `None` when the
+/// provider's signature must decide (after the body is read); 401 when nothing can succeed.
+fn authenticate_headers(
+    headers: &HeaderMap,
+    environment: &crate::config::Environment,
+    integration: &Integration,
+    parser: &dyn ProviderParser,
+    keys: &[Secret],
+) -> Result<Option<Auth>, ApiError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or("");
+        if let Some(secret) = strip_scheme(value, "apikey") {
+            return if environment.accepts(secret.trim()) {
+                Ok(Some(Auth::ApiKey))
+            } else {
+                Err(
+                    ApiError::unauthorized("The API key is not valid for this environment.")
+                        .because("bad_credentials"),
+                )
+            };
+        }
+        if let Some(encoded) = strip_scheme(value, "basic") {
+            let Some(expected) = &integration.basic_auth else {
+                return Err(ApiError::unauthorized(INVALID_CREDENTIALS)
+                    .because("bad_credentials")
+                    .detailed(
+                        "Basic credentials were sent, but the integration has none configured.",
+                    ));
+            };
+            let decoded = tidings_core::signature::base64_decode(encoded)
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    ApiError::unauthorized("Malformed Basic credentials.")
+                        .because("bad_credentials")
+                })?;
+            // RFC 7617: `user:password`. Without the colon there is no password to check
+            // (reading it as an empty one would let `Basic base64(user)` in).
+            let (user, password) = decoded.split_once(':').ok_or_else(|| {
+                ApiError::unauthorized("Malformed Basic credentials.").because("bad_credentials")
+            })?;
+            let user_ok = ct_eq(user.as_bytes(), expected.username.as_bytes());
+            let password_ok = ct_eq(password.as_bytes(), expected.password.expose().as_bytes());
+            return if user_ok & password_ok {
+                Ok(Some(Auth::Basic))
+            } else {
+                Err(ApiError::unauthorized(INVALID_CREDENTIALS)
+                    .because("bad_credentials")
+                    .detailed("The Basic credentials are not valid."))
+            };
+        }
+        // Other schemes (a provider's own bearer token) fall through to the signature.
+    }
+    let verifiable = !keys.is_empty() || matches!(parser.signature(), Signature::Keyless(_));
+    if verifiable {
+        return Ok(None);
+    }
+    if integration.allow_unauthenticated {
+        return Ok(Some(Auth::Unauthenticated));
+    }
+    Err(ApiError::unauthorized(INVALID_CREDENTIALS)
+        .because("missing_credentials")
+        .detailed("No credentials: neither `Authorization: ApiKey <secret key>` nor Basic credentials, and the integration has no signing key."))
+}
+
+/// The nonce of a request verified by its signature, scoped to the signing key that verified it
+/// (so a rotated key starts afresh), for providers whose signature leaves the body out.
+fn nonce_record(
+    integration: &Integration,
+    parser: &dyn ProviderParser,
+    keys: &[Secret],
+    raw: &RawRequest<'_>,
+) -> Option<tidings_store::NonceRecord> {
+    let no_documents = BTreeMap::new();
+    let credentials = |signing_keys| Credentials {
+        signing_keys,
+        options: &integration.options,
+        fetched: &no_documents,
+        freshness: freshness(integration),
+    };
+    let nonce = parser.nonce(raw, &credentials(keys))?;
+    let key = keys.iter().find(|key| {
+        parser
+            .verify(raw, &credentials(std::slice::from_ref(*key)))
+            .is_ok()
+    })?;
+    Some(tidings_store::NonceRecord {
+        scope: hex::encode(Sha256::digest(key.expose().as_bytes()).get(..16)?),
+        value: nonce.value,
+        expires_at: nonce.expires_at,
+    })
+}
+
+/// How an integration's signed timestamps are checked.
+fn freshness(integration: &Integration) -> Freshness {
+    integration
+        .signature_tolerance_secs
+        .map(|s| Freshness::Within(chrono::Duration::seconds(s)))
+        .unwrap_or_default()
+}
+
+/// The secret of an `Authorization: ApiKey <secret>` header.
+fn api_key(headers: &HeaderMap) -> Option<&str> {
+    strip_scheme(headers.get(header::AUTHORIZATION)?.to_str().ok()?, "apikey")
+}
+
+/// The one answer to credentials that do not let a request in (other than a wrong API key):
+/// it does not tell how the integration authenticates.
+const INVALID_CREDENTIALS: &str = "Missing or invalid credentials: send `Authorization: ApiKey <secret key>`, or the provider's own signature or Basic credentials.";
 
 fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     let (given, rest) = value.trim().split_once(' ')?;
     given.eq_ignore_ascii_case(scheme).then_some(rest.trim())
 }
 
-/// Reads the body, stopping with 413 as soon as it passes the limit.
-async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+/// Reads the body, stopping with 413 as soon as it passes the limit, and with 503 when the
+/// bytes it holds would pass the global budget (taken as it arrives unless `reserved`).
+async fn read_limited<B>(
+    body: B,
+    limit: usize,
+    budget: &mut BodyBudget<'_>,
+    reserved: bool,
+) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(limit).because("too_large"))
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(ApiError::too_large(limit).because("too_large"));
+            }
+            Err(_) => return Err(ApiError::bad_request("The request body could not be read.")),
+        };
+        if let Ok(data) = frame.into_data() {
+            let held = collected.len() + data.len();
+            // A declared length was reserved up front; a body longer than declared takes more.
+            if !reserved || held > budget.held {
+                budget.take(held.saturating_sub(budget.held))?;
+            }
+            collected.extend_from_slice(&data);
         }
-        Err(_) => Err(ApiError::bad_request("The request body could not be read.")),
+    }
+    Ok(collected.freeze())
+}
+
+/// Bytes of request bodies held in memory by one request, taken from the global budget
+/// (`limits.max_buffered_body_bytes`) and given back when the request ends.
+struct BodyBudget<'a> {
+    budget: &'a Semaphore,
+    held: usize,
+}
+
+impl<'a> BodyBudget<'a> {
+    fn new(budget: &'a Semaphore) -> BodyBudget<'a> {
+        BodyBudget { budget, held: 0 }
+    }
+
+    /// Takes `bytes` more, or 503 when the budget cannot spare them now.
+    fn take(&mut self, bytes: usize) -> Result<(), ApiError> {
+        let busy = || {
+            ApiError::unavailable(
+                "Too many request bodies are held in memory at once; retry shortly.",
+            )
+        };
+        let count = u32::try_from(bytes).map_err(|_| busy())?;
+        self.budget
+            .try_acquire_many(count)
+            .map_err(|_| busy())?
+            .forget();
+        self.held += bytes;
+        Ok(())
     }
 }
 
-/// Request headers worth keeping with the raw request: everything but credentials.
-fn headers_json(headers: &HeaderMap) -> String {
+impl Drop for BodyBudget<'_> {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.held);
+    }
+}
+
+/// Request headers worth keeping with the raw request: everything but credentials, those of
+/// HTTP and those the provider declares (a shared secret sent as a header).
+fn headers_json(headers: &HeaderMap, parser: &dyn ProviderParser) -> String {
     let mut map = BTreeMap::new();
+    let provider_credentials = parser.credential_headers();
     for (name, value) in headers {
-        if name == header::AUTHORIZATION || name == header::COOKIE {
+        if name == header::AUTHORIZATION
+            || name == header::PROXY_AUTHORIZATION
+            || name == header::COOKIE
+            || provider_credentials
+                .iter()
+                .any(|credential| name.as_str().eq_ignore_ascii_case(credential))
+        {
             continue;
         }
         if let Ok(value) = value.to_str() {
@@ -881,4 +1186,49 @@ fn openapi() -> Response<Body> {
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use tidings_providers as _;
+
+    #[test]
+    fn stored_headers_leave_out_every_credential() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "ApiKey secret-one"),
+            ("proxy-authorization", "Basic c2VjcmV0LXR3bw=="),
+            ("cookie", "session=secret-three"),
+            ("verification-token", "secret-four"),
+            ("user-agent", "RingCentral-Webhook"),
+        ] {
+            headers.insert(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        let ring_central = registry().get("ring-central").unwrap();
+        let stored = headers_json(&headers, ring_central);
+        for secret in [
+            "secret-one",
+            "c2VjcmV0LXR3bw",
+            "secret-three",
+            "secret-four",
+        ] {
+            assert!(!stored.contains(secret), "{secret} in {stored}");
+        }
+        assert!(stored.contains("RingCentral-Webhook"));
+        // Declared names match however the request spells them.
+        for parser in registry().iter() {
+            for name in parser.credential_headers() {
+                assert!(
+                    http::HeaderName::from_bytes(name.as_bytes()).is_ok(),
+                    "{name}"
+                );
+            }
+        }
+    }
 }

@@ -5,11 +5,15 @@
 //! cannot make Tidings fetch an arbitrary URL. Fetches go over HTTPS only, verified against the
 //! built-in Mozilla roots or a configured CA file, with a short timeout and a size cap, and each
 //! certificate is cached for the life of the process.
+//!
+//! So that requests cannot turn Tidings into a source of outbound traffic: concurrent requests
+//! for one URL share one fetch, a failed fetch is remembered for a few seconds (requests meanwhile
+//! get the same 503 without a fetch), and only a few fetches run at once (more get 503 at once).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -45,6 +49,12 @@ pub enum FetchError {
     /// The fetcher was built offline: it never fetches.
     #[error("fetching is turned off")]
     Offline,
+    /// This URL failed moments ago; it is not fetched again yet.
+    #[error("failed moments ago ({0}); not fetched again yet")]
+    RecentlyFailed(String),
+    /// As many fetches as allowed are running.
+    #[error("too many certificate fetches at once")]
+    Busy,
 }
 
 /// Fetches and caches certificates.
@@ -53,6 +63,13 @@ pub struct CertFetcher {
     timeout: Duration,
     resolve: BTreeMap<String, SocketAddr>,
     cache: Mutex<BTreeMap<String, Arc<Vec<u8>>>>,
+    /// URLs whose last fetch failed: when, and why.
+    failures: Mutex<BTreeMap<String, (Instant, String)>>,
+    failure_ttl: Duration,
+    /// One lock per URL being fetched: a second request for it waits for the first fetch.
+    fetching: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Fetches running at once.
+    permits: tokio::sync::Semaphore,
     offline: bool,
 }
 
@@ -84,6 +101,10 @@ impl CertFetcher {
             timeout: Duration::from_secs(config.timeout_secs.max(1)),
             resolve: config.resolve.clone(),
             cache: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(BTreeMap::new()),
+            failure_ttl: Duration::from_secs(config.failure_cache_secs),
+            fetching: Mutex::new(BTreeMap::new()),
+            permits: tokio::sync::Semaphore::new(config.max_concurrent_fetches.max(1)),
             offline: false,
         })
     }
@@ -106,20 +127,75 @@ impl CertFetcher {
 
     /// The document at `url`, from the cache or fetched.
     pub async fn fetch(&self, url: &str) -> Result<Arc<Vec<u8>>, FetchError> {
-        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(url).cloned()) {
-            return Ok(hit);
+        if let Some(known) = self.known(url) {
+            return known;
         }
-        let body = tokio::time::timeout(self.timeout, self.fetch_uncached(url))
+        let lock = {
+            let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(fetching.entry(url.to_owned()).or_default())
+        };
+        // Waits for a fetch of the same URL already under way, then takes its result.
+        let _turn = tokio::time::timeout(self.timeout, lock.lock())
             .await
-            .map_err(|_| FetchError::Timeout)??;
-        let body = Arc::new(body);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(url.to_owned(), Arc::clone(&body));
+            .map_err(|_| FetchError::Timeout)?;
+        if let Some(known) = self.known(url) {
+            return known;
         }
-        Ok(body)
+        let result = match self.permits.try_acquire() {
+            Err(_) => return Err(FetchError::Busy),
+            Ok(_permit) => tokio::time::timeout(self.timeout, self.fetch_uncached(url))
+                .await
+                .unwrap_or(Err(FetchError::Timeout)),
+        };
+        let result = match result {
+            Ok(body) => {
+                let body = Arc::new(body);
+                let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(url.to_owned(), Arc::clone(&body));
+                Ok(body)
+            }
+            Err(err) => {
+                if !self.failure_ttl.is_zero() {
+                    let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                    if failures.len() >= CACHE_ENTRIES {
+                        failures.clear();
+                    }
+                    failures.insert(url.to_owned(), (Instant::now(), err.to_string()));
+                }
+                Err(err)
+            }
+        };
+        self.fetching
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(url);
+        result
+    }
+
+    /// The cached document, or the recent failure, for `url`.
+    fn known(&self, url: &str) -> Option<Result<Arc<Vec<u8>>, FetchError>> {
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(url)
+        {
+            return Some(Ok(Arc::clone(hit)));
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        match failures.get(url) {
+            Some((at, why)) if at.elapsed() < self.failure_ttl => {
+                Some(Err(FetchError::RecentlyFailed(why.clone())))
+            }
+            Some(_) => {
+                failures.remove(url);
+                None
+            }
+            None => None,
+        }
     }
 
     async fn fetch_uncached(&self, url: &str) -> Result<Vec<u8>, FetchError> {

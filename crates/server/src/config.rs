@@ -33,6 +33,9 @@ pub struct Config {
     /// Fetching signing certificates (Amazon SNS).
     #[serde(default)]
     pub certificates: CertificatesConfig,
+    /// Where and to whom `/metrics` is served.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Environments: who may call.
     #[serde(default)]
     pub environments: Vec<Environment>,
@@ -116,12 +119,33 @@ pub struct Limits {
     pub header_timeout_secs: u64,
     /// Seconds a request (body included) may take before it is answered 408.
     pub request_timeout_secs: u64,
+    /// Seconds the body of a request may take to arrive, once its headers are in (408 beyond).
+    pub body_timeout_secs: u64,
     /// Open connections at most; further ones are answered 503 and closed.
     pub max_connections: usize,
     /// Requests processed at once at most; further ones are answered 503 with `Retry-After`.
     pub max_in_flight: usize,
     /// Seconds to finish in-flight requests on shutdown.
     pub shutdown_grace_secs: u64,
+    /// h2c: seconds a connection may have no open stream before it is told to go away (and
+    /// closed if it does not). Before its first request the deadline is `header_timeout_secs`.
+    pub h2_idle_timeout_secs: u64,
+    /// h2c: seconds between keep-alive pings; a ping unanswered for as long closes the
+    /// connection. 0 turns pings off.
+    pub h2_keep_alive_secs: u64,
+    /// h2c: streams (requests) open at once on one connection.
+    pub h2_max_streams: u32,
+    /// Bytes of request bodies all requests together may hold in memory; a request that would
+    /// pass it is answered 503 with `Retry-After`.
+    pub max_buffered_body_bytes: usize,
+    /// Provider events one request may carry (413 beyond).
+    pub max_events_per_request: usize,
+    /// `/readyz`: not ready while a request has waited this many milliseconds or more in the
+    /// commit queue.
+    pub ready_max_queue_age_ms: u64,
+    /// `/readyz`: not ready while the last commit failed and one failed within this many
+    /// seconds.
+    pub ready_failure_window_secs: u64,
 }
 
 impl Default for Limits {
@@ -130,9 +154,17 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            body_timeout_secs: 10,
             max_connections: 4096,
             max_in_flight: 1024,
             shutdown_grace_secs: 10,
+            h2_idle_timeout_secs: 30,
+            h2_keep_alive_secs: 20,
+            h2_max_streams: 32,
+            max_buffered_body_bytes: 8 * 1024 * 1024,
+            max_events_per_request: 10_000,
+            ready_max_queue_age_ms: 2000,
+            ready_failure_window_secs: 5,
         }
     }
 }
@@ -167,6 +199,11 @@ pub struct CertificatesConfig {
     /// Host name → address overrides (`"sns.us-east-1.amazonaws.com" = "10.0.0.5:443"`), for
     /// networks where a proxy or split-horizon DNS serves these hosts.
     pub resolve: BTreeMap<String, SocketAddr>,
+    /// Seconds a failed fetch is remembered: requests for that URL meanwhile get 503 at once,
+    /// without a fetch. 0 remembers nothing.
+    pub failure_cache_secs: u64,
+    /// Fetches running at once at most; a request that needs one more gets 503.
+    pub max_concurrent_fetches: usize,
 }
 
 impl Default for CertificatesConfig {
@@ -175,8 +212,21 @@ impl Default for CertificatesConfig {
             ca_file: None,
             timeout_secs: 5,
             resolve: BTreeMap::new(),
+            failure_cache_secs: 10,
+            max_concurrent_fetches: 4,
         }
     }
+}
+
+/// `[metrics]`: `/metrics` aggregates every environment, so it can be kept off the public
+/// address or behind a token.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` only on this address (e.g. `127.0.0.1:9100`), not on `listen`.
+    pub listen: Option<String>,
+    /// Require `Authorization: Bearer <token>` for `/metrics`.
+    pub token: Option<Secret>,
 }
 
 /// `[[environments]]`.
@@ -439,6 +489,7 @@ impl Config {
             limits: Limits::default(),
             log: LogConfig::default(),
             certificates: CertificatesConfig::default(),
+            metrics: MetricsConfig::default(),
             environments: vec![Environment {
                 id: "dev".into(),
                 secret_key: Some(Secret::new(DEMO_SECRET)),
@@ -451,12 +502,12 @@ impl Config {
                 .flat_map(|p| {
                     std::iter::once(p.id())
                         .chain(p.aliases().iter().copied())
-                        .map(move |id| (id, p.id()))
+                        .map(move |id| (id, p))
                 })
                 .map(|(id, provider)| Integration {
                     id: id.into(),
                     environment: "dev".into(),
-                    provider: provider.into(),
+                    provider: provider.id().into(),
                     signing_key: None,
                     signing_keys: Vec::new(),
                     signature_tolerance_secs: None,
@@ -464,7 +515,13 @@ impl Config {
                     allow_unauthenticated: false,
                     quiet_after_secs: None,
                     verify: Verify::Enforce,
-                    options: BTreeMap::new(),
+                    // What the provider's checks need, with values that say they are the demo's
+                    // (Amazon SNS: a topic wildcard).
+                    options: provider
+                        .demo_options()
+                        .iter()
+                        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -523,6 +580,36 @@ impl Config {
                 "limits: max_body_bytes, max_in_flight and max_connections must be above 0".into(),
             );
         }
+        if self.limits.max_buffered_body_bytes < self.limits.max_body_bytes
+            || self.limits.max_events_per_request == 0
+        {
+            problems.push(
+                "limits: max_buffered_body_bytes must be at least max_body_bytes, and max_events_per_request above 0".into(),
+            );
+        }
+        if self.limits.header_timeout_secs == 0
+            || self.limits.request_timeout_secs == 0
+            || self.limits.body_timeout_secs == 0
+            || self.limits.h2_idle_timeout_secs == 0
+            || self.limits.h2_max_streams == 0
+        {
+            problems.push(
+                "limits: header_timeout_secs, request_timeout_secs, body_timeout_secs, h2_idle_timeout_secs and h2_max_streams must be above 0".into(),
+            );
+        }
+        if let Some(listen) = &self.metrics.listen
+            && listen.parse::<SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "metrics.listen: `{listen}` is not an address like 127.0.0.1:9100"
+            ));
+        }
+        problems.extend(
+            self.metrics
+                .token
+                .iter()
+                .filter_map(|token| secret_problem("metrics.token", token)),
+        );
         if let Some(path) = &self.certificates.ca_file
             && !path.is_file()
         {
@@ -620,6 +707,12 @@ impl Config {
                     integration.provider
                 )),
                 Some(parser) => {
+                    problems.extend(
+                        parser
+                            .option_problems(&integration.options)
+                            .into_iter()
+                            .map(|problem| format!("{name}: {problem}")),
+                    );
                     if matches!(parser.signature(), Signature::None)
                         && !integration.keys().is_empty()
                     {
@@ -775,6 +868,51 @@ mod tests {
         for secret in ["db-password", "basic-password", "long-enough"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+
+    #[test]
+    fn ses_and_sns_integrations_need_a_topic_allow_list() {
+        use tidings_providers as _;
+        for (provider, options, ok) in [
+            ("ses", "", false),
+            ("sns", "", false),
+            ("amazon-ses", "options = { auto_confirm = \"true\" }", false),
+            ("ses", "options = { topic_arns = \" , \" }", false),
+            ("ses", "options = { topic_arns = \"SES_Events\" }", false),
+            (
+                "ses",
+                "options = { topic_arns = \"arn:aws:sns:us-east-1:123456789012:a, arn:aws:sns:us-east-1:123456789012:b\" }",
+                true,
+            ),
+            (
+                "sns",
+                "options = { topic_arns = \"any-topic-of-any-aws-account\" }",
+                true,
+            ),
+            ("sendgrid", "", true),
+        ] {
+            let text = format!(
+                "{ENVIRONMENT}[[integrations]]\nid = \"i\"\nenvironment = \"e\"\nprovider = \"{provider}\"\n{options}\n"
+            );
+            let config: Config = toml::from_str(&text).unwrap();
+            let problems = config.problems();
+            assert_eq!(
+                problems.is_empty(),
+                ok,
+                "{provider} {options}: {problems:?}"
+            );
+            assert!(
+                problems.iter().all(|p| p.contains("topic_arns")),
+                "{problems:?}"
+            );
+        }
+        // The demo's SNS-delivered integrations say what their wildcard is.
+        let demo = Config::demo();
+        let ses = demo.integrations.iter().find(|i| i.id == "ses").unwrap();
+        assert_eq!(
+            ses.options.get("topic_arns").map(String::as_str),
+            Some("any-topic-of-any-aws-account")
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct ApiError {
     pub(crate) reason: Option<&'static str>,
     /// The refused request, to record.
     pub(crate) refused: Option<Box<crate::rejections::Refused>>,
+    /// What the record says when the answer is kept vague on purpose (credential failures do
+    /// not tell a caller how the integration authenticates; the environment's operator may know).
+    detail: Option<String>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             provider: None,
             reason: None,
             refused: None,
+            detail: None,
         }
     }
 
@@ -113,6 +117,17 @@ impl ApiError {
             }));
         }
         self
+    }
+
+    /// Sets what a rejection record says instead of the answered message.
+    pub(crate) fn detailed(mut self, detail: impl Into<String>) -> ApiError {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// What a rejection record says: the detail, else the answered message.
+    pub fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.message)
     }
 
     /// The status answered.

@@ -214,13 +214,19 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 
 /// Opens the configured store for `serve`, with retention.
 async fn open_store(config: &Config) -> Result<Store> {
+    let defaults = StoreOptions::default();
+    // A claim is taken as abandoned only once its request cannot still be committing: the
+    // request's own timeout, plus the longest a commit group it joined may take (a request
+    // that timed out after joining one is still committed, and keeps its claim until then).
+    let claim_timeout = std::time::Duration::from_secs(config.limits.request_timeout_secs)
+        + defaults.timeout.max(std::time::Duration::from_secs(1)) * 2;
     let options = StoreOptions {
         synchronous_full: config.store.synchronous != "normal",
         pool_size: config.store.pool_size,
-        claim_timeout: std::time::Duration::from_secs(config.limits.request_timeout_secs),
+        claim_timeout,
         retention: (config.store.retention_days > 0)
             .then(|| chrono::Duration::days(i64::from(config.store.retention_days))),
-        ..StoreOptions::default()
+        ..defaults
     };
     Ok(Store::open(&config.store.url, options).await?)
 }

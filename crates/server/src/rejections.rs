@@ -44,6 +44,10 @@ pub const REASONS: &[(&str, &str)] = &[
     ),
     ("bad_signature", "The signature does not match the request."),
     (
+        "replayed_signature",
+        "A signature's one-time token came again with another body: a captured request replayed.",
+    ),
+    (
         "stale_timestamp",
         "The signed timestamp is outside the allowed window.",
     ),
@@ -275,6 +279,9 @@ pub fn hint(reason: &str, message: &str, signs_url: bool, public_url: Option<&st
         ),
         "bad_signature" => {
             "The signing key may be wrong (a key of another account or environment, or rotated), or the body was changed in transit (a proxy that re-encodes JSON or form bodies breaks the signature).".to_owned()
+        }
+        "replayed_signature" => {
+            "Someone sent a signed request again with a different body. Providers retry with the same body; check where the request came from.".to_owned()
         }
         "stale_timestamp" => {
             "The signed time is too far from this server's clock: check both clocks (NTP), or a proxy or queue that delays requests; a replayed old request also looks like this.".to_owned()

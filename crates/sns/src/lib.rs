@@ -21,17 +21,28 @@ mod verify;
 use serde::{Deserialize, Deserializer};
 use tidings_core::{Control, Error, Ignored, MediaType, Parsed, RawRequest, Result, Signature};
 
-pub use verify::{DEFAULT_TOLERANCE, public_key_from_pem, remote_keys, string_to_sign, verify};
+pub use verify::{
+    DEFAULT_TOLERANCE, option_problems, precheck, public_key_from_pem, remote_keys, string_to_sign,
+    topic_allowed, topic_listed, verify,
+};
 
 /// The signature scheme of every SNS-delivered provider.
 pub const SIGNATURE: Signature = Signature::Keyless("aws-sns-rsa");
 
-/// The integration option holding the comma-separated `TopicArn`s to accept (all when unset).
+/// The integration option holding the comma-separated `TopicArn`s to accept. Required: without
+/// it nothing verifies.
 pub const TOPIC_ARNS_OPTION: &str = "topic_arns";
 
 /// The option that lets the service confirm a subscription of an allowed topic by itself
 /// (`"true"`), on a signature-verified integration.
 pub const AUTO_CONFIRM_OPTION: &str = "auto_confirm";
+
+/// A `topic_arns` entry that accepts every topic of every AWS account, named for what it does.
+/// The local demo uses it; subscriptions are never confirmed automatically through it.
+pub const ANY_TOPIC: &str = "any-topic-of-any-aws-account";
+
+/// The options the local demo gives an SNS-delivered integration.
+pub const DEMO_OPTIONS: &[(&str, &str)] = &[(TOPIC_ARNS_OPTION, ANY_TOPIC)];
 
 /// An SNS HTTP(S) message, field for field. Values are read leniently: a field that is not a
 /// string reads as absent.

@@ -9,7 +9,7 @@ use tidings_core::signature::{base64_decode, check_window};
 use tidings_core::{Credentials, Error, RawRequest, Result, time};
 use x509_cert::der::{DecodePem, Encode};
 
-use crate::{Envelope, MessageType, TOPIC_ARNS_OPTION, trust};
+use crate::{ANY_TOPIC, Envelope, MessageType, TOPIC_ARNS_OPTION, trust};
 
 /// How far SNS's `Timestamp` may be from the receive time by default. SNS documents no window;
 /// an hour covers its retry schedule for HTTP endpoints.
@@ -31,7 +31,9 @@ pub fn remote_keys(request: &RawRequest<'_>) -> Result<Vec<String>> {
 /// Verifies an SNS message:
 ///
 /// 1. `SigningCertURL` passes the [`trust`] rule (else [`Error::Untrusted`]);
-/// 2. `TopicArn` is in the `topic_arns` option, when set (else [`Error::Untrusted`]);
+/// 2. `TopicArn` is in the `topic_arns` option (else [`Error::Untrusted`]): SNS signs every AWS
+///    account's topics with the same regional certificate, so a valid signature proves only that
+///    Amazon sent the message, not that it came from the integration's own topic;
 /// 3. `Timestamp` is within the tolerance (default [`DEFAULT_TOLERANCE`]);
 /// 4. `Signature` (base64) verifies over [`string_to_sign`] with the RSA key of the certificate
 ///    the service fetched (`credentials.fetched[SigningCertURL]`), SHA-1 for `SignatureVersion`
@@ -39,6 +41,49 @@ pub fn remote_keys(request: &RawRequest<'_>) -> Result<Vec<String>> {
 ///
 /// A body that is not an SNS envelope carries no signature (raw delivery, EventBridge).
 pub fn verify(request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+    let checked = local_checks(request, credentials)?;
+    let signed = string_to_sign(&checked.envelope, checked.kind)?;
+    let (scheme, digest) = match checked.version {
+        Version::Sha1 => (
+            Pkcs1v15Sign::new::<sha1::Sha1>(),
+            sha1::Sha1::digest(signed.as_bytes()).to_vec(),
+        ),
+        Version::Sha256 => (
+            Pkcs1v15Sign::new::<sha2::Sha256>(),
+            sha2::Sha256::digest(signed.as_bytes()).to_vec(),
+        ),
+    };
+    let pem = credentials
+        .fetched
+        .get(&checked.cert_url)
+        .ok_or(Error::Untrusted(
+            "the certificate at SigningCertURL was not fetched",
+        ))?;
+    let key = public_key_from_pem(pem)?;
+    key.verify(scheme, &digest, &checked.signature)
+        .map_err(|_| Error::SignatureMismatch)
+}
+
+/// Steps 1 to 3 of [`verify`] and the signature's form: everything but the RSA check, so the
+/// service checks it before fetching a certificate.
+pub fn precheck(request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+    local_checks(request, credentials).map(|_| ())
+}
+
+enum Version {
+    Sha1,
+    Sha256,
+}
+
+struct Checked {
+    envelope: Envelope,
+    kind: MessageType,
+    cert_url: String,
+    version: Version,
+    signature: Vec<u8>,
+}
+
+fn local_checks(request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<Checked> {
     let envelope =
         Envelope::from_body(request.body).ok_or(Error::MissingSignatureField("Signature"))?;
     let kind = envelope
@@ -48,19 +93,23 @@ pub fn verify(request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result
         .signing_cert_url
         .as_deref()
         .ok_or(Error::MissingSignatureField("SigningCertURL"))?;
-    let url = trust::signing_cert_url(url)?;
-    if let Some(allowed) = credentials.option(TOPIC_ARNS_OPTION) {
-        let topic = envelope.topic_arn.as_deref().unwrap_or_default();
-        if topic.is_empty() || !allowed.split(',').any(|arn| arn.trim() == topic) {
-            return Err(Error::Untrusted(
-                "signed for a TopicArn outside the topic_arns allow-list",
-            ));
-        }
+    let cert_url = trust::signing_cert_url(url)?.to_owned();
+    let topic = envelope.topic_arn.as_deref().unwrap_or_default();
+    if !topic_allowed(credentials.option(TOPIC_ARNS_OPTION), topic) {
+        return Err(Error::Untrusted(
+            "signed for a TopicArn outside the integration's topic_arns allow-list",
+        ));
     }
-    let version = envelope
+    let version = match envelope
         .signature_version
         .as_deref()
-        .ok_or(Error::MissingSignatureField("SignatureVersion"))?;
+        .ok_or(Error::MissingSignatureField("SignatureVersion"))?
+        .trim()
+    {
+        "1" => Version::Sha1,
+        "2" => Version::Sha256,
+        _ => return Err(Error::MalformedSignature("SignatureVersion")),
+    };
     let signature = envelope
         .signature
         .as_deref()
@@ -74,24 +123,61 @@ pub fn verify(request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result
         let published = time::parse(published).ok_or(Error::MalformedSignature("Timestamp"))?;
         check_window(published, request.received_at, tolerance)?;
     }
-    let signed = string_to_sign(&envelope, kind)?;
-    let (scheme, digest) = match version.trim() {
-        "1" => (
-            Pkcs1v15Sign::new::<sha1::Sha1>(),
-            sha1::Sha1::digest(signed.as_bytes()).to_vec(),
-        ),
-        "2" => (
-            Pkcs1v15Sign::new::<sha2::Sha256>(),
-            sha2::Sha256::digest(signed.as_bytes()).to_vec(),
-        ),
-        _ => return Err(Error::MalformedSignature("SignatureVersion")),
+    // The canonical string needs every signed field: a message missing one cannot verify.
+    string_to_sign(&envelope, kind)?;
+    Ok(Checked {
+        envelope,
+        kind,
+        cert_url,
+        version,
+        signature,
+    })
+}
+
+/// The ARNs of a `topic_arns` value (comma-separated), wildcard included.
+fn listed(allowed: &str) -> impl Iterator<Item = &str> {
+    allowed
+        .split(',')
+        .map(str::trim)
+        .filter(|arn| !arn.is_empty())
+}
+
+/// Whether `topic` may be accepted with this `topic_arns` value: listed, or the value holds
+/// [`ANY_TOPIC`]. No allow-list accepts nothing.
+pub fn topic_allowed(allowed: Option<&str>, topic: &str) -> bool {
+    let Some(allowed) = allowed else {
+        return false;
     };
-    let pem = credentials.fetched.get(url).ok_or(Error::Untrusted(
-        "the certificate at SigningCertURL was not fetched",
-    ))?;
-    let key = public_key_from_pem(pem)?;
-    key.verify(scheme, &digest, &signature)
-        .map_err(|_| Error::SignatureMismatch)
+    !topic.is_empty() && listed(allowed).any(|arn| arn == topic || arn == ANY_TOPIC)
+}
+
+/// Whether `topic` is named in this `topic_arns` value itself (the wildcard does not count):
+/// only such a topic's subscription may be confirmed automatically.
+pub fn topic_listed(allowed: Option<&str>, topic: &str) -> bool {
+    allowed.is_some_and(|allowed| !topic.is_empty() && listed(allowed).any(|arn| arn == topic))
+}
+
+/// Problems with an SNS-delivered integration's options: `topic_arns` must be set and each entry
+/// be an SNS topic ARN (or [`ANY_TOPIC`]).
+pub fn option_problems(options: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let Some(allowed) = options.get(TOPIC_ARNS_OPTION) else {
+        return vec![format!(
+            "options.{TOPIC_ARNS_OPTION} is required: Amazon SNS signs every AWS account's topics with the same certificate, so only the allow-list tells your topics from anyone else's (e.g. options = {{ {TOPIC_ARNS_OPTION} = \"arn:aws:sns:us-east-1:123456789012:ses-events\" }})"
+        )];
+    };
+    if listed(allowed).next().is_none() {
+        return vec![format!(
+            "options.{TOPIC_ARNS_OPTION} is empty: list the ARNs of your SNS topics, comma-separated"
+        )];
+    }
+    listed(allowed)
+        .filter(|arn| *arn != ANY_TOPIC && !arn.starts_with("arn:aws"))
+        .map(|arn| {
+            format!(
+                "options.{TOPIC_ARNS_OPTION}: `{arn}` is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)"
+            )
+        })
+        .collect()
 }
 
 /// The canonical string SNS signs: `Name\nValue\n` for each field, in this order. Notification:

@@ -17,9 +17,11 @@
 //! The conformance suite in `tests/it` runs every test against both.
 
 mod activity;
+mod admission;
 mod cursor;
 mod model;
 mod postgres;
+mod readiness;
 mod redact;
 mod rejection;
 mod sqlite;
@@ -27,12 +29,14 @@ mod store;
 mod view;
 
 pub use activity::{Activity, Window};
+pub use admission::Admission;
 pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
-    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, PruneStats,
-    StoredEvent, StoredResponse,
+    Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, NonceRecord,
+    PruneStats, StoredEvent, StoredResponse,
 };
 pub use postgres::{PgOptions, PgStore};
+pub use readiness::NotReady;
 pub use redact::redact_url;
 pub use rejection::{
     Rejection, RejectionBatch, RejectionCount, RejectionQuery, RejectionRow, hour_of,
@@ -54,6 +58,9 @@ pub enum Error {
     /// The writer has stopped (shutdown or a fatal error), or the database did not answer in time.
     #[error("storage is unavailable")]
     Unavailable,
+    /// The request was cancelled (its client had gone) before it joined a commit group.
+    #[error("cancelled before it was committed")]
+    Cancelled,
     /// SQLite reported an error.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),

@@ -24,12 +24,34 @@ pub struct Ingest {
     pub headers_json: String,
     /// The exact body.
     pub body: Vec<u8>,
+    /// SHA-256 of the body: one raw request is kept per distinct body per integration, and a
+    /// repeat only counts (`repeats`).
+    pub body_hash: Vec<u8>,
+    /// The signed one-time value of a provider whose signature does not cover the body
+    /// (Mailgun's token), when the request was verified by it.
+    pub nonce: Option<NonceRecord>,
     /// The normalized events, in body order.
     pub events: Vec<Event>,
     /// Provider events that mapped to no status, as JSON (kept for the record).
     pub ignored_json: String,
     /// The response to remember for an `Idempotency-Key`.
     pub idempotency: Option<IdempotencyRecord>,
+    /// Cancels the request while it waits for a commit group (its client has gone).
+    pub admission: crate::Admission,
+}
+
+/// A signed one-time value, remembered until it expires so that a signature cannot be replayed
+/// with another body. The check is atomic with the request's commit (a unique key), so it holds
+/// across instances sharing a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceRecord {
+    /// What the value is scoped to besides the integration: a digest of the signing key that
+    /// verified it, so a rotated key starts afresh.
+    pub scope: String,
+    /// The value as signed.
+    pub value: String,
+    /// Until when a reuse is a replay (the end of the signature's timestamp window).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A response remembered under an idempotency key.
@@ -67,6 +89,11 @@ pub struct IngestOutcome {
     pub stored: usize,
     /// Events already stored (a provider retry): counted on the stored event, not stored again.
     pub duplicates: usize,
+    /// The same body was already stored for this integration: its raw request counted a repeat.
+    pub repeat: bool,
+    /// The request's nonce was already used with another body within its window: nothing of
+    /// it was stored.
+    pub nonce_reused: bool,
 }
 
 /// A stored event, as `tidings events` prints it.
@@ -152,11 +179,13 @@ pub struct PruneStats {
     pub events: u64,
     /// Idempotency records deleted.
     pub idempotency: u64,
+    /// Expired nonces deleted.
+    pub nonces: u64,
 }
 
 impl PruneStats {
     /// Rows deleted in all.
     pub fn total(&self) -> u64 {
-        self.raw_requests + self.events + self.idempotency
+        self.raw_requests + self.events + self.idempotency + self.nonces
     }
 }

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tidings_core::fold::{Fact, MessageState, precedence};
 use tidings_core::{Failure, Status};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -93,8 +93,28 @@ fn migrations() -> Vec<String> {
         messages_table(),
         SCHEMA_3.to_owned(),
         rejections::SCHEMA_4.to_owned(),
+        REPLAYS.to_owned(),
     ]
 }
+
+/// Hardening round 2 (replays): one raw request per distinct body per integration, repeats
+/// counted (rows made before have no hash and stay as they are); signed one-time values
+/// (Mailgun's token) remembered until they expire, scoped to the signing key.
+const REPLAYS: &str = "ALTER TABLE raw_requests ADD COLUMN body_hash BYTEA,
+        ADD COLUMN repeats BIGINT NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX raw_requests_by_body
+        ON raw_requests (environment_id, integration_id, body_hash);
+    CREATE TABLE replay_nonces (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        body_hash BYTEA NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, scope, nonce)
+    );
+    CREATE INDEX replay_nonces_by_expiry ON replay_nonces (expires_at);";
 
 /// Migration 3: the read API. Events record their writing transaction so the cursor can be
 /// gap-free (see `cursor.rs`); a message belongs to one integration, is found by the provider's
@@ -161,7 +181,7 @@ impl PgOptions {
     }
 }
 
-type Reply = oneshot::Sender<Result<IngestOutcome>>;
+use crate::admission::Reply;
 
 /// The PostgreSQL store. Cheap to clone.
 #[derive(Clone)]
@@ -173,6 +193,7 @@ pub struct PgStore {
     commits: Arc<tokio::sync::watch::Sender<i64>>,
     writer: mpsc::Sender<(Ingest, Reply)>,
     stats: Arc<Mutex<CommitStats>>,
+    readiness: Arc<crate::readiness::Readiness>,
     claim_timeout: chrono::Duration,
     timeout: Duration,
 }
@@ -450,6 +471,7 @@ impl PgStore {
         let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let commits = Arc::new(tokio::sync::watch::Sender::new(0));
+        let readiness = Arc::new(crate::readiness::Readiness::default());
         // Keep a connection or two for reads, claims and readiness checks.
         let committers = (options.pool_size.max(2) / 2).max(1);
         tokio::spawn(committer(
@@ -460,6 +482,7 @@ impl PgStore {
             options.timeout.max(Duration::from_secs(1)) * 2,
             Arc::clone(&stats),
             Arc::clone(&commits),
+            Arc::clone(&readiness),
         ));
         Ok(PgStore {
             pool,
@@ -467,6 +490,7 @@ impl PgStore {
             commits,
             writer,
             stats,
+            readiness,
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
             timeout: options.timeout,
@@ -476,12 +500,23 @@ impl PgStore {
     /// Commits one request with its events. Resolves once the transaction holding it is durable.
     /// A full queue is [`Error::Saturated`] at once.
     pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
-        let (reply, done) = oneshot::channel();
-        self.writer.try_send((ingest, reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Saturated,
-            mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+        let (reply, done) = Reply::new(ingest.admission.clone());
+        self.readiness.enqueue(|| {
+            self.writer.try_send((ingest, reply)).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::Saturated,
+                mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+            })
         })?;
         done.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Whether a write would succeed soon (see [`crate::Store::readiness`]).
+    pub fn readiness(
+        &self,
+        max_queue_age: std::time::Duration,
+        failure_window: std::time::Duration,
+    ) -> std::result::Result<(), crate::NotReady> {
+        self.readiness.check(max_queue_age, failure_window)
     }
 
     /// Whether the commit queue is full: new requests are refused until it drains.
@@ -1034,10 +1069,23 @@ async fn prune(pool: &Pool, cutoff: DateTime<Utc>, batch: usize) -> Result<Prune
             &mut stats.idempotency,
         ),
     ];
-    for (sql, count) in steps {
+    // Nonces matter only until they expire, whatever the retention.
+    let now = Utc::now();
+    let nonces = (
+        "DELETE FROM replay_nonces WHERE (environment_id, integration_id, scope, nonce) IN
+           (SELECT environment_id, integration_id, scope, nonce FROM replay_nonces
+            WHERE expires_at < $1 LIMIT $2)",
+        now,
+        &mut stats.nonces,
+    );
+    let steps = steps
+        .into_iter()
+        .map(|(sql, count)| (sql, cutoff, count))
+        .chain(std::iter::once(nonces));
+    for (sql, before, count) in steps {
         let statement = client.prepare_cached(sql).await?;
         loop {
-            let deleted = client.execute(&statement, &[&cutoff, &batch]).await?;
+            let deleted = client.execute(&statement, &[&before, &batch]).await?;
             *count += deleted;
             if (deleted as i64) < batch {
                 break;
@@ -1125,6 +1173,8 @@ fn parse_xid(text: &str) -> Result<u64> {
 /// Takes every request waiting (up to `max_batch`) and commits them in one transaction, with up
 /// to `concurrency` transactions at once. While all are busy, requests pile up and the next
 /// transaction takes them all: the group grows with the load.
+// Each argument is a separate piece of the writer's shared state, set up once by `open`.
+#[allow(clippy::too_many_arguments)]
 async fn committer(
     pool: Pool,
     mut queue: mpsc::Receiver<(Ingest, Reply)>,
@@ -1133,6 +1183,7 @@ async fn committer(
     commit_timeout: Duration,
     stats: Arc<Mutex<CommitStats>>,
     commits: Arc<tokio::sync::watch::Sender<i64>>,
+    readiness: Arc<crate::readiness::Readiness>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let upsert_message = Arc::new(upsert_message_sql());
@@ -1144,17 +1195,30 @@ async fn committer(
             return;
         };
         let mut batch = Vec::with_capacity(max_batch);
-        batch.push(first);
+        // A request whose client has gone is dropped here; once in a group it is committed.
+        let admit = |batch: &mut Vec<(Ingest, Reply)>, (ingest, reply): (Ingest, Reply)| {
+            readiness.taken();
+            if reply.join() {
+                batch.push((ingest, reply));
+            } else {
+                reply.send(Err(Error::Cancelled));
+            }
+        };
+        admit(&mut batch, first);
         while batch.len() < max_batch {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => admit(&mut batch, job),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let pool = pool.clone();
         let stats = Arc::clone(&stats);
         let upsert_message = Arc::clone(&upsert_message);
         let commits = Arc::clone(&commits);
+        let readiness = Arc::clone(&readiness);
         tokio::spawn(async move {
             let _slot = slot;
             let started = Instant::now();
@@ -1171,17 +1235,18 @@ async fn committer(
                 s.requests += batch.len() as u64;
                 s.commit_micros += elapsed.as_micros() as u64;
             }
+            readiness.committed(result.is_ok());
             match result {
                 Ok(outcomes) => {
                     commits.send_modify(|count| *count += 1);
                     for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
-                        let _ = reply.send(Ok(outcome));
+                        reply.send(Ok(outcome));
                     }
                 }
                 Err(err) => {
                     tracing::error!(error = %err, requests = batch.len(), "Store commit failed.");
                     for (_, reply) in batch {
-                        let _ = reply.send(Err(Error::Unavailable));
+                        reply.send(Err(Error::Unavailable));
                     }
                 }
             }
@@ -1226,8 +1291,32 @@ async fn commit_group(
     let insert_request = tx
         .prepare_cached(
             "INSERT INTO raw_requests
-               (environment_id, integration_id, provider, received_at, content_type, headers, body, ignored)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+               (environment_id, integration_id, provider, received_at, content_type, headers, body,
+                ignored, body_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
+               repeats = raw_requests.repeats + 1
+             RETURNING seq, repeats",
+        )
+        .await?;
+    // A nonce is taken if it is new or its earlier use has expired. Two instances taking one
+    // nonce: the second waits for the first's commit, then sees its row.
+    let take_nonce = tx
+        .prepare_cached(
+            "INSERT INTO replay_nonces
+               (environment_id, integration_id, scope, nonce, body_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (environment_id, integration_id, scope, nonce) DO UPDATE SET
+               body_hash = EXCLUDED.body_hash, created_at = EXCLUDED.created_at,
+               expires_at = EXCLUDED.expires_at
+             WHERE replay_nonces.expires_at < EXCLUDED.created_at
+             RETURNING 1",
+        )
+        .await?;
+    let nonce_body = tx
+        .prepare_cached(
+            "SELECT body_hash FROM replay_nonces
+             WHERE environment_id = $1 AND integration_id = $2 AND scope = $3 AND nonce = $4",
         )
         .await?;
     let insert_event = tx
@@ -1260,7 +1349,45 @@ async fn commit_group(
     // database. Sorted keys: concurrent groups lock message rows in the same order.
     let mut touched: BTreeMap<(&str, &str, &str), Touched<'_>> = BTreeMap::new();
     for ingest in batch {
-        let request_seq: i64 = tx
+        if let Some(nonce) = &ingest.nonce {
+            let taken = tx
+                .query_opt(
+                    &take_nonce,
+                    &[
+                        &ingest.environment_id,
+                        &ingest.integration_id,
+                        &nonce.scope,
+                        &nonce.value,
+                        &ingest.body_hash,
+                        &ingest.received_at,
+                        &nonce.expires_at,
+                    ],
+                )
+                .await?;
+            if taken.is_none() {
+                let first: Vec<u8> = tx
+                    .query_one(
+                        &nonce_body,
+                        &[
+                            &ingest.environment_id,
+                            &ingest.integration_id,
+                            &nonce.scope,
+                            &nonce.value,
+                        ],
+                    )
+                    .await?
+                    .try_get(0)?;
+                // The same body again is the provider's retry; another body is a replay.
+                if first != ingest.body_hash {
+                    outcomes.push(IngestOutcome {
+                        nonce_reused: true,
+                        ..IngestOutcome::default()
+                    });
+                    continue;
+                }
+            }
+        }
+        let row = tx
             .query_one(
                 &insert_request,
                 &[
@@ -1272,12 +1399,15 @@ async fn commit_group(
                     &ingest.headers_json,
                     &ingest.body,
                     &ingest.ignored_json,
+                    &ingest.body_hash,
                 ],
             )
-            .await?
-            .get(0);
+            .await?;
+        let request_seq: i64 = row.try_get(0)?;
+        let repeats: i64 = row.try_get(1)?;
         let mut outcome = IngestOutcome {
             request_seq,
+            repeat: repeats > 0,
             ..IngestOutcome::default()
         };
         for event in &ingest.events {

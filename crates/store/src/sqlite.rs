@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use tidings_core::fold::{Fact, MessageState};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
@@ -151,6 +151,23 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         PRIMARY KEY (environment_id, integration_id, reason, hour)
     );",
+    // 5: replays: one raw request per distinct body per integration, repeats
+    // counted (rows made before have no hash and stay as they are); signed one-time values
+    // (Mailgun's token) remembered until they expire, scoped to the signing key.
+    "ALTER TABLE raw_requests ADD COLUMN body_hash BLOB;
+    ALTER TABLE raw_requests ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX raw_requests_by_body ON raw_requests (environment_id, integration_id, body_hash);
+    CREATE TABLE replay_nonces (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        body_hash BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, scope, nonce)
+    );
+    CREATE INDEX replay_nonces_by_expiry ON replay_nonces (expires_at);",
 ];
 
 /// How the SQLite store is opened.
@@ -181,7 +198,7 @@ impl SqliteOptions {
     }
 }
 
-type Reply = oneshot::Sender<Result<IngestOutcome>>;
+use crate::admission::Reply;
 
 /// In-flight idempotency keys, `(environment, integration, key)`, with when each was claimed.
 type Claims = BTreeMap<(String, String, String), DateTime<Utc>>;
@@ -219,6 +236,7 @@ pub struct SqliteStore {
     /// but not yet synced could be lost, and its number handed out again).
     durable: Arc<tokio::sync::watch::Sender<i64>>,
     stats: Arc<Mutex<CommitStats>>,
+    readiness: Arc<crate::readiness::Readiness>,
     /// Idempotency keys being processed, with when they were claimed. One process owns a SQLite
     /// database, so in-flight claims live in memory; the records themselves are in the database.
     claims: Arc<Mutex<Claims>>,
@@ -370,6 +388,9 @@ impl SqliteStore {
         let (writer, queue) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let thread_stats = Arc::clone(&stats);
+        let readiness = Arc::new(crate::readiness::Readiness::default());
+        let writer_readiness = Arc::clone(&readiness);
+        let sync_readiness = Arc::clone(&readiness);
         let max_batch = options.max_batch.max(1);
         let published = Arc::clone(&durable);
         let syncer = if options.synchronous_full {
@@ -383,7 +404,7 @@ impl SqliteStore {
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
             std::thread::Builder::new()
                 .name("tidings-sqlite-sync".into())
-                .spawn(move || sync_loop(&wal, &dir, &pending, &published))
+                .spawn(move || sync_loop(&wal, &dir, &pending, &published, &sync_readiness))
                 .map_err(|e| Error::Open {
                     path: options.path.display().to_string(),
                     reason: e.to_string(),
@@ -400,6 +421,7 @@ impl SqliteStore {
                     queue,
                     max_batch,
                     &thread_stats,
+                    &writer_readiness,
                     syncer.as_ref(),
                     &published,
                     &writer_checkpoints,
@@ -428,6 +450,7 @@ impl SqliteStore {
             }),
             durable,
             stats,
+            readiness,
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
@@ -437,7 +460,7 @@ impl SqliteStore {
     /// Commits one request with its events. Resolves once the transaction holding it is durable.
     /// A full queue is [`Error::Saturated`] at once.
     pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
-        let (reply, done) = oneshot::channel();
+        let (reply, done) = Reply::new(ingest.admission.clone());
         let events_json = ingest
             .events
             .iter()
@@ -448,11 +471,22 @@ impl SqliteStore {
             events_json,
             reply,
         };
-        self.writer.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Saturated,
-            mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+        self.readiness.enqueue(|| {
+            self.writer.try_send(job).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::Saturated,
+                mpsc::error::TrySendError::Closed(_) => Error::Unavailable,
+            })
         })?;
         done.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Whether a write would succeed soon (see [`crate::Store::readiness`]).
+    pub fn readiness(
+        &self,
+        max_queue_age: std::time::Duration,
+        failure_window: std::time::Duration,
+    ) -> std::result::Result<(), crate::NotReady> {
+        self.readiness.check(max_queue_age, failure_window)
     }
 
     /// Whether the commit queue is full: new requests are refused until it drains.
@@ -1050,11 +1084,23 @@ fn prune(pruner: &Mutex<Connection>, cutoff: DateTime<Utc>, batch: usize) -> Res
             &mut stats.idempotency,
         ),
     ];
-    for (sql, count) in steps {
+    // Nonces matter only until they expire, whatever the retention.
+    let now = format_time(&Utc::now());
+    let nonces = (
+        "DELETE FROM replay_nonces WHERE rowid IN
+           (SELECT rowid FROM replay_nonces WHERE expires_at < ?1 LIMIT ?2)",
+        &now,
+        &mut stats.nonces,
+    );
+    let steps = steps
+        .into_iter()
+        .map(|(sql, count)| (sql, &cutoff, count))
+        .chain(std::iter::once(nonces));
+    for (sql, before, count) in steps {
         loop {
             let deleted = {
                 let conn = pruner.lock().map_err(|_| Error::Unavailable)?;
-                conn.execute(sql, params![cutoff, batch])?
+                conn.execute(sql, params![before, batch])?
             };
             *count += deleted as u64;
             if (deleted as i64) < batch {
@@ -1139,6 +1185,7 @@ fn sync_loop(
     dir: &Path,
     pending: &std::sync::mpsc::Receiver<Acks>,
     durable: &tokio::sync::watch::Sender<i64>,
+    readiness: &crate::readiness::Readiness,
 ) {
     // The WAL file's own directory entry must be durable too, once.
     let mut dir_synced = false;
@@ -1167,11 +1214,12 @@ fn sync_loop(
                 }
                 Ok(())
             });
+        readiness.committed(synced.is_ok());
         match synced {
             Ok(()) => {
                 publish(durable, highest);
                 for (reply, outcome) in acks {
-                    let _ = reply.send(Ok(outcome));
+                    reply.send(Ok(outcome));
                 }
             }
             Err(err) => {
@@ -1180,7 +1228,7 @@ fn sync_loop(
                 // the retry is deduplicated.
                 tracing::error!(error = %err, requests = acks.len(), "Syncing the WAL failed.");
                 for (reply, _) in acks {
-                    let _ = reply.send(Err(Error::Unavailable));
+                    reply.send(Err(Error::Unavailable));
                 }
             }
         }
@@ -1198,11 +1246,14 @@ fn publish(durable: &tokio::sync::watch::Sender<i64>, highest: i64) {
     });
 }
 
+// Each argument is a separate piece of the writer's shared state, set up once by `open`.
+#[allow(clippy::too_many_arguments)]
 fn writer_loop(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     stats: &Mutex<CommitStats>,
+    readiness: &crate::readiness::Readiness,
     syncer: Option<&std::sync::mpsc::Sender<Acks>>,
     durable: &tokio::sync::watch::Sender<i64>,
     checkpoints: &Checkpoints,
@@ -1210,13 +1261,25 @@ fn writer_loop(
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         checkpoints.yield_when_long();
-        batch.push(first);
+        // A request whose client has gone is dropped here; once in a group it is committed.
+        let admit = |batch: &mut Vec<Job>, job: Job| {
+            readiness.taken();
+            if job.reply.join() {
+                batch.push(job);
+            } else {
+                job.reply.send(Err(Error::Cancelled));
+            }
+        };
+        admit(&mut batch, first);
         // Everything already waiting joins this transaction (and its fsync).
         while batch.len() < max_batch {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => admit(&mut batch, job),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let started = Instant::now();
         let result = commit_group(&mut conn, &batch);
@@ -1226,6 +1289,10 @@ fn writer_loop(
             s.requests += batch.len() as u64;
             s.commit_micros += elapsed.as_micros() as u64;
         }
+        // With a syncer, a commit's success is known once it is synced (the syncer reports it).
+        if result.is_err() || syncer.is_none() {
+            readiness.committed(result.is_ok());
+        }
         match result {
             Ok((outcomes, highest)) => {
                 let acks = batch.drain(..).map(|job| job.reply).zip(outcomes);
@@ -1233,14 +1300,14 @@ fn writer_loop(
                     Some(syncer) => {
                         if let Err(returned) = syncer.send((acks.collect(), highest)) {
                             for (reply, _) in returned.0.0 {
-                                let _ = reply.send(Err(Error::Unavailable));
+                                reply.send(Err(Error::Unavailable));
                             }
                         }
                     }
                     None => {
                         publish(durable, highest);
                         for (reply, outcome) in acks {
-                            let _ = reply.send(Ok(outcome));
+                            reply.send(Ok(outcome));
                         }
                     }
                 }
@@ -1248,7 +1315,7 @@ fn writer_loop(
             Err(err) => {
                 tracing::error!(error = %err, requests = batch.len(), "Store commit failed.");
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(Error::Unavailable));
+                    job.reply.send(Err(Error::Unavailable));
                 }
             }
         }
@@ -1275,8 +1342,26 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
     {
         let mut insert_request = tx.prepare_cached(
             "INSERT INTO raw_requests
-               (environment_id, integration_id, provider, received_at, content_type, headers, body, ignored)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+               (environment_id, integration_id, provider, received_at, content_type, headers, body,
+                ignored, body_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
+               repeats = repeats + 1
+             RETURNING seq, repeats",
+        )?;
+        // A nonce is taken if it is new or its earlier use has expired.
+        let mut take_nonce = tx.prepare_cached(
+            "INSERT INTO replay_nonces
+               (environment_id, integration_id, scope, nonce, body_hash, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (environment_id, integration_id, scope, nonce) DO UPDATE SET
+               body_hash = excluded.body_hash, created_at = excluded.created_at,
+               expires_at = excluded.expires_at
+             WHERE replay_nonces.expires_at < excluded.created_at",
+        )?;
+        let mut nonce_body = tx.prepare_cached(
+            "SELECT body_hash FROM replay_nonces
+             WHERE environment_id = ?1 AND integration_id = ?2 AND scope = ?3 AND nonce = ?4",
         )?;
         let mut insert_event = tx.prepare_cached(
             "INSERT INTO events
@@ -1308,19 +1393,53 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
         } in batch
         {
             let received_at = format_time(&ingest.received_at);
-            insert_request.execute(params![
-                ingest.environment_id,
-                ingest.integration_id,
-                ingest.provider,
-                received_at,
-                ingest.content_type,
-                ingest.headers_json,
-                ingest.body,
-                ingest.ignored_json,
-            ])?;
-            let request_seq = tx.last_insert_rowid();
+            if let Some(nonce) = &ingest.nonce {
+                let taken = take_nonce.execute(params![
+                    ingest.environment_id,
+                    ingest.integration_id,
+                    nonce.scope,
+                    nonce.value,
+                    ingest.body_hash,
+                    received_at,
+                    format_time(&nonce.expires_at),
+                ])?;
+                if taken == 0 {
+                    let first: Vec<u8> = nonce_body.query_row(
+                        params![
+                            ingest.environment_id,
+                            ingest.integration_id,
+                            nonce.scope,
+                            nonce.value
+                        ],
+                        |row| row.get(0),
+                    )?;
+                    // The same body again is the provider's retry; another body is a replay.
+                    if first != ingest.body_hash {
+                        outcomes.push(IngestOutcome {
+                            nonce_reused: true,
+                            ..IngestOutcome::default()
+                        });
+                        continue;
+                    }
+                }
+            }
+            let (request_seq, repeats) = insert_request.query_row(
+                params![
+                    ingest.environment_id,
+                    ingest.integration_id,
+                    ingest.provider,
+                    received_at,
+                    ingest.content_type,
+                    ingest.headers_json,
+                    ingest.body,
+                    ingest.ignored_json,
+                    ingest.body_hash,
+                ],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )?;
             let mut outcome = IngestOutcome {
                 request_seq,
+                repeat: repeats > 0,
                 ..IngestOutcome::default()
             };
             for (event, json) in ingest.events.iter().zip(events_json) {

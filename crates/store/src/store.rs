@@ -411,6 +411,20 @@ impl Store {
         }
     }
 
+    /// Whether a write would succeed soon, from what the writer has been doing (no write probe):
+    /// the last commit succeeded or none failed within `failure_window`, and no request has
+    /// waited in the commit queue for `max_queue_age` or more.
+    pub fn readiness(
+        &self,
+        max_queue_age: Duration,
+        failure_window: Duration,
+    ) -> std::result::Result<(), crate::NotReady> {
+        match self {
+            Store::Sqlite(s) => s.readiness(max_queue_age, failure_window),
+            Store::Postgres(s) => s.readiness(max_queue_age, failure_window),
+        }
+    }
+
     /// Whether this instance's commit queue is full (new requests get [`Error::Saturated`]).
     pub fn is_saturated(&self) -> bool {
         match self {

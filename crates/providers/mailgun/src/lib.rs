@@ -32,8 +32,8 @@ mod wire;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{check_window, hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, Status, ids, time,
+    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Nonce, Parsed,
+    ProviderParser, RawRequest, Result, Signature, Status, ids, time,
 };
 
 use crate::wire::{EventData, Scalar, Webhook};
@@ -89,6 +89,25 @@ impl ProviderParser for Mailgun {
             check_window(signed_at, request.received_at, tolerance)?;
         }
         Ok(())
+    }
+
+    /// Mailgun signs only `timestamp + token`: the token is remembered until the timestamp
+    /// leaves the window, so the signature cannot be replayed with another body.
+    fn nonce(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Option<Nonce> {
+        let signed = signed_fields(request).ok()?;
+        let signed_at = time::from_unix_seconds(signed.timestamp.trim().parse::<i64>().ok()?)?;
+        let default = chrono::Duration::minutes(DEFAULT_TOLERANCE_MINUTES);
+        let expires_at = credentials
+            .freshness
+            .tolerance(Some(default))
+            .and_then(|tolerance| signed_at.checked_add_signed(tolerance))
+            // No window: the signature never goes stale, so neither does its token.
+            .unwrap_or(Nonce::NEVER)
+            .min(Nonce::NEVER);
+        Some(Nonce {
+            value: signed.token,
+            expires_at,
+        })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

@@ -23,7 +23,8 @@
 //!   integration option `signature_method` names one. The signed `timestamp` (Unix seconds)
 //!   must be within 5 minutes of the receive time by default.
 //! - Signature, Messages API: `Authorization: Bearer <JWT>`, HS256 with the signature secret;
-//!   its `payload_hash` claim (when present) must be the hex SHA-256 of the body, and its `iat`
+//!   its `payload_hash` claim must be the hex SHA-256 of the body (required when there is a
+//!   body: without it the token would authenticate any body), and its `iat`
 //!   within 5 minutes of the receive time by default.
 
 mod status;
@@ -323,13 +324,20 @@ fn verify_jwt(
     let body_hash = Sha256::digest(request.body);
     credentials.any_key(|key| {
         let claims = verify_jwt_hs256(token, key.expose().as_bytes(), request.received_at, leeway)?;
-        if let Some(hash) = claims.get("payload_hash") {
-            let hash = hash
-                .as_str()
-                .ok_or(Error::MalformedSignature("JWT payload_hash"))?;
-            if !hex_matches(&body_hash, hash) {
-                return Err(Error::SignatureMismatch);
+        match claims.get("payload_hash") {
+            Some(hash) => {
+                let hash = hash
+                    .as_str()
+                    .ok_or(Error::MalformedSignature("JWT payload_hash"))?;
+                if !hex_matches(&body_hash, hash) {
+                    return Err(Error::SignatureMismatch);
+                }
             }
+            // Without the claim the token would vouch for any body.
+            None if !request.body.is_empty() => {
+                return Err(Error::MissingSignatureField("JWT payload_hash"));
+            }
+            None => {}
         }
         if let Some(tolerance) = tolerance {
             let issued = claims
@@ -411,6 +419,59 @@ fn verify_sig(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HS256 JWT with these claims, signed with `key`.
+    fn jwt(claims: &str, key: &str) -> String {
+        let url = |bytes: &[u8]| {
+            tidings_core::signature::base64_encode(bytes)
+                .replace('+', "-")
+                .replace('/', "_")
+                .trim_end_matches('=')
+                .to_owned()
+        };
+        let signing_input = format!(
+            "{}.{}",
+            url(br#"{"alg":"HS256","typ":"JWT"}"#),
+            url(claims.as_bytes())
+        );
+        let mac = tidings_core::signature::hmac_sha256(key.as_bytes(), &[signing_input.as_bytes()]);
+        format!("{signing_input}.{}", url(&mac))
+    }
+
+    #[test]
+    fn a_jwt_without_payload_hash_does_not_vouch_for_a_body() {
+        let key = "vonage-signature-secret";
+        let now = chrono::Utc::now();
+        let token = jwt(&format!(r#"{{"iat":{}}}"#, now.timestamp()), key);
+        let mut headers = http::HeaderMap::new();
+        if let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}")) {
+            headers.insert("authorization", value);
+        }
+        let keys = [tidings_core::Secret::new(key)];
+        let options = BTreeMap::new();
+        let fetched = BTreeMap::new();
+        let credentials = Credentials {
+            signing_keys: &keys,
+            options: &options,
+            fetched: &fetched,
+            freshness: tidings_core::Freshness::ProviderDefault,
+        };
+        let request = |body: &'static [u8]| RawRequest {
+            body,
+            content_type: Some("application/json"),
+            headers: &headers,
+            url: None,
+            received_at: now,
+        };
+        assert_eq!(
+            Nexmo.verify(
+                &request(br#"{"message_uuid":"forged","status":"delivered"}"#),
+                &credentials
+            ),
+            Err(Error::MissingSignatureField("JWT payload_hash"))
+        );
+        assert_eq!(Nexmo.verify(&request(b""), &credentials), Ok(()));
+    }
 
     #[test]
     fn bearer_tokens() {

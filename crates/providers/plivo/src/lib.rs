@@ -118,8 +118,11 @@ impl ProviderParser for Plivo {
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         let query;
         let form = match request.media_type() {
-            MediaType::Form | MediaType::Missing if !request.body.is_empty() => {
-                Form::urlencoded(request.body)
+            MediaType::Form if !request.body.is_empty() => Form::urlencoded(request.body),
+            // Without `Content-Type: application/x-www-form-urlencoded` the V3 signature covers
+            // only the URL: a body there is not read, so no unsigned field can become an event.
+            MediaType::Missing if !request.body.is_empty() => {
+                return Err(request.unsupported(ID));
             }
             // A `GET` callback: the fields are the URL's query parameters.
             MediaType::Form | MediaType::Missing => {
@@ -294,6 +297,33 @@ mod tests {
         assert_eq!(
             v3_base("https://h.example.com/p", &BTreeMap::new()),
             "https://h.example.com/p"
+        );
+    }
+
+    #[test]
+    fn a_body_the_signature_does_not_cover_is_not_read() {
+        let headers = Default::default();
+        let body = b"MessageUUID=forged&Status=delivered&To=1";
+        let request = |content_type| RawRequest {
+            body,
+            content_type,
+            headers: &headers,
+            url: Some("https://h.example.com/p?MessageUUID=m1&Status=sent"),
+            received_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        // No Content-Type: the V3 signature covers only the URL, so the body is refused.
+        let error = Plivo.parse(&request(None)).map(|p| p.events.len());
+        assert!(
+            matches!(error, Err(Error::UnsupportedMediaType { .. })),
+            "{error:?}"
+        );
+        // As a form, the body is signed and read.
+        let parsed = Plivo
+            .parse(&request(Some("application/x-www-form-urlencoded")))
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            parsed.map(|p| p.events.first().map(|e| e.id.clone())),
+            Ok(Some("forged".to_owned()))
         );
     }
 

@@ -86,6 +86,11 @@ impl ProviderParser for RingCentral {
         })
     }
 
+    /// `Verification-Token` is the integration's shared secret itself: never stored.
+    fn credential_headers(&self) -> &'static [&'static str] {
+        &["verification-token"]
+    }
+
     fn handshake(&self, request: &RawRequest<'_>) -> Option<Handshake> {
         let token = validation_token(request)?;
         Some(Handshake {

@@ -29,6 +29,10 @@ use tidings_core::{
 use crate::wire::SendGridEvent;
 
 const ID: &str = "sendgrid";
+/// SendGrid documents no timestamp window, and retries a failed POST for up to 24 hours: the
+/// default window covers that horizon, plus an hour for clocks and queues. A request signed
+/// longer ago than this is refused (a replay), not stored.
+const DEFAULT_TOLERANCE: chrono::Duration = chrono::Duration::hours(25);
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
 
@@ -66,7 +70,7 @@ impl ProviderParser for SendGrid {
         ))?;
         let signature = EcdsaSignature::from_der(&der)
             .map_err(|_| Error::MalformedSignature("X-Twilio-Email-Event-Webhook-Signature"))?;
-        if let Some(tolerance) = credentials.freshness.tolerance(None) {
+        if let Some(tolerance) = credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)) {
             let signed_at = timestamp
                 .trim()
                 .parse()

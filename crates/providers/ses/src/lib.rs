@@ -21,11 +21,13 @@
 //! - Dedup: the SNS `MessageId` (or the EventBridge `id`) plus the recipient's index; for raw
 //!   delivery, a hash of `mail.messageId`, event type, recipient, event time and clicked link.
 //! - Signature: Amazon SNS (RSA SHA1/SHA256 with the certificate at a trusted `SigningCertURL`,
-//!   optional `topic_arns` allow-list, 1 h `Timestamp` window); see [`tidings_sns::verify`].
+//!   required `topic_arns` allow-list, 1 h `Timestamp` window); see [`tidings_sns::verify`].
 //!   Raw delivery and EventBridge are unsigned: protect them with Basic auth or an API key.
 
 mod status;
 mod wire;
+
+use std::collections::BTreeMap;
 
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
@@ -74,6 +76,27 @@ impl ProviderParser for Ses {
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         tidings_sns::verify(request, credentials)
+    }
+
+    fn precheck(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
+        tidings_sns::precheck(request, credentials)
+    }
+
+    fn option_problems(&self, options: &BTreeMap<String, String>) -> Vec<String> {
+        tidings_sns::option_problems(options)
+    }
+
+    fn demo_options(&self) -> &'static [(&'static str, &'static str)] {
+        tidings_sns::DEMO_OPTIONS
+    }
+
+    fn may_confirm(&self, topic: &str, options: &BTreeMap<String, String>) -> bool {
+        tidings_sns::topic_listed(
+            options
+                .get(tidings_sns::TOPIC_ARNS_OPTION)
+                .map(String::as_str),
+            topic,
+        )
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {

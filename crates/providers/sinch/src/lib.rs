@@ -19,7 +19,8 @@
 //!   `x-sinch-webhook-signature` = base64 HMAC of `body ‖ "." ‖ nonce ‖ "." ‖ timestamp` with the
 //!   webhook secret, nonce and Unix-seconds timestamp in `x-sinch-webhook-signature-nonce` and
 //!   `-timestamp`, algorithm in `-algorithm` (`HmacSHA256`, the default, or `HmacSHA512`). Sinch
-//!   documents no timestamp window; a configured tolerance is applied to the timestamp.
+//!   documents no timestamp window; its last retry comes 81,920 s (22 h 45 min) after the first
+//!   failed attempt, so the default window is 25 h (`signature_tolerance_secs` overrides it).
 
 mod status;
 mod wire;
@@ -33,6 +34,8 @@ use tidings_core::{
 use crate::wire::Report;
 
 const ID: &str = "sinch";
+/// Sinch retries a callback for up to 22 h 45 min: the default window covers that, with margin.
+const DEFAULT_TOLERANCE: chrono::Duration = chrono::Duration::hours(25);
 
 /// Sinch SMS delivery reports.
 pub struct Sinch;
@@ -75,7 +78,7 @@ impl ProviderParser for Sinch {
                 ));
             }
         };
-        if let Some(tolerance) = credentials.freshness.tolerance(None) {
+        if let Some(tolerance) = credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)) {
             let signed_at = timestamp
                 .trim()
                 .parse()

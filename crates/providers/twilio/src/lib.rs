@@ -13,9 +13,10 @@
 //! - `date`: status callbacks carry no event time. `RawDlrDoneDate` (the carrier's done date,
 //!   `YYMMDDhhmm`, read as UTC; its zone varies by carrier) is used when present, else the
 //!   receive time. Event Streams events use `data.timestamp`.
-//! - Dedup: the `I-Twilio-Idempotency-Token` header (the same on Twilio's retries) when present,
-//!   else a hash of `MessageSid`, `MessageStatus` and `ErrorCode`; Event Streams: the CloudEvent
-//!   `id`.
+//! - Dedup: a hash of `MessageSid`, `MessageStatus` and `ErrorCode`, which the signature
+//!   covers; Event Streams: the CloudEvent `id`. Not the `I-Twilio-Idempotency-Token` header:
+//!   the signature does not cover it, so a replayed request with a new token would be stored
+//!   again.
 //! - Signature: `X-Twilio-Signature` = base64 HMAC-SHA1 keyed with the auth token over the URL
 //!   Twilio called followed by every form field as `key + value`, keys sorted bytewise (the
 //!   values of a repeated key sorted and de-duplicated). JSON bodies: Twilio appends
@@ -40,7 +41,6 @@ use crate::wire::{CloudEvent, StatusCallback};
 
 const ID: &str = "twilio";
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
-const IDEMPOTENCY_HEADER: &str = "i-twilio-idempotency-token";
 const MESSAGE_EVENT_PREFIX: &str = "com.twilio.messaging.message.";
 
 /// Twilio Programmable Messaging status callbacks.
@@ -189,17 +189,14 @@ fn parse_callback(request: &RawRequest<'_>) -> Result<Parsed> {
         .raw_dlr_done_date
         .and_then(dlr_done_date)
         .unwrap_or(request.received_at);
-    let dedup_key = match request.header(IDEMPOTENCY_HEADER).map(str::trim) {
-        Some(token) if !token.is_empty() => ids::dedup_from_id(ID, token),
-        _ => ids::dedup_from_fields(
-            ID,
-            &[
-                message_sid,
-                raw_status,
-                callback.error_code.unwrap_or_default(),
-            ],
-        ),
-    };
+    let dedup_key = ids::dedup_from_fields(
+        ID,
+        &[
+            message_sid,
+            raw_status,
+            callback.error_code.unwrap_or_default(),
+        ],
+    );
     let row: serde_json::Map<String, serde_json::Value> = form
         .iter()
         .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))

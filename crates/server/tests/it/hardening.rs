@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "hardening-secret";
+pub(crate) const SECRET: &str = "hardening-secret";
 const PATH: &str = "/v2/inbound-webhooks/delivery-providers/test/sendgrid";
 const EVENT: &str = r#"[{"email":"a@example.com","timestamp":1700000000,"event":"delivered","sg_message_id":"m1.filter","id":"msg-1"}]"#;
 
@@ -19,9 +19,9 @@ max_connections = 256
 max_in_flight = 2";
 
 /// The server with small limits, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -31,7 +31,8 @@ impl Server {
         Server::start_with(SMALL_LIMITS)
     }
 
-    fn start_with(limits: &str) -> Server {
+    /// A server whose `[limits]` table is `limits`.
+    pub(crate) fn start_with(limits: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("tidings.toml");
         std::fs::write(
@@ -90,7 +91,7 @@ provider = "sendgrid"
         }
     }
 
-    fn connect(&self) -> TcpStream {
+    pub(crate) fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -103,7 +104,7 @@ provider = "sendgrid"
     }
 
     /// A complete, valid webhook on a fresh connection: its status line's code.
-    fn post_event(&self) -> u16 {
+    pub(crate) fn post_event(&self) -> u16 {
         let mut stream = self.connect();
         stream
             .write_all(request_head(EVENT.len(), "").as_bytes())

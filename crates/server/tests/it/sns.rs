@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -25,6 +26,11 @@ struct FakeSns {
 
 impl FakeSns {
     fn start() -> FakeSns {
+        FakeSns::start_with(Duration::ZERO, 200)
+    }
+
+    /// A fake that waits `delay` before each answer and answers with `status`.
+    fn start_with(delay: Duration, status: u16) -> FakeSns {
         let key = rcgen::KeyPair::generate().unwrap();
         let params = rcgen::CertificateParams::new(vec![HOST.to_owned()]).unwrap();
         let cert = params.self_signed(&key).unwrap();
@@ -67,12 +73,14 @@ impl FakeSns {
                 let path = head.split(' ').nth(1).unwrap_or("").to_owned();
                 count.fetch_add(1, Ordering::SeqCst);
                 seen.lock().unwrap().push(path);
+                std::thread::sleep(delay);
+                let body: &[u8] = if status == 200 { &signing_cert } else { b"" };
                 let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    signing_cert.len()
+                    "HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
                 );
                 let _ = tls.write_all(response.as_bytes());
-                let _ = tls.write_all(&signing_cert);
+                let _ = tls.write_all(body);
                 let _ = tls.flush();
                 connection.send_close_notify();
                 let _ = connection.complete_io(&mut tcp);
@@ -88,6 +96,11 @@ impl FakeSns {
     }
 
     fn server(&self, options: &str) -> Server {
+        self.server_with(options, "")
+    }
+
+    /// With `certificates` lines added to the `[certificates]` table.
+    fn server_with(&self, options: &str, certificates: &str) -> Server {
         let ca_file = self.ca_dir.path().join("sns-ca.pem");
         std::fs::write(&ca_file, &self.ca_pem).unwrap();
         Server::start_with(&format!(
@@ -95,6 +108,7 @@ impl FakeSns {
 [certificates]
 ca_file = "{ca}"
 resolve = {{ "{HOST}" = "{address}" }}
+{certificates}
 
 [[integrations]]
 id = "ses"
@@ -110,6 +124,13 @@ environment = "prod"
 provider = "ses"
 signature_tolerance_secs = 999999999
 options = {{ topic_arns = "arn:aws:sns:us-east-1:123456789012:Other" }}
+
+[[integrations]]
+id = "ses-strict"
+environment = "prod"
+provider = "ses"
+# The default window (1 h): the recorded requests are years old.
+options = {{ topic_arns = "{TOPIC}" }}
 "#,
             ca = ca_file.display(),
             address = self.address,
@@ -118,6 +139,8 @@ options = {{ topic_arns = "arn:aws:sns:us-east-1:123456789012:Other" }}
 }
 
 const PATH: &str = "/v2/inbound-webhooks/delivery-providers/prod/ses";
+/// The topic of the recorded SES requests.
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:SES_Notifications";
 const TEXT: (&str, &str) = ("Content-Type", "text/plain; charset=UTF-8");
 
 #[test]
@@ -169,7 +192,7 @@ fn subscriptions_are_confirmed_only_when_the_integration_asks() {
     let body = std::fs::read(fixture("ses/sns-signed-v2-subscription-confirmation.json")).unwrap();
 
     let sns = FakeSns::start();
-    let server = sns.server("");
+    let server = sns.server(&format!(r#"topic_arns = "{TOPIC}""#));
     let response = server.post(PATH, &[TEXT], &body);
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.text(), "[]");
@@ -180,7 +203,7 @@ fn subscriptions_are_confirmed_only_when_the_integration_asks() {
     );
 
     let sns = FakeSns::start();
-    let server = sns.server(r#"auto_confirm = "true""#);
+    let server = sns.server(&format!(r#"topic_arns = "{TOPIC}", auto_confirm = "true""#));
     assert_eq!(server.post(PATH, &[TEXT], &body).status, 200);
     let paths = sns.requests.lock().unwrap().clone();
     assert!(
@@ -189,4 +212,129 @@ fn subscriptions_are_confirmed_only_when_the_integration_asks() {
             .any(|p| p.starts_with("/?Action=ConfirmSubscription")),
         "confirmed: {paths:?}"
     );
+}
+
+#[test]
+fn a_topic_wildcard_verifies_any_topic_but_never_confirms_a_subscription() {
+    let body = std::fs::read(fixture("ses/sns-signed-v2-subscription-confirmation.json")).unwrap();
+    let sns = FakeSns::start();
+    let server = sns.server(
+        r#"topic_arns = "arn:aws:sns:us-east-1:123456789012:Other, any-topic-of-any-aws-account", auto_confirm = "true""#,
+    );
+    let response = server.post(PATH, &[TEXT], &body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let notification = std::fs::read(fixture(
+        "ses/sns-signed-v2-notification-bounce-two-recipients.json",
+    ))
+    .unwrap();
+    assert_eq!(server.post(PATH, &[TEXT], &notification).status, 200);
+    let paths = sns.requests.lock().unwrap().clone();
+    assert!(
+        paths.iter().all(|p| p.ends_with(".pem")),
+        "a topic let in by the wildcard was confirmed: {paths:?}"
+    );
+}
+
+#[test]
+fn nothing_is_fetched_for_a_request_that_cannot_verify() {
+    let sns = FakeSns::start();
+    let server = sns.server(&format!(r#"topic_arns = "{TOPIC}""#));
+    let genuine = std::fs::read_to_string(fixture(
+        "ses/sns-signed-v2-notification-bounce-two-recipients.json",
+    ))
+    .unwrap();
+    let other_topic = "/v2/inbound-webhooks/delivery-providers/prod/ses-other-topic";
+    let strict = "/v2/inbound-webhooks/delivery-providers/prod/ses-strict";
+    let malformed = genuine.replacen("\"Signature\": \"", "\"Signature\": \"!!not base64!!", 1);
+    assert_ne!(
+        malformed, genuine,
+        "the fixture's Signature field was not found"
+    );
+    for (path, body, what) in [
+        (
+            other_topic,
+            genuine.as_str(),
+            "a topic outside the allow-list",
+        ),
+        (strict, genuine.as_str(), "a Timestamp outside the window"),
+        (PATH, malformed.as_str(), "a signature that is not base64"),
+    ] {
+        let response = server.post(path, &[TEXT], body.as_bytes());
+        assert_eq!(response.status, 401, "{what}: {}", response.text());
+    }
+    assert_eq!(
+        sns.fetches.load(Ordering::SeqCst),
+        0,
+        "a certificate was fetched for a request that could not verify"
+    );
+}
+
+#[test]
+fn concurrent_fetches_of_one_certificate_are_merged_and_failures_remembered() {
+    let body = std::fs::read(fixture(
+        "ses/sns-signed-v2-notification-bounce-two-recipients.json",
+    ))
+    .unwrap();
+    // A slow certificate server: eight requests arrive while the first fetch is under way.
+    let sns = FakeSns::start_with(Duration::from_millis(500), 200);
+    let server = sns.server(&format!(r#"topic_arns = "{TOPIC}""#));
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| server.post(PATH, &[TEXT], &body).status))
+            .collect();
+        senders.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(sns.fetches.load(Ordering::SeqCst), 1, "one fetch for all");
+
+    // A failing certificate server: fetched once, then the failure is remembered.
+    let failing = FakeSns::start_with(Duration::ZERO, 500);
+    let server = failing.server_with(
+        &format!(r#"topic_arns = "{TOPIC}""#),
+        "failure_cache_secs = 60",
+    );
+    for _ in 0..3 {
+        let response = server.post(PATH, &[TEXT], &body);
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert!(response.header("retry-after").is_some());
+    }
+    assert_eq!(
+        failing.fetches.load(Ordering::SeqCst),
+        1,
+        "the failure is remembered"
+    );
+}
+
+#[test]
+fn certificate_fetches_at_once_are_bounded() {
+    let genuine = std::fs::read_to_string(fixture(
+        "ses/sns-signed-v2-notification-bounce-two-recipients.json",
+    ))
+    .unwrap();
+    let url = "SimpleNotificationService-tidings-test.pem";
+    assert!(genuine.contains(url));
+    // Two certificate URLs (both trusted: the URL is not part of what SNS signs), so the
+    // fetches are not merged.
+    let other = genuine.replace(url, "SimpleNotificationService-tidings-other.pem");
+    let sns = FakeSns::start_with(Duration::from_millis(1500), 200);
+    let server = sns.server_with(
+        &format!(r#"topic_arns = "{TOPIC}""#),
+        "max_concurrent_fetches = 1",
+    );
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| server.post(PATH, &[TEXT], genuine.as_bytes()));
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let second = server.post(PATH, &[TEXT], other.as_bytes());
+        let after = started.elapsed();
+        (first.join().unwrap(), (second, after))
+    });
+    assert_eq!(first.status, 200, "{}", first.text());
+    let (second, after) = second;
+    assert_eq!(second.status, 503, "{}", second.text());
+    assert!(
+        after < Duration::from_millis(1000),
+        "the second waited for the first: {after:?}"
+    );
+    assert_eq!(sns.fetches.load(Ordering::SeqCst), 1);
 }

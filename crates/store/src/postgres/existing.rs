@@ -86,6 +86,7 @@ impl PgStore {
             commits: Arc::new(tokio::sync::watch::Sender::new(0)),
             writer,
             stats: Arc::new(Mutex::new(CommitStats::default())),
+            readiness: Arc::default(),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
             timeout: options.timeout,

@@ -54,6 +54,7 @@ impl SqliteStore {
             }),
             durable: Arc::new(tokio::sync::watch::Sender::new(highest)),
             stats: Arc::new(Mutex::new(CommitStats::default())),
+            readiness: Arc::default(),
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::seconds(30),
         })

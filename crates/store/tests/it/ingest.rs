@@ -83,7 +83,35 @@ async fn a_request_without_events_is_still_stored(backend: &Backend) {
     assert!(store.messages(None, None).await.unwrap().is_empty());
 }
 
+async fn a_request_cancelled_before_it_joins_a_group_is_not_committed(backend: &Backend) {
+    let store = backend.open().await;
+    let gone = ingest(
+        "env",
+        vec![event("m1", "gone", Status::Delivered, at(10, 0), None)],
+    );
+    // Its client went away while it waited in the queue.
+    assert!(gone.admission.cancel());
+    let result = store.ingest(gone).await;
+    assert!(
+        matches!(result, Err(tidings_store::Error::Cancelled)),
+        "{result:?}"
+    );
+    assert_eq!(store.raw_request_count().await.unwrap(), 0);
+    assert!(store.events(None, None, 0, 100).await.unwrap().is_empty());
+    // A request the writer answered can no longer be cancelled: it was committed.
+    let kept = ingest(
+        "env",
+        vec![event("m1", "kept", Status::Delivered, at(10, 0), None)],
+    );
+    let admission = kept.admission.clone();
+    store.ingest(kept).await.unwrap();
+    assert!(admission.is_answered());
+    assert!(!admission.cancel());
+    assert_eq!(store.raw_request_count().await.unwrap(), 1);
+}
+
 conformance! {
     ingest_dedup_and_duplicate_counts => dedup_and_duplicate_counts,
     ingest_keeps_requests_without_events => a_request_without_events_is_still_stored,
+    ingest_skips_a_request_cancelled_in_the_queue => a_request_cancelled_before_it_joins_a_group_is_not_committed,
 }

@@ -169,10 +169,23 @@ pub(crate) fn ingest_at(env: &str, events: Vec<Event>, received_at: DateTime<Utc
         content_type: Some("application/json".into()),
         headers_json: "{}".into(),
         body: b"[]".to_vec(),
+        // Each request a distinct body, as far as the store can tell (one raw request is kept
+        // per distinct body).
+        body_hash: next_body_hash(),
+        nonce: None,
         events,
         ignored_json: "[]".into(),
         idempotency: None,
+        admission: tidings_store::Admission::new(),
     }
+}
+
+/// A body hash no other request of this process has.
+pub(crate) fn next_body_hash() -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = u64::from(std::process::id());
+    [pid.to_be_bytes(), n.to_be_bytes()].concat()
 }
 
 pub(crate) fn record(key: &str, hash: &[u8], response: &[u8]) -> Option<IdempotencyRecord> {
