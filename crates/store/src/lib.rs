@@ -23,6 +23,7 @@ mod postgres;
 mod redact;
 mod sqlite;
 mod store;
+mod suppressions;
 mod view;
 
 pub use activity::{Activity, Window};
@@ -36,6 +37,10 @@ pub use redact::redact_url;
 pub use sqlite::lock::StoreLock;
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreOptions, backend_of};
+pub use suppressions::{
+    HISTORY_MAX, ManualRecord, Record, Suppression, SuppressionPage, SuppressionQuery,
+    SuppressionSettings,
+};
 pub use view::{EventView, MessageView};
 
 /// Idempotency records are replayed for this long; older ones are ignored.

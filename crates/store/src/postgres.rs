@@ -35,6 +35,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
+use crate::suppressions::{SuppressionSettings, Touches, note_event};
 use crate::{
     Activity, Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
     MessagePage, MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
@@ -83,6 +84,7 @@ const SCHEMA_1: &str = "CREATE TABLE raw_requests (
 
 mod existing;
 mod explain;
+mod suppressions;
 
 /// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
 fn migrations() -> Vec<String> {
@@ -91,6 +93,9 @@ fn migrations() -> Vec<String> {
         // 2: messages, with the fold's columns.
         messages_table(),
         SCHEMA_3.to_owned(),
+        // The suppression list: its records and one derived entry per recipient.
+        // Self-contained: creates two new tables, touches nothing else.
+        suppressions::MIGRATION.to_owned(),
     ]
 }
 
@@ -143,6 +148,8 @@ pub struct PgOptions {
     pub claim_timeout: Duration,
     /// How long to wait for a connection, a connect, or one commit before answering unavailable.
     pub timeout: Duration,
+    /// The suppression list's thresholds and phone number defaults.
+    pub suppressions: SuppressionSettings,
 }
 
 impl PgOptions {
@@ -155,6 +162,7 @@ impl PgOptions {
             max_batch: 512,
             claim_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
+            suppressions: SuppressionSettings::default(),
         }
     }
 }
@@ -173,6 +181,7 @@ pub struct PgStore {
     stats: Arc<Mutex<CommitStats>>,
     claim_timeout: chrono::Duration,
     timeout: Duration,
+    suppression_settings: Arc<SuppressionSettings>,
 }
 
 fn pg_error(err: impl std::fmt::Display) -> Error {
@@ -450,6 +459,7 @@ impl PgStore {
         let commits = Arc::new(tokio::sync::watch::Sender::new(0));
         // Keep a connection or two for reads, claims and readiness checks.
         let committers = (options.pool_size.max(2) / 2).max(1);
+        let suppression_settings = Arc::new(options.suppressions.clone());
         tokio::spawn(committer(
             pool.clone(),
             queue,
@@ -458,6 +468,7 @@ impl PgStore {
             options.timeout.max(Duration::from_secs(1)) * 2,
             Arc::clone(&stats),
             Arc::clone(&commits),
+            Arc::clone(&suppression_settings),
         ));
         Ok(PgStore {
             pool,
@@ -468,6 +479,7 @@ impl PgStore {
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
             timeout: options.timeout,
+            suppression_settings,
         })
     }
 
@@ -1131,6 +1143,7 @@ async fn committer(
     commit_timeout: Duration,
     stats: Arc<Mutex<CommitStats>>,
     commits: Arc<tokio::sync::watch::Sender<i64>>,
+    settings: Arc<SuppressionSettings>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let upsert_message = Arc::new(upsert_message_sql());
@@ -1153,13 +1166,14 @@ async fn committer(
         let stats = Arc::clone(&stats);
         let upsert_message = Arc::clone(&upsert_message);
         let commits = Arc::clone(&commits);
+        let settings = Arc::clone(&settings);
         tokio::spawn(async move {
             let _slot = slot;
             let started = Instant::now();
             let ingests: Vec<&Ingest> = batch.iter().map(|(ingest, _)| ingest).collect();
             let result = tokio::time::timeout(
                 commit_timeout,
-                commit_with_retries(&pool, &ingests, &upsert_message),
+                commit_with_retries(&pool, &ingests, &upsert_message, &settings),
             )
             .await
             .unwrap_or(Err(Error::Unavailable));
@@ -1191,12 +1205,13 @@ async fn commit_with_retries(
     pool: &Pool,
     batch: &[&Ingest],
     upsert_message: &str,
+    settings: &SuppressionSettings,
 ) -> Result<Vec<IngestOutcome>> {
     let mut client = pool.get().await?;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match commit_group(&mut client, batch, upsert_message).await {
+        match commit_group(&mut client, batch, upsert_message, settings).await {
             Err(err) if attempt < 5 && is_retryable(&err) => {
                 tracing::debug!(error = %err, attempt, "Retrying a group after a conflict.");
                 tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
@@ -1219,8 +1234,10 @@ async fn commit_group(
     client: &mut deadpool_postgres::Object,
     batch: &[&Ingest],
     upsert_message: &str,
+    settings: &SuppressionSettings,
 ) -> std::result::Result<Vec<IngestOutcome>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
+    let mut suppression_touches = Touches::new();
     let insert_request = tx
         .prepare_cached(
             "INSERT INTO raw_requests
@@ -1313,6 +1330,7 @@ async fn commit_group(
             };
             outcome.stored += 1;
             let seq: i64 = inserted.try_get(0)?;
+            note_event(&mut suppression_touches, settings, ingest, event, seq);
             let fact = Fact::from(event);
             let external_id = event.body.external_id.as_deref();
             touched
@@ -1398,6 +1416,8 @@ async fn commit_group(
         ]);
         tx.execute(&upsert, &params).await?;
     }
+    // After the messages: every group takes its row locks in the same order.
+    suppressions::apply(&tx, &suppression_touches, &settings.policy).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
+use crate::suppressions::{SuppressionSettings, Touches, note_event};
 use crate::{
     Activity, Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessagePage,
     MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
@@ -22,6 +23,7 @@ use crate::{
 pub(crate) mod existing;
 mod files;
 pub(crate) mod lock;
+mod suppressions;
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -125,6 +127,9 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE idempotency;
     ALTER TABLE idempotency_v3 RENAME TO idempotency;
     CREATE INDEX idempotency_by_age ON idempotency (created_at);",
+    // The suppression list: its records (causing events and manual records) and one derived
+    // entry per recipient. Self-contained: creates two new tables, touches nothing else.
+    suppressions::MIGRATION,
 ];
 
 /// How the SQLite store is opened.
@@ -140,6 +145,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// An idempotency claim older than this is taken as abandoned (the request timeout).
     pub claim_timeout: Duration,
+    /// The suppression list's thresholds and phone number defaults.
+    pub suppressions: SuppressionSettings,
 }
 
 impl SqliteOptions {
@@ -151,6 +158,7 @@ impl SqliteOptions {
             queue_capacity: 4096,
             max_batch: 512,
             claim_timeout: Duration::from_secs(30),
+            suppressions: SuppressionSettings::default(),
         }
     }
 }
@@ -197,6 +205,7 @@ pub struct SqliteStore {
     /// database, so in-flight claims live in memory; the records themselves are in the database.
     claims: Arc<Mutex<Claims>>,
     claim_timeout: chrono::Duration,
+    suppression_settings: Arc<SuppressionSettings>,
 }
 
 fn open(path: &Path, synchronous_full: bool) -> Result<Connection> {
@@ -346,6 +355,8 @@ impl SqliteStore {
         let thread_stats = Arc::clone(&stats);
         let max_batch = options.max_batch.max(1);
         let published = Arc::clone(&durable);
+        let suppression_settings = Arc::new(options.suppressions.clone());
+        let writer_settings = Arc::clone(&suppression_settings);
         let syncer = if options.synchronous_full {
             let (acks, pending) = std::sync::mpsc::channel::<Acks>();
             let published = Arc::clone(&durable);
@@ -377,6 +388,7 @@ impl SqliteStore {
                     syncer.as_ref(),
                     &published,
                     &writer_checkpoints,
+                    &writer_settings,
                 );
                 writer_checkpoints.stop();
             })
@@ -405,6 +417,7 @@ impl SqliteStore {
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
+            suppression_settings,
         })
     }
 
@@ -1180,6 +1193,7 @@ fn writer_loop(
     syncer: Option<&std::sync::mpsc::Sender<Acks>>,
     durable: &tokio::sync::watch::Sender<i64>,
     checkpoints: &Checkpoints,
+    settings: &SuppressionSettings,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
@@ -1193,7 +1207,7 @@ fn writer_loop(
             }
         }
         let started = Instant::now();
-        let result = commit_group(&mut conn, &batch);
+        let result = commit_group(&mut conn, &batch, settings);
         let elapsed = started.elapsed();
         if let Ok(mut s) = stats.lock() {
             s.commits += 1;
@@ -1240,8 +1254,13 @@ struct Touched {
 }
 
 /// Commits one group; returns each request's outcome and the highest event `seq` stored.
-fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutcome>, i64)> {
+fn commit_group(
+    conn: &mut Connection,
+    batch: &[Job],
+    settings: &SuppressionSettings,
+) -> Result<(Vec<IngestOutcome>, i64)> {
     let tx = conn.transaction()?;
+    let mut suppression_touches = Touches::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut highest = 0;
     // Message states touched by this group, written once at the end.
@@ -1318,6 +1337,7 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
                 outcome.stored += 1;
                 let seq = tx.last_insert_rowid();
                 highest = seq;
+                note_event(&mut suppression_touches, settings, ingest, event, seq);
                 let key = (
                     ingest.environment_id.clone(),
                     ingest.integration_id.clone(),
@@ -1409,6 +1429,7 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
             ])?;
         }
     }
+    suppressions::apply(&tx, &suppression_touches, &settings.policy)?;
     tx.commit()?;
     Ok((outcomes, highest))
 }

@@ -56,6 +56,7 @@ impl SqliteStore {
             stats: Arc::new(Mutex::new(CommitStats::default())),
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::seconds(30),
+            suppression_settings: Default::default(),
         })
     }
 }

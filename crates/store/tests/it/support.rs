@@ -172,6 +172,7 @@ pub(crate) fn ingest_at(env: &str, events: Vec<Event>, received_at: DateTime<Utc
         events,
         ignored_json: "[]".into(),
         idempotency: None,
+        feeds_suppressions: false,
     }
 }
 
