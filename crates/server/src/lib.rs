@@ -13,3 +13,4 @@ mod dashboard;
 mod error;
 pub mod health;
 mod metrics;
+mod suppressions;

@@ -187,6 +187,7 @@ async fn open_store(config: &Config) -> Result<Store> {
         claim_timeout: std::time::Duration::from_secs(config.limits.request_timeout_secs),
         retention: (config.store.retention_days > 0)
             .then(|| chrono::Duration::days(i64::from(config.store.retention_days))),
+        suppressions: config.suppressions.settings(),
         ..StoreOptions::default()
     };
     Ok(Store::open(&config.store.url, options).await?)
