@@ -112,10 +112,11 @@ where
                 now: Utc::now(),
             };
             let page = store.suppressions(&list).await.map_err(unavailable)?;
-            json(&serde_json::json!({
-                "data": page.data,
-                "next": page.next.as_deref().map(encode_cursor),
-            }))
+            let mut body = serde_json::json!({ "data": page.data });
+            if let Some(last) = page.next.as_deref() {
+                body["next"] = encode_cursor(last).into();
+            }
+            json(&body)
         }
         Endpoint::SuppressionPut | Endpoint::SuppressionDelete => {
             let body = read_limited(request.into_body(), MAX_BODY).await?;
@@ -169,9 +170,12 @@ where
                 "Suppression list changed by hand."
             );
             if kind == Kind::Removed {
-                let mut response = Response::new(crate::app::full(Bytes::new()));
-                *response.status_mut() = StatusCode::NO_CONTENT;
-                return Ok(response);
+                // The history, the removal on top: what was lifted stays on record.
+                let data = store
+                    .suppression_history(&env, &recipient)
+                    .await
+                    .map_err(unavailable)?;
+                return json(&serde_json::json!({ "recipient": recipient, "data": data }));
             }
             let entry = store
                 .suppression(&env, &recipient, Utc::now())

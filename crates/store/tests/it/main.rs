@@ -19,6 +19,7 @@ mod idempotency;
 mod ingest;
 mod migrations;
 mod retention;
+mod suppressions;
 
 /// One `#[tokio::test]` per case, running it on every backend in turn.
 macro_rules! conformance {
