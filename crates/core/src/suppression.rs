@@ -151,9 +151,11 @@ pub enum Signal {
 /// `failed`, `undelivered`, `dropped`, `blocked`) suppresses at once when the provider calls it
 /// permanent, and counts towards the threshold when it calls it temporary (`dropped` and
 /// `blocked` only when permanent: they are more often about the sender than the recipient). A
-/// `bounced` the provider does not classify is permanent (a bounce is a refusal). `rejected`
-/// (the provider refused the content), `deferred` and `delayed` (the provider is still retrying
-/// the same message) never count.
+/// `deferred` or `delayed` the provider classifies as a temporary failure (Mailgun's
+/// `failed` with severity `temporary`, SES's delivery delays) counts towards the threshold too;
+/// one message retried several times counts once (see [`fact_key`]). A `bounced` the provider
+/// does not classify is permanent (a bounce is a refusal). `rejected` (the provider refused the
+/// content) and unclassified deferrals never count.
 pub fn classify(event: &Event) -> Option<Signal> {
     let kind = match (event.body.status, event.failure) {
         (Status::Complaint | Status::Spam, _) => Kind::Complaint,
@@ -168,12 +170,27 @@ pub fn classify(event: &Event) -> Option<Signal> {
             Some(Failure::Permanent),
         ) => Kind::PermanentFailure,
         (Status::Bounced, None) => Kind::PermanentFailure,
-        (Status::Bounced | Status::Failed | Status::Undelivered, Some(Failure::Temporary)) => {
-            Kind::TemporaryFailure
-        }
+        (
+            Status::Bounced
+            | Status::Failed
+            | Status::Undelivered
+            | Status::Deferred
+            | Status::Delayed,
+            Some(Failure::Temporary),
+        ) => Kind::TemporaryFailure,
         _ => return None,
     };
     Some(Signal::Fact(kind))
+}
+
+/// The key a fact is folded under (facts with one key are one fact): the event's dedup key,
+/// except for temporary failures, which count once per message (`integration`, `message_id`),
+/// so that a provider retrying one message several times does not reach the threshold alone.
+pub fn fact_key(kind: Kind, dedup_key: &str, integration: &str, message_id: &str) -> String {
+    match kind {
+        Kind::TemporaryFailure => format!("message:{integration}:{message_id}"),
+        _ => dedup_key.to_owned(),
+    }
 }
 
 /// How many temporary failures within how long suppress, on one channel.

@@ -21,7 +21,9 @@
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use tidings_core::recipient::{PhoneDefaults, normalize, normalize_any};
-use tidings_core::suppression::{Fact, Kind, Policy, Reason, Signal, Verdict, classify, evaluate};
+use tidings_core::suppression::{
+    Fact, Kind, Policy, Reason, Signal, Verdict, classify, evaluate, fact_key,
+};
 use tidings_core::{Channel, Event, registry};
 
 use crate::Ingest;
@@ -48,15 +50,21 @@ pub struct Suppression {
     /// What caused it.
     pub cause: Record,
     /// When the suppression began (the cause's time).
+    #[serde(serialize_with = "wire_time")]
     pub first_at: DateTime<Utc>,
     /// The latest fact that keeps it.
+    #[serde(serialize_with = "wire_time")]
     pub last_at: DateTime<Utc>,
     /// Temporary suppressions only: when it lapses.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "wire_time_opt"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     /// Temporary failures counted since the latest delivery or removal.
     pub temporary_failures: u32,
     /// When the entry last changed.
+    #[serde(serialize_with = "wire_time")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -69,6 +77,7 @@ pub struct Record {
     /// What it records.
     pub kind: Kind,
     /// When: the event's time, or when the manual record was made.
+    #[serde(serialize_with = "wire_time")]
     pub at: DateTime<Utc>,
     /// The causing event's `seq`, when an event caused it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +149,21 @@ pub struct ManualRecord {
     pub at: DateTime<Utc>,
     /// Why, in the words of whoever made it.
     pub note: Option<String>,
+}
+
+/// Times on the wire: RFC 3339 UTC with milliseconds, as everywhere in the API.
+fn wire_time<S: serde::Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    tidings_core::wire_date::serialize(time, s)
+}
+
+fn wire_time_opt<S: serde::Serializer>(
+    time: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => tidings_core::wire_date::serialize(time, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// A fact the write path found in a newly stored event.
@@ -232,8 +256,25 @@ pub(crate) struct StoredFact {
     pub(crate) seq: i64,
     pub(crate) kind: Kind,
     pub(crate) at: DateTime<Utc>,
-    /// The event's dedup key, or `manual:<seq>`.
+    /// The fold key (see [`key`]).
     pub(crate) key: String,
+}
+
+/// A stored record's fold key: see [`fact_key`]; a manual record is its own fact.
+pub(crate) fn key(
+    seq: i64,
+    kind: Kind,
+    source: Option<String>,
+    integration: Option<String>,
+    message_id: Option<String>,
+) -> String {
+    match (source, integration, message_id) {
+        (Some(source), Some(integration), Some(message)) => {
+            fact_key(kind, &source, &integration, &message)
+        }
+        (Some(source), _, _) => source,
+        (None, _, _) => format!("manual:{seq}"),
+    }
 }
 
 /// The entry for a recipient's stored facts, with the cause as a record position.

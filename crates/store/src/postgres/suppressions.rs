@@ -12,7 +12,7 @@ use super::PgStore;
 use crate::Result;
 use crate::suppressions::{
     HISTORY_MAX, ManualRecord, Record, StoredFact, Suppression, SuppressionPage, SuppressionQuery,
-    Touches, derive, micros, parse_channel, parse_kind, parse_reason, reason_name,
+    Touches, derive, key, micros, parse_channel, parse_kind, parse_reason, reason_name,
 };
 
 /// Migration: the suppression list (see `crate::suppressions`). Recipients sort in byte order
@@ -196,7 +196,7 @@ async fn refold(
     let mut facts = Vec::new();
     for row in tx
         .query(
-            "SELECT seq, kind, at, source FROM suppression_records
+            "SELECT seq, kind, at, source, integration_id, message_id FROM suppression_records
              WHERE environment_id = $1 AND recipient = $2",
             &[&environment_id, &recipient],
         )
@@ -209,12 +209,11 @@ async fn refold(
             tracing::warn!(seq, "Unknown suppression record kind; skipped.");
             continue;
         };
-        let source: Option<String> = row.try_get(3)?;
         facts.push(StoredFact {
             seq,
             kind,
             at: row.try_get(2)?,
-            key: source.unwrap_or_else(|| format!("manual:{seq}")),
+            key: key(seq, kind, row.try_get(3)?, row.try_get(4)?, row.try_get(5)?),
         });
     }
     let derived = derive(&facts, delivered_at, channel, policy);

@@ -9,7 +9,7 @@ use tidings_core::suppression::{Kind, Policy};
 use super::{SqliteStore, format_time, parse_time};
 use crate::suppressions::{
     HISTORY_MAX, ManualRecord, Record, StoredFact, Suppression, SuppressionPage, SuppressionQuery,
-    Touches, derive, micros, parse_channel, parse_kind, parse_reason, reason_name,
+    Touches, derive, key, micros, parse_channel, parse_kind, parse_reason, reason_name,
 };
 use crate::{Error, Result};
 
@@ -202,19 +202,18 @@ fn refold(
     let mut facts = Vec::new();
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, kind, at, source FROM suppression_records
+            "SELECT seq, kind, at, source, integration_id, message_id FROM suppression_records
              WHERE environment_id = ?1 AND recipient = ?2",
         )?;
         let mut rows = stmt.query(params![environment_id, recipient])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
+            let kind = parse_kind(&row.get::<_, String>(1)?)?;
             facts.push(StoredFact {
                 seq,
-                kind: parse_kind(&row.get::<_, String>(1)?)?,
+                kind,
                 at: parse_time(&row.get::<_, String>(2)?)?,
-                key: row
-                    .get::<_, Option<String>>(3)?
-                    .unwrap_or_else(|| format!("manual:{seq}")),
+                key: key(seq, kind, row.get(3)?, row.get(4)?, row.get(5)?),
             });
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use tidings_core::Channel;
-use tidings_core::suppression::{Fact, Kind, Policy, Reason, Signal, classify, evaluate};
+use tidings_core::suppression::{Fact, Kind, Policy, Reason, Signal, classify, evaluate, fact_key};
 use tidings_core::{Event, Failure, Status};
 use tidings_store::{ManualRecord, Store, Suppression, SuppressionQuery};
 
@@ -369,19 +369,27 @@ fn expected(events: &[Event]) -> BTreeMap<String, (Reason, String)> {
             .iter()
             .filter(|e| e.recipient.as_deref() == Some(recipient))
             .collect();
-        let mut facts = Vec::new();
+        let mut keys = Vec::new();
         let mut delivered = None;
         for e in &mine {
             match classify(e) {
-                Some(Signal::Fact(kind)) => facts.push(Fact {
+                Some(Signal::Fact(kind)) => keys.push((
                     kind,
-                    at: e.body.date,
-                    key: &e.dedup_key,
-                }),
+                    e.body.date,
+                    fact_key(kind, &e.dedup_key, "sendgrid", &e.id),
+                )),
                 Some(Signal::Delivered) => delivered = delivered.max(Some(e.body.date)),
                 None => {}
             }
         }
+        let facts: Vec<Fact<'_>> = keys
+            .iter()
+            .map(|(kind, at, key)| Fact {
+                kind: *kind,
+                at: *at,
+                key,
+            })
+            .collect();
         let verdict = evaluate(
             &facts,
             delivered,
@@ -389,7 +397,11 @@ fn expected(events: &[Event]) -> BTreeMap<String, (Reason, String)> {
             Duration::days(365 * 1000),
         );
         if let Some(v) = verdict {
-            let cause = facts[v.cause].key.trim_start_matches("test:").to_owned();
+            let key = facts[v.cause].key;
+            let cause = key
+                .trim_start_matches("test:")
+                .trim_start_matches("message:sendgrid:")
+                .to_owned();
             out.insert(recipient.to_owned(), (v.reason, cause));
         }
     }
