@@ -743,6 +743,46 @@ mod tests {
     }
 
     #[test]
+    fn suppression_settings_are_checked() {
+        use tidings_providers as _;
+        let text = r#"
+            [[environments]]
+            id = "a"
+            secret_key = "a-long-enough-secret"
+            [suppressions]
+            temporary_expiry_days = 0
+            default_country_code = "UK"
+            [suppressions.sms]
+            failures = 0
+            window_days = 3
+        "#;
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(
+            config.problems(),
+            [
+                "suppressions.sms: failures and window_days must be above 0",
+                "suppressions.temporary_expiry_days must be above 0",
+                "suppressions.default_country_code: `UK` is not a calling code like 44 or +1",
+            ]
+        );
+        let good: Config = toml::from_str(
+            r#"
+            [suppressions]
+            default_country_code = "+44"
+            [suppressions.email]
+            failures = 5
+            window_days = 14
+            "#,
+        )
+        .unwrap();
+        let settings = good.suppressions.settings();
+        assert_eq!(settings.policy.email.failures, 5);
+        assert_eq!(settings.policy.email.window, chrono::Duration::days(14));
+        assert_eq!(settings.policy.sms.failures, 3);
+        assert_eq!(settings.phone.country_code.as_deref(), Some("44"));
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         use tidings_providers as _;
         let text = r#"
