@@ -19,6 +19,7 @@ use tidings::config::{self, Config};
 use tidings::{app, certs};
 use tidings_providers as _;
 
+mod cli_suppressions;
 mod server;
 
 #[derive(Parser)]
@@ -103,6 +104,11 @@ enum Command {
         #[arg(long)]
         message: Option<String>,
     },
+    /// The suppression list: list, check, add, remove, export and import (CSV).
+    Suppressions {
+        #[command(subcommand)]
+        command: cli_suppressions::Suppressions,
+    },
 }
 
 fn main() -> ExitCode {
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
             environment.as_deref(),
             message.as_deref(),
         ),
+        Command::Suppressions { command } => cli_suppressions::run(command),
     };
     match result {
         Ok(code) => code,

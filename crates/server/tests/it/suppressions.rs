@@ -507,3 +507,112 @@ fn replays_and_reordering_change_nothing() {
     );
     assert_eq!(history(&server, "jane%40example.com").len(), 1);
 }
+
+fn cli(config: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("suppressions")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .args(["--environment", "prod"])
+        .env("TIDINGS_TEST_PROD_KEY", "prod-secret-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_command_line_imports_exports_checks_and_lifts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tidings.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[store]
+url = "sqlite://{}"
+
+[[environments]]
+id = "prod"
+secret_key = "prod-secret-key"
+
+[suppressions]
+default_country_code = "44"
+"#,
+            dir.path().join("t.db").display()
+        ),
+    )
+    .unwrap();
+    let csv = "recipient,channel,reason,created_at,note\n\
+               \"Jane Doe\" <Jane@Example.com>,email,complaint,2024-01-02T03:04:05Z,\"from SES, by hand\"\n\
+               07700 900000,sms,unsubscribed,2024-01-03T00:00:00Z,\n\
+               ExponentPushToken[abc],push,permanentFailure,2024-01-04T00:00:00Z,DeviceNotRegistered\n";
+    // One bad row: nothing is imported.
+    let bad = format!("{csv}x@example.com,email,temporaryFailures,,\n");
+    let (code, _, stderr) = cli(&config, &["import", "-"], Some(bad.as_bytes()));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("row 5"), "{stderr}");
+    let (code, _, stderr) = cli(&config, &["import", "-"], Some(csv.as_bytes()));
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, stdout, stderr) = cli(&config, &["check", "JANE@example.com"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let entry: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(entry["reason"], "complaint");
+    assert_eq!(entry["cause"]["note"], "from SES, by hand");
+    let (code, _, _) = cli(&config, &["check", "nobody@example.com"], None);
+    assert_eq!(code, 1);
+
+    let (code, exported, stderr) = cli(&config, &["export"], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        exported,
+        "recipient,channel,reason,created_at,note\n\
+         +447700900000,sms,unsubscribed,2024-01-03T00:00:00.000Z,\n\
+         ExponentPushToken[abc],push,permanentFailure,2024-01-04T00:00:00.000Z,DeviceNotRegistered\n\
+         jane@example.com,email,complaint,2024-01-02T03:04:05.000Z,\"from SES, by hand\"\n"
+    );
+    let (code, listed, _) = cli(&config, &["list", "--channel", "sms"], None);
+    assert_eq!(code, 0);
+    assert_eq!(listed.lines().count(), 1);
+
+    let (code, _, stderr) = cli(
+        &config,
+        &["remove", "+44 7700 900000", "--note", "ok"],
+        None,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(cli(&config, &["check", "+447700900000"], None).0, 1);
+    let (code, _, stderr) = cli(&config, &["add", "a@example.com", "--reason", "nope"], None);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("not a reason"), "{stderr}");
+}
+
+#[test]
+fn the_command_line_leaves_a_running_servers_store_alone() {
+    let server = Server::start_with(EXTRA);
+    post(
+        &server,
+        "ses",
+        "ses/sns-notification-bounce-complete.json",
+        None,
+    );
+    let (code, stdout, stderr) = cli(&server.config(), &["check", "jane@example.com"], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("permanentFailure"), "{stdout}");
+    let (code, _, stderr) = cli(&server.config(), &["add", "a@example.com"], None);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("PUT or DELETE"), "{stderr}");
+}
