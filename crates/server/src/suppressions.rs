@@ -112,11 +112,16 @@ where
                 now: Utc::now(),
             };
             let page = store.suppressions(&list).await.map_err(unavailable)?;
-            let mut body = serde_json::json!({ "data": page.data });
-            if let Some(last) = page.next.as_deref() {
-                body["next"] = encode_cursor(last).into();
+            #[derive(serde::Serialize)]
+            struct Page<'a> {
+                data: &'a [tidings_store::Suppression],
+                #[serde(skip_serializing_if = "Option::is_none")]
+                next: Option<String>,
             }
-            json(&body)
+            json(&Page {
+                data: &page.data,
+                next: page.next.as_deref().map(encode_cursor),
+            })
         }
         Endpoint::SuppressionPut | Endpoint::SuppressionDelete => {
             let body = read_limited(request.into_body(), MAX_BODY).await?;

@@ -1135,6 +1135,8 @@ fn parse_xid(text: &str) -> Result<u64> {
 /// Takes every request waiting (up to `max_batch`) and commits them in one transaction, with up
 /// to `concurrency` transactions at once. While all are busy, requests pile up and the next
 /// transaction takes them all: the group grows with the load.
+// The loop's whole context, passed once at start.
+#[allow(clippy::too_many_arguments)]
 async fn committer(
     pool: Pool,
     mut queue: mpsc::Receiver<(Ingest, Reply)>,

@@ -1185,6 +1185,8 @@ fn publish(durable: &tokio::sync::watch::Sender<i64>, highest: i64) {
     });
 }
 
+// The loop's whole context, passed once at start.
+#[allow(clippy::too_many_arguments)]
 fn writer_loop(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
