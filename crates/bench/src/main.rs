@@ -9,6 +9,8 @@
 //! - `crash --server PATH [--cycles N] [--store-url postgres://... [--instances N]]`: kill -9
 //!   under load, restart, check every acknowledged event is stored exactly once and every
 //!   message's status is the fold of its events.
+//! - `suppressions [--entries N] [--lookups N] [--store-url URL]`: the suppression lookup in
+//!   process on a list of a million entries (p50/p99 of hits and misses).
 //! - `fuzz-seeds --out DIR`: seed corpora for every fuzz target, one directory each, from the
 //!   fixtures.
 
@@ -23,6 +25,7 @@ mod parse;
 mod seeds;
 mod server;
 mod stall;
+mod suppressions;
 mod workload;
 
 use std::path::PathBuf;
@@ -39,6 +42,7 @@ fn main() -> Result<()> {
         Some("parse") => parse::run(&options),
         Some("e2e") => e2e::run(&options),
         Some("crash") => crash::run(&options),
+        Some("suppressions") => suppressions::run(&options),
         Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
         _ => {
             eprintln!(
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
                  parse [--seconds S] [--provider ID]\n  \
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
                  crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
+                 suppressions [--entries N] [--lookups N] [--store-url URL]\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
@@ -83,6 +88,10 @@ pub struct Options {
     pub instances: usize,
     /// Output directory (fuzz-seeds mode).
     pub out: Option<PathBuf>,
+    /// Suppression list entries (suppressions mode).
+    pub entries: usize,
+    /// Lookups measured (suppressions mode).
+    pub lookups: usize,
 }
 
 impl Options {
@@ -100,6 +109,8 @@ impl Options {
             store_url: None,
             instances: 1,
             out: None,
+            entries: 1_000_000,
+            lookups: 100_000,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
@@ -121,6 +132,8 @@ impl Options {
                 "--store-url" => options.store_url = Some(value()?),
                 "--instances" => options.instances = value()?.parse()?,
                 "--out" => options.out = Some(PathBuf::from(value()?)),
+                "--entries" => options.entries = value()?.parse()?,
+                "--lookups" => options.lookups = value()?.parse()?,
                 other => bail!("unknown option `{other}`"),
             }
         }
