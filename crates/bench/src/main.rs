@@ -51,7 +51,7 @@ fn main() -> Result<()> {
                  parse [--seconds S] [--provider ID]\n  \
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
                  crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
-                 suppressions [--entries N] [--lookups N] [--store-url URL]\n  \
+                 suppressions [--entries N] [--lookups N] [--store-url URL] [--no-feed]\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
@@ -92,6 +92,9 @@ pub struct Options {
     pub entries: usize,
     /// Lookups measured (suppressions mode).
     pub lookups: usize,
+    /// Whether the filling events feed the list (suppressions mode; `--no-feed` measures the
+    /// same ingest without the fold, for comparison).
+    pub feed: bool,
 }
 
 impl Options {
@@ -111,9 +114,14 @@ impl Options {
             out: None,
             entries: 1_000_000,
             lookups: 100_000,
+            feed: true,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
+            if flag == "--no-feed" {
+                options.feed = false;
+                continue;
+            }
             let mut value = || {
                 iter.next()
                     .with_context(|| format!("{flag} needs a value"))

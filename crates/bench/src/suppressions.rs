@@ -44,7 +44,7 @@ fn complaint(n: usize) -> Event {
     }
 }
 
-fn ingest(events: Vec<Event>) -> Ingest {
+fn ingest(events: Vec<Event>, feed: bool) -> Ingest {
     Ingest {
         environment_id: "bench".into(),
         integration_id: "sendgrid".into(),
@@ -56,7 +56,7 @@ fn ingest(events: Vec<Event>) -> Ingest {
         events,
         ignored_json: "[]".into(),
         idempotency: None,
-        feeds_suppressions: true,
+        feeds_suppressions: feed,
     }
 }
 
@@ -91,6 +91,7 @@ pub fn run(options: &Options) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let options = options.clone();
     runtime.block_on(async move {
         let store = Store::open(
             &url,
@@ -113,9 +114,10 @@ pub fn run(options: &Options) -> Result<()> {
                 let events = (next..end).map(complaint).collect();
                 next = end;
                 let store = store.clone();
-                tasks.push(tokio::spawn(
-                    async move { store.ingest(ingest(events)).await },
-                ));
+                let feed = options.feed;
+                tasks.push(tokio::spawn(async move {
+                    store.ingest(ingest(events, feed)).await
+                }));
             }
             for task in tasks {
                 task.await??;
@@ -123,11 +125,19 @@ pub fn run(options: &Options) -> Result<()> {
         }
         let fill = started.elapsed();
         println!(
-            "filled {entries} entries in {:.1} s ({:.0} events/s through ingest, store {})",
+            "filled {entries} complaints in {:.1} s ({:.0} events/s through ingest, store {}, {})",
             fill.as_secs_f64(),
             entries as f64 / fill.as_secs_f64(),
-            store.backend()
+            store.backend(),
+            if options.feed {
+                "feeding the list"
+            } else {
+                "not feeding the list"
+            }
         );
+        if !options.feed {
+            return Ok(());
+        }
         let mut rng = Rng(42);
         let mut hits = Vec::with_capacity(lookups / 2);
         let mut misses = Vec::with_capacity(lookups / 2);
