@@ -519,7 +519,32 @@ async fn lists_filter_and_page(backend: &Backend) {
     assert_eq!(all(&store, env, Utc::now()).await.len(), 7);
 }
 
+async fn outlive_event_retention(backend: &Backend) {
+    let store = backend.open().await;
+    send(
+        &store,
+        "prod",
+        vec![to(
+            "kept@example.com",
+            event("m-kept", "kept", Status::Complaint, at(0, 0), None),
+        )],
+    )
+    .await;
+    let before = entry(&store, "prod", "kept@example.com").await.unwrap();
+    let pruned = store
+        .prune(Utc::now() + Duration::days(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(pruned.events, 1);
+    assert!(store.events(None, None, 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        entry(&store, "prod", "kept@example.com").await,
+        Some(before)
+    );
+}
+
 conformance! {
+    suppressions_outlive_event_retention => outlive_event_retention,
     suppressions_what_suppresses_and_what_lifts => what_suppresses_and_what_lifts,
     suppressions_unauthenticated_requests_feed_nothing => unauthenticated_requests_feed_nothing,
     suppressions_manual_records_add_and_lift => manual_records_add_and_lift,
