@@ -107,6 +107,7 @@ fn integration(id: &str, provider: &str) -> Integration {
         signature_tolerance_secs: None,
         basic_auth: None,
         allow_unauthenticated: false,
+        suppressions: None,
         quiet_after_secs: None,
         options: BTreeMap::new(),
     }
