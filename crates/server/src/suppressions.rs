@@ -76,7 +76,7 @@ where
     };
     match endpoint {
         Endpoint::Suppression => {
-            let (_, recipient) = recipient(None)?;
+            let (_, recipient) = recipient(query.get("channel").map(channel).transpose()?)?;
             let found = store
                 .suppression(&env, &recipient, Utc::now())
                 .await
@@ -87,7 +87,7 @@ where
             }
         }
         Endpoint::SuppressionHistory => {
-            let (_, recipient) = recipient(None)?;
+            let (_, recipient) = recipient(query.get("channel").map(channel).transpose()?)?;
             let data = store
                 .suppression_history(&env, &recipient)
                 .await

@@ -225,6 +225,17 @@ fn fixture_webhooks_of_several_providers_feed_one_list() {
         "ExponentPushToken[yyyyyyyyyyyyyyyyyyyyyy]"
     );
     assert_eq!(push["reason"], "permanentFailure");
+    // A token written like a phone number is found as a token when the channel says so.
+    let (status, _) = read(
+        &server,
+        "PUT",
+        "/v1/environments/prod/suppressions/123456789012",
+        br#"{"channel": "push"}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(check(&server, "123456789012").0, 404);
+    assert_eq!(check(&server, "123456789012?channel=push").0, 200);
+    assert_eq!(check(&server, "123456789012?channel=fax").0, 400);
 
     // Mailgun: temporary failures reach the threshold (3 within 7 days), then a later
     // delivery lifts the suppression.
@@ -327,6 +338,7 @@ fn fixture_webhooks_of_several_providers_feed_one_list() {
         walked,
         [
             "+15558675310",
+            "123456789012",
             "ExponentPushToken[yyyyyyyyyyyyyyyyyyyyyy]",
             "complainer@example.com",
             "jane@example.com"
