@@ -118,6 +118,7 @@ fn integration(id: &str, provider: &str) -> Integration {
         signature_tolerance_secs: None,
         basic_auth: None,
         allow_unauthenticated: false,
+        suppressions: None,
         quiet_after_secs: None,
         verify: Verify::Enforce,
         options: BTreeMap::new(),

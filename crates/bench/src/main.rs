@@ -11,6 +11,8 @@
 //!   message's status is the fold of its events.
 //! - `memory --server PATH`: resident memory under held 1 MiB bodies and concurrent 1 MB
 //!   batches of tiny events, with the default limits (issue 14 item 7).
+//! - `suppressions [--entries N] [--lookups N] [--store-url URL]`: the suppression lookup in
+//!   process on a list of a million entries (p50/p99 of hits and misses).
 //! - `fuzz-seeds --out DIR`: seed corpora for every fuzz target, one directory each, from the
 //!   fixtures.
 
@@ -26,6 +28,7 @@ mod parse;
 mod seeds;
 mod server;
 mod stall;
+mod suppressions;
 mod workload;
 
 use std::path::PathBuf;
@@ -43,6 +46,7 @@ fn main() -> Result<()> {
         Some("e2e") => e2e::run(&options),
         Some("crash") => crash::run(&options),
         Some("memory") => memory::run(&options),
+        Some("suppressions") => suppressions::run(&options),
         Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
         _ => {
             eprintln!(
@@ -52,6 +56,7 @@ fn main() -> Result<()> {
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
                  crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
                  memory --server PATH\n  \
+                 suppressions [--entries N] [--lookups N] [--store-url URL] [--no-feed]\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
@@ -88,6 +93,13 @@ pub struct Options {
     pub instances: usize,
     /// Output directory (fuzz-seeds mode).
     pub out: Option<PathBuf>,
+    /// Suppression list entries (suppressions mode).
+    pub entries: usize,
+    /// Lookups measured (suppressions mode).
+    pub lookups: usize,
+    /// Whether the filling events feed the list (suppressions mode; `--no-feed` measures the
+    /// same ingest without the fold, for comparison).
+    pub feed: bool,
 }
 
 impl Options {
@@ -105,9 +117,16 @@ impl Options {
             store_url: None,
             instances: 1,
             out: None,
+            entries: 1_000_000,
+            lookups: 100_000,
+            feed: true,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
+            if flag == "--no-feed" {
+                options.feed = false;
+                continue;
+            }
             let mut value = || {
                 iter.next()
                     .with_context(|| format!("{flag} needs a value"))
@@ -126,6 +145,8 @@ impl Options {
                 "--store-url" => options.store_url = Some(value()?),
                 "--instances" => options.instances = value()?.parse()?,
                 "--out" => options.out = Some(PathBuf::from(value()?)),
+                "--entries" => options.entries = value()?.parse()?,
+                "--lookups" => options.lookups = value()?.parse()?,
                 other => bail!("unknown option `{other}`"),
             }
         }

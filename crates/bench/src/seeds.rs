@@ -108,6 +108,11 @@ pub fn write(out: &Path) -> Result<()> {
         "GET /v1/environments/dev/events?after=1.2&include=row\nauthorization: ApiKey fuzz-secret-key\n\n",
         "GET /v1/environments/dev/messages?recipient=a%40example.com\nauthorization: ApiKey fuzz-secret-key\n\n",
         "GET /v1/environments/dev/integrations/sendgrid/messages/abc\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "GET /v1/environments/dev/suppressions/Jane%20%3CJane%40Example.com%3E\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "GET /v1/environments/dev/suppressions?reason=complaint&channel=email&after=6162&limit=2\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "PUT /v1/environments/dev/suppressions/%2B44%207700%20900000\nauthorization: ApiKey fuzz-secret-key\ncontent-type: application/json\n\n{\"reason\":\"unsubscribed\",\"note\":\"n\"}",
+        "DELETE /v1/environments/dev/suppressions/a%40example.com\nauthorization: ApiKey fuzz-secret-key\n\n",
+        "GET /v1/environments/dev/suppressions/tok/history\nauthorization: ApiKey fuzz-secret-key\n\n",
         "GET /openapi.json\n\n",
     ] {
         seeds.add("router", "route", request.as_bytes().to_vec());

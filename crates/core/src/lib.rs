@@ -17,10 +17,12 @@ pub mod fold;
 pub mod ids;
 pub mod json;
 mod provider;
+pub mod recipient;
 mod registry;
 mod request;
 pub mod signature;
 mod status;
+pub mod suppression;
 pub mod time;
 
 pub use error::{Error, Rejection, Result};

@@ -176,13 +176,18 @@ pub async fn answer<B>(
         | Endpoint::Healthz
         | Endpoint::Readyz
         | Endpoint::Metrics
-        | Endpoint::OpenApi => Err(ApiError::new(StatusCode::NOT_FOUND, "Not found.")),
+        | Endpoint::OpenApi
+        | Endpoint::Suppression
+        | Endpoint::SuppressionHistory
+        | Endpoint::Suppressions
+        | Endpoint::SuppressionPut
+        | Endpoint::SuppressionDelete => Err(ApiError::new(StatusCode::NOT_FOUND, "Not found.")),
     }
 }
 
 /// Accepts only `Authorization: ApiKey <secret>` of this environment. An unknown environment
 /// gets the same answer as a wrong key.
-fn authorize(app: &App, env: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(app: &App, env: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     let denied = || {
         ApiError::unauthorized(
             "Send `Authorization: ApiKey <secret key>` with a secret key of this environment.",
@@ -370,10 +375,10 @@ impl<'a> IntegrationHealth<'a> {
 }
 
 /// A query string's parameters; repeated names are kept in order.
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(query: Option<&str>) -> Result<Query, ApiError> {
+    pub(crate) fn parse(query: Option<&str>) -> Result<Query, ApiError> {
         Ok(Query(
             form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -381,7 +386,7 @@ impl Query {
         ))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -430,7 +435,7 @@ impl Query {
             .collect()
     }
 
-    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    pub(crate) fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.get(name)
             .map(|text| {
                 DateTime::parse_from_rfc3339(text)
@@ -471,19 +476,19 @@ fn parse_cursor(text: &str) -> Result<Cursor, ApiError> {
 }
 
 /// A path segment, percent-decoded (message ids such as `<abc@example.com>` arrive encoded).
-fn decode(segment: &str) -> Result<String, ApiError> {
+pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
     percent_encoding::percent_decode_str(segment)
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| ApiError::bad_request("A path segment is not UTF-8 once decoded."))
 }
 
-fn unavailable(err: tidings_store::Error) -> ApiError {
+pub(crate) fn unavailable(err: tidings_store::Error) -> ApiError {
     tracing::error!(error = %err, "A read failed.");
     ApiError::unavailable("Storage is unavailable; retry shortly.")
 }
 
-fn json(value: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| ApiError::internal(&e))?;
     let mut response = Response::new(full(body));
     response.headers_mut().insert(

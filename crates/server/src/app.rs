@@ -83,6 +83,16 @@ pub enum Endpoint {
     DashboardAsset,
     /// The OpenAPI document.
     OpenApi,
+    /// Whether one recipient is suppressed, and why.
+    Suppression,
+    /// One recipient's suppression records, manual ones included.
+    SuppressionHistory,
+    /// The suppression list, by cursor.
+    Suppressions,
+    /// Suppresses a recipient by hand.
+    SuppressionPut,
+    /// Lifts a recipient's suppression by hand.
+    SuppressionDelete,
 }
 
 /// One route: a method and a path whose `{name}` segments match any one segment.
@@ -162,6 +172,31 @@ pub const ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/openapi.json",
         endpoint: Endpoint::OpenApi,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/suppressions",
+        endpoint: Endpoint::Suppressions,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/suppressions/{recipient}",
+        endpoint: Endpoint::Suppression,
+    },
+    Route {
+        method: Method::PUT,
+        path: "/v1/environments/{environmentId}/suppressions/{recipient}",
+        endpoint: Endpoint::SuppressionPut,
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/v1/environments/{environmentId}/suppressions/{recipient}",
+        endpoint: Endpoint::SuppressionDelete,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/environments/{environmentId}/suppressions/{recipient}/history",
+        endpoint: Endpoint::SuppressionHistory,
     },
 ];
 
@@ -362,6 +397,13 @@ impl App {
             | Endpoint::Messages
             | Endpoint::Integrations
             | Endpoint::Rejections => crate::api::answer(&self, endpoint, &params, &request).await,
+            Endpoint::Suppression
+            | Endpoint::SuppressionHistory
+            | Endpoint::Suppressions
+            | Endpoint::SuppressionPut
+            | Endpoint::SuppressionDelete => {
+                crate::suppressions::answer(&self, endpoint, &params, request).await
+            }
         };
         response.unwrap_or_else(|err| err.into_response(&path))
     }
@@ -682,6 +724,11 @@ impl App {
                     status: 200,
                     response: response_body.clone(),
                 }),
+            // A request that failed shadow verification never suppresses anyone.
+            feeds_suppressions: auth != Auth::ShadowFailed
+                && integration
+                    .suppressions
+                    .unwrap_or(auth != Auth::Unauthenticated),
         };
         let outcome = self.store.ingest(ingest).await.map_err(|err| {
             tracing::error!(provider, error = %err, "Store refused the request.");

@@ -42,6 +42,113 @@ pub struct Config {
     /// Integrations: which provider sends to which path, with its credentials.
     #[serde(default)]
     pub integrations: Vec<Integration>,
+    /// The suppression list's thresholds.
+    #[serde(default)]
+    pub suppressions: SuppressionsConfig,
+}
+
+/// `[suppressions]`: when temporary failures suppress, and how phone numbers are normalized.
+/// Defaults and their reasons: `tidings_core::suppression::Policy` and docs/suppressions.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SuppressionsConfig {
+    /// `[suppressions.email]`.
+    pub email: ThresholdConfig,
+    /// `[suppressions.sms]`.
+    pub sms: ThresholdConfig,
+    /// `[suppressions.push]`.
+    pub push: ThresholdConfig,
+    /// Days after its latest failure a temporary suppression lapses.
+    pub temporary_expiry_days: u32,
+    /// The country calling code of national phone numbers (`44`, `+1`); without it, numbers
+    /// with a trunk `0` are not normalized and do not feed the list.
+    pub default_country_code: Option<String>,
+}
+
+/// Temporary failures that suppress on one channel: `failures` within `window_days`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdConfig {
+    /// How many.
+    pub failures: u32,
+    /// Within how many days (by event time).
+    pub window_days: u32,
+}
+
+impl From<tidings_core::suppression::Threshold> for ThresholdConfig {
+    fn from(t: tidings_core::suppression::Threshold) -> ThresholdConfig {
+        ThresholdConfig {
+            failures: t.failures,
+            window_days: u32::try_from(t.window.num_days()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl ThresholdConfig {
+    fn threshold(self) -> tidings_core::suppression::Threshold {
+        tidings_core::suppression::Threshold {
+            failures: self.failures,
+            window: chrono::Duration::days(i64::from(self.window_days)),
+        }
+    }
+}
+
+impl Default for SuppressionsConfig {
+    fn default() -> SuppressionsConfig {
+        let policy = tidings_core::suppression::Policy::default();
+        SuppressionsConfig {
+            email: policy.email.into(),
+            sms: policy.sms.into(),
+            push: policy.push.into(),
+            temporary_expiry_days: u32::try_from(policy.temporary_expiry.num_days()).unwrap_or(30),
+            default_country_code: None,
+        }
+    }
+}
+
+impl SuppressionsConfig {
+    /// The settings the store folds with.
+    pub fn settings(&self) -> tidings_store::SuppressionSettings {
+        tidings_store::SuppressionSettings {
+            policy: tidings_core::suppression::Policy {
+                email: self.email.threshold(),
+                sms: self.sms.threshold(),
+                push: self.push.threshold(),
+                temporary_expiry: chrono::Duration::days(i64::from(self.temporary_expiry_days)),
+            },
+            phone: self
+                .default_country_code
+                .as_deref()
+                .and_then(tidings_core::recipient::PhoneDefaults::from_country_code)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, t) in [
+            ("email", self.email),
+            ("sms", self.sms),
+            ("push", self.push),
+        ] {
+            if t.failures == 0 || t.window_days == 0 {
+                problems.push(format!(
+                    "suppressions.{name}: failures and window_days must be above 0"
+                ));
+            }
+        }
+        if self.temporary_expiry_days == 0 {
+            problems.push("suppressions.temporary_expiry_days must be above 0".into());
+        }
+        if let Some(code) = &self.default_country_code
+            && tidings_core::recipient::PhoneDefaults::from_country_code(code).is_none()
+        {
+            problems.push(format!(
+                "suppressions.default_country_code: `{code}` is not a calling code like 44 or +1"
+            ));
+        }
+        problems
+    }
 }
 
 fn default_listen() -> String {
@@ -307,6 +414,11 @@ pub struct Integration {
     /// Accept requests with no credentials at all. Off by default.
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// Whether this integration's events feed the suppression list. Absent: only events of
+    /// authenticated requests (API key, Basic, verified signature); `true`: also unauthenticated
+    /// ones; `false`: none.
+    #[serde(default)]
+    pub suppressions: Option<bool>,
     /// Seconds without an event after which the integration's health is `quiet` (off when
     /// absent: some integrations are quiet for days by nature).
     #[serde(default)]
@@ -513,6 +625,7 @@ impl Config {
                     signature_tolerance_secs: None,
                     basic_auth: None,
                     allow_unauthenticated: false,
+                    suppressions: None,
                     quiet_after_secs: None,
                     verify: Verify::Enforce,
                     // What the provider's checks need, with values that say they are the demo's
@@ -524,6 +637,7 @@ impl Config {
                         .collect(),
                 })
                 .collect(),
+            suppressions: SuppressionsConfig::default(),
         }
     }
 
@@ -624,6 +738,7 @@ impl Config {
                 self.log.format
             ));
         }
+        problems.extend(self.suppressions.problems());
         if self.environments.is_empty() {
             problems.push(
                 "environments: none is defined, so no request can be accepted; add an [[environments]] table with an id and a secret_key".into(),
@@ -765,6 +880,46 @@ mod tests {
         let text = interpolate(text, |_| Some("example-secret-value".into())).unwrap();
         let config: Config = toml::from_str(&text).unwrap();
         assert_eq!(config.problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn suppression_settings_are_checked() {
+        use tidings_providers as _;
+        let text = r#"
+            [[environments]]
+            id = "a"
+            secret_key = "a-long-enough-secret"
+            [suppressions]
+            temporary_expiry_days = 0
+            default_country_code = "UK"
+            [suppressions.sms]
+            failures = 0
+            window_days = 3
+        "#;
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(
+            config.problems(),
+            [
+                "suppressions.sms: failures and window_days must be above 0",
+                "suppressions.temporary_expiry_days must be above 0",
+                "suppressions.default_country_code: `UK` is not a calling code like 44 or +1",
+            ]
+        );
+        let good: Config = toml::from_str(
+            r#"
+            [suppressions]
+            default_country_code = "+44"
+            [suppressions.email]
+            failures = 5
+            window_days = 14
+            "#,
+        )
+        .unwrap();
+        let settings = good.suppressions.settings();
+        assert_eq!(settings.policy.email.failures, 5);
+        assert_eq!(settings.policy.email.window, chrono::Duration::days(14));
+        assert_eq!(settings.policy.sms.failures, 3);
+        assert_eq!(settings.phone.country_code.as_deref(), Some("44"));
     }
 
     #[test]

@@ -14,3 +14,4 @@ mod error;
 pub mod health;
 mod metrics;
 pub mod rejections;
+mod suppressions;

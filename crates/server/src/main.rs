@@ -19,6 +19,7 @@ use tidings::config::{self, Config};
 use tidings::{app, certs};
 use tidings_providers as _;
 
+mod cli_suppressions;
 mod server;
 
 #[derive(Parser)]
@@ -120,6 +121,11 @@ enum Command {
         #[arg(long)]
         message: Option<String>,
     },
+    /// The suppression list: list, check, add, remove, export and import (CSV).
+    Suppressions {
+        #[command(subcommand)]
+        command: cli_suppressions::Suppressions,
+    },
 }
 
 fn main() -> ExitCode {
@@ -181,6 +187,7 @@ fn main() -> ExitCode {
             environment.as_deref(),
             message.as_deref(),
         ),
+        Command::Suppressions { command } => cli_suppressions::run(command),
     };
     match result {
         Ok(code) => code,
@@ -226,6 +233,7 @@ async fn open_store(config: &Config) -> Result<Store> {
         claim_timeout,
         retention: (config.store.retention_days > 0)
             .then(|| chrono::Duration::days(i64::from(config.store.retention_days))),
+        suppressions: config.suppressions.settings(),
         ..defaults
     };
     Ok(Store::open(&config.store.url, options).await?)

@@ -26,6 +26,7 @@ mod redact;
 mod rejection;
 mod sqlite;
 mod store;
+mod suppressions;
 mod view;
 
 pub use activity::{Activity, Window};
@@ -44,6 +45,10 @@ pub use rejection::{
 pub use sqlite::lock::StoreLock;
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreOptions, backend_of};
+pub use suppressions::{
+    HISTORY_MAX, ManualRecord, Record, Suppression, SuppressionPage, SuppressionQuery,
+    SuppressionSettings,
+};
 pub use view::{EventView, MessageView};
 
 /// Idempotency records are replayed for this long; older ones are ignored.

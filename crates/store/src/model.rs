@@ -36,6 +36,10 @@ pub struct Ingest {
     pub ignored_json: String,
     /// The response to remember for an `Idempotency-Key`.
     pub idempotency: Option<IdempotencyRecord>,
+    /// Whether these events feed the suppression list: by default only when the request was
+    /// authenticated (API key, Basic or a verified signature), so that nobody can stop a team's
+    /// mail with a forged complaint.
+    pub feeds_suppressions: bool,
     /// Cancels the request while it waits for a commit group (its client has gone).
     pub admission: crate::Admission,
 }

@@ -35,6 +35,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
+use crate::suppressions::{SuppressionSettings, Touches, note_event};
 use crate::{
     Activity, Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
     MessagePage, MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
@@ -84,6 +85,7 @@ const SCHEMA_1: &str = "CREATE TABLE raw_requests (
 mod existing;
 mod explain;
 mod rejections;
+mod suppressions;
 
 /// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
 fn migrations() -> Vec<String> {
@@ -94,6 +96,9 @@ fn migrations() -> Vec<String> {
         SCHEMA_3.to_owned(),
         rejections::SCHEMA_4.to_owned(),
         REPLAYS.to_owned(),
+        // 6: the suppression list: its records and one derived entry per recipient.
+        // Self-contained: creates two new tables, touches nothing else.
+        suppressions::MIGRATION.to_owned(),
     ]
 }
 
@@ -165,6 +170,8 @@ pub struct PgOptions {
     pub claim_timeout: Duration,
     /// How long to wait for a connection, a connect, or one commit before answering unavailable.
     pub timeout: Duration,
+    /// The suppression list's thresholds and phone number defaults.
+    pub suppressions: SuppressionSettings,
 }
 
 impl PgOptions {
@@ -177,6 +184,7 @@ impl PgOptions {
             max_batch: 512,
             claim_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
+            suppressions: SuppressionSettings::default(),
         }
     }
 }
@@ -196,6 +204,7 @@ pub struct PgStore {
     readiness: Arc<crate::readiness::Readiness>,
     claim_timeout: chrono::Duration,
     timeout: Duration,
+    suppression_settings: Arc<SuppressionSettings>,
 }
 
 fn pg_error(err: impl std::fmt::Display) -> Error {
@@ -474,6 +483,7 @@ impl PgStore {
         let readiness = Arc::new(crate::readiness::Readiness::default());
         // Keep a connection or two for reads, claims and readiness checks.
         let committers = (options.pool_size.max(2) / 2).max(1);
+        let suppression_settings = Arc::new(options.suppressions.clone());
         tokio::spawn(committer(
             pool.clone(),
             queue,
@@ -483,6 +493,7 @@ impl PgStore {
             Arc::clone(&stats),
             Arc::clone(&commits),
             Arc::clone(&readiness),
+            Arc::clone(&suppression_settings),
         ));
         Ok(PgStore {
             pool,
@@ -494,6 +505,7 @@ impl PgStore {
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
             timeout: options.timeout,
+            suppression_settings,
         })
     }
 
@@ -1184,6 +1196,7 @@ async fn committer(
     stats: Arc<Mutex<CommitStats>>,
     commits: Arc<tokio::sync::watch::Sender<i64>>,
     readiness: Arc<crate::readiness::Readiness>,
+    settings: Arc<SuppressionSettings>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let upsert_message = Arc::new(upsert_message_sql());
@@ -1219,13 +1232,14 @@ async fn committer(
         let upsert_message = Arc::clone(&upsert_message);
         let commits = Arc::clone(&commits);
         let readiness = Arc::clone(&readiness);
+        let settings = Arc::clone(&settings);
         tokio::spawn(async move {
             let _slot = slot;
             let started = Instant::now();
             let ingests: Vec<&Ingest> = batch.iter().map(|(ingest, _)| ingest).collect();
             let result = tokio::time::timeout(
                 commit_timeout,
-                commit_with_retries(&pool, &ingests, &upsert_message),
+                commit_with_retries(&pool, &ingests, &upsert_message, &settings),
             )
             .await
             .unwrap_or(Err(Error::Unavailable));
@@ -1258,12 +1272,13 @@ async fn commit_with_retries(
     pool: &Pool,
     batch: &[&Ingest],
     upsert_message: &str,
+    settings: &SuppressionSettings,
 ) -> Result<Vec<IngestOutcome>> {
     let mut client = pool.get().await?;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match commit_group(&mut client, batch, upsert_message).await {
+        match commit_group(&mut client, batch, upsert_message, settings).await {
             Err(err) if attempt < 5 && is_retryable(&err) => {
                 tracing::debug!(error = %err, attempt, "Retrying a group after a conflict.");
                 tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
@@ -1286,8 +1301,10 @@ async fn commit_group(
     client: &mut deadpool_postgres::Object,
     batch: &[&Ingest],
     upsert_message: &str,
+    settings: &SuppressionSettings,
 ) -> std::result::Result<Vec<IngestOutcome>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
+    let mut suppression_touches = Touches::new();
     let insert_request = tx
         .prepare_cached(
             "INSERT INTO raw_requests
@@ -1445,6 +1462,7 @@ async fn commit_group(
             };
             outcome.stored += 1;
             let seq: i64 = inserted.try_get(0)?;
+            note_event(&mut suppression_touches, settings, ingest, event, seq);
             let fact = Fact::from(event);
             let external_id = event.body.external_id.as_deref();
             touched
@@ -1530,6 +1548,8 @@ async fn commit_group(
         ]);
         tx.execute(&upsert, &params).await?;
     }
+    // After the messages: every group takes its row locks in the same order.
+    suppressions::apply(&tx, &suppression_touches, &settings.policy).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
+use crate::suppressions::{SuppressionSettings, Touches, note_event};
 use crate::{
     Activity, Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessagePage,
     MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
@@ -23,6 +24,7 @@ pub(crate) mod existing;
 mod files;
 pub(crate) mod lock;
 mod rejections;
+mod suppressions;
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -168,6 +170,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (environment_id, integration_id, scope, nonce)
     );
     CREATE INDEX replay_nonces_by_expiry ON replay_nonces (expires_at);",
+    // 6: the suppression list: its records (causing events and manual records) and one derived
+    // entry per recipient. Self-contained: creates two new tables, touches nothing else.
+    suppressions::MIGRATION,
 ];
 
 /// How the SQLite store is opened.
@@ -183,6 +188,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// An idempotency claim older than this is taken as abandoned (the request timeout).
     pub claim_timeout: Duration,
+    /// The suppression list's thresholds and phone number defaults.
+    pub suppressions: SuppressionSettings,
 }
 
 impl SqliteOptions {
@@ -194,6 +201,7 @@ impl SqliteOptions {
             queue_capacity: 4096,
             max_batch: 512,
             claim_timeout: Duration::from_secs(30),
+            suppressions: SuppressionSettings::default(),
         }
     }
 }
@@ -241,6 +249,7 @@ pub struct SqliteStore {
     /// database, so in-flight claims live in memory; the records themselves are in the database.
     claims: Arc<Mutex<Claims>>,
     claim_timeout: chrono::Duration,
+    suppression_settings: Arc<SuppressionSettings>,
 }
 
 fn open(path: &Path, synchronous_full: bool) -> Result<Connection> {
@@ -393,6 +402,8 @@ impl SqliteStore {
         let sync_readiness = Arc::clone(&readiness);
         let max_batch = options.max_batch.max(1);
         let published = Arc::clone(&durable);
+        let suppression_settings = Arc::new(options.suppressions.clone());
+        let writer_settings = Arc::clone(&suppression_settings);
         let syncer = if options.synchronous_full {
             let (acks, pending) = std::sync::mpsc::channel::<Acks>();
             let published = Arc::clone(&durable);
@@ -425,6 +436,7 @@ impl SqliteStore {
                     syncer.as_ref(),
                     &published,
                     &writer_checkpoints,
+                    &writer_settings,
                 );
                 writer_checkpoints.stop();
             })
@@ -454,6 +466,7 @@ impl SqliteStore {
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
+            suppression_settings,
         })
     }
 
@@ -1257,6 +1270,7 @@ fn writer_loop(
     syncer: Option<&std::sync::mpsc::Sender<Acks>>,
     durable: &tokio::sync::watch::Sender<i64>,
     checkpoints: &Checkpoints,
+    settings: &SuppressionSettings,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
@@ -1282,7 +1296,7 @@ fn writer_loop(
             continue;
         }
         let started = Instant::now();
-        let result = commit_group(&mut conn, &batch);
+        let result = commit_group(&mut conn, &batch, settings);
         let elapsed = started.elapsed();
         if let Ok(mut s) = stats.lock() {
             s.commits += 1;
@@ -1333,8 +1347,13 @@ struct Touched {
 }
 
 /// Commits one group; returns each request's outcome and the highest event `seq` stored.
-fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutcome>, i64)> {
+fn commit_group(
+    conn: &mut Connection,
+    batch: &[Job],
+    settings: &SuppressionSettings,
+) -> Result<(Vec<IngestOutcome>, i64)> {
     let tx = conn.transaction()?;
+    let mut suppression_touches = Touches::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut highest = 0;
     // Message states touched by this group, written once at the end.
@@ -1463,6 +1482,7 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
                 outcome.stored += 1;
                 let seq = tx.last_insert_rowid();
                 highest = seq;
+                note_event(&mut suppression_touches, settings, ingest, event, seq);
                 let key = (
                     ingest.environment_id.clone(),
                     ingest.integration_id.clone(),
@@ -1554,6 +1574,7 @@ fn commit_group(conn: &mut Connection, batch: &[Job]) -> Result<(Vec<IngestOutco
             ])?;
         }
     }
+    suppressions::apply(&tx, &suppression_touches, &settings.policy)?;
     tx.commit()?;
     Ok((outcomes, highest))
 }

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::suppressions::{
+    ManualRecord, Record, Suppression, SuppressionPage, SuppressionQuery, SuppressionSettings,
+};
 use crate::{
     Activity, Claim, CommitStats, Cursor, Error, EventPage, EventQuery, Ingest, IngestOutcome,
     MessagePage, MessageQuery, MessageRow, PgOptions, PgStore, PruneStats, RejectionBatch,
@@ -33,6 +36,8 @@ pub struct StoreOptions {
     pub retention_interval: Duration,
     /// Rows deleted per statement by the retention task.
     pub retention_batch: usize,
+    /// The suppression list's thresholds and phone number defaults.
+    pub suppressions: SuppressionSettings,
 }
 
 impl Default for StoreOptions {
@@ -47,6 +52,7 @@ impl Default for StoreOptions {
             retention: None,
             retention_interval: Duration::from_secs(300),
             retention_batch: 1000,
+            suppressions: SuppressionSettings::default(),
         }
     }
 }
@@ -87,6 +93,7 @@ impl Store {
                 sqlite.queue_capacity = options.queue_capacity;
                 sqlite.max_batch = options.max_batch;
                 sqlite.claim_timeout = options.claim_timeout;
+                sqlite.suppressions = options.suppressions.clone();
                 Store::Sqlite(SqliteStore::open(sqlite)?)
             }
             Some(_) => {
@@ -96,6 +103,7 @@ impl Store {
                 pg.max_batch = options.max_batch;
                 pg.claim_timeout = options.claim_timeout;
                 pg.timeout = options.timeout;
+                pg.suppressions = options.suppressions.clone();
                 Store::Postgres(PgStore::open(pg).await?)
             }
             None => {
@@ -374,6 +382,63 @@ impl Store {
                 blocking(move || s.rejection_counts(&environment_id, since)).await
             }
             Store::Postgres(s) => s.rejection_counts(environment_id, since).await,
+        }
+    }
+
+    /// Writes a manual suppression record (added, removed or imported) and refolds the
+    /// recipient's entry.
+    pub async fn record_suppression(&self, manual: ManualRecord) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.record_suppression(&manual)).await
+            }
+            Store::Postgres(s) => s.record_suppression(&manual).await,
+        }
+    }
+
+    /// The recipient's suppression in force at `now` (a temporary one lapses), if any.
+    /// `recipient` must be normalized.
+    pub async fn suppression(
+        &self,
+        environment_id: &str,
+        recipient: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Suppression>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                let args = (environment_id.to_owned(), recipient.to_owned());
+                blocking(move || s.suppression(&args.0, &args.1, now)).await
+            }
+            Store::Postgres(s) => s.suppression(environment_id, recipient, now).await,
+        }
+    }
+
+    /// A page of suppressions in force, by recipient.
+    pub async fn suppressions(&self, query: &SuppressionQuery) -> Result<SuppressionPage> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, query) = (s.clone(), query.clone());
+                blocking(move || s.suppressions(&query)).await
+            }
+            Store::Postgres(s) => s.suppressions(query).await,
+        }
+    }
+
+    /// A recipient's suppression records (causing events and manual records), newest first.
+    pub async fn suppression_history(
+        &self,
+        environment_id: &str,
+        recipient: &str,
+    ) -> Result<Vec<Record>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                let args = (environment_id.to_owned(), recipient.to_owned());
+                blocking(move || s.suppression_history(&args.0, &args.1)).await
+            }
+            Store::Postgres(s) => s.suppression_history(environment_id, recipient).await,
         }
     }
 

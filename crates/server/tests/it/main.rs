@@ -20,6 +20,7 @@ mod rejections;
 mod scale_out;
 mod sns;
 mod support;
+mod suppressions;
 
 /// Expected status, path, headers, body, what the case is.
 type Case<'a> = (u16, &'a str, Vec<(&'a str, &'a str)>, String, &'a str);

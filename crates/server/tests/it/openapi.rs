@@ -410,6 +410,9 @@ fn the_server_answers_as_documented() {
     let message =
         "/v1/environments/{environmentId}/integrations/{integrationId}/messages/{messageId}";
     let messages = "/v1/environments/{environmentId}/messages";
+    let suppressions = "/v1/environments/{environmentId}/suppressions";
+    let suppression = "/v1/environments/{environmentId}/suppressions/{recipient}";
+    let history = "/v1/environments/{environmentId}/suppressions/{recipient}/history";
     let cases: Vec<Request<'_>> = vec![
         (
             "a batch of every SendGrid event",
@@ -526,6 +529,62 @@ fn the_server_answers_as_documented() {
             &read,
             b"",
         ),
+        (
+            "a suppressed recipient (the batch's bounce)",
+            "GET",
+            suppression,
+            "/v1/environments/prod/suppressions/example%40test.com",
+            &read,
+            b"",
+        ),
+        (
+            "a recipient that is not suppressed",
+            "GET",
+            suppression,
+            "/v1/environments/prod/suppressions/nobody%40example.com",
+            &read,
+            b"",
+        ),
+        (
+            "not a recipient",
+            "GET",
+            suppression,
+            "/v1/environments/prod/suppressions/%20",
+            &read,
+            b"",
+        ),
+        (
+            "suppressions",
+            "GET",
+            suppressions,
+            "/v1/environments/prod/suppressions?channel=email&limit=1",
+            &read,
+            b"",
+        ),
+        (
+            "suppress by hand",
+            "PUT",
+            suppression,
+            "/v1/environments/prod/suppressions/hand%40example.com",
+            &read,
+            br#"{"reason": "unsubscribed", "note": "by phone"}"#,
+        ),
+        (
+            "lift by hand",
+            "DELETE",
+            suppression,
+            "/v1/environments/prod/suppressions/hand%40example.com",
+            &read,
+            b"",
+        ),
+        (
+            "a recipient's history",
+            "GET",
+            history,
+            "/v1/environments/prod/suppressions/hand%40example.com/history",
+            &read,
+            b"",
+        ),
         ("liveness", "GET", "/healthz", "/healthz", &[], b""),
         ("readiness", "GET", "/readyz", "/readyz", &[], b""),
         ("metrics", "GET", "/metrics", "/metrics", &[], b""),
@@ -572,6 +631,14 @@ fn the_server_answers_as_documented() {
     );
     let message_answer = answers.iter().find(|a| a["what"] == "a message").unwrap();
     assert_eq!(message_answer["status"], 200, "{message_answer}");
+    for what in [
+        "a suppressed recipient (the batch's bounce)",
+        "suppress by hand",
+        "lift by hand",
+    ] {
+        let answer = answers.iter().find(|a| a["what"] == what).unwrap();
+        assert_eq!(answer["status"], 200, "{answer}");
+    }
     let dir = tempfile::tempdir().unwrap();
     let recorded = dir.path().join("answers.json");
     std::fs::write(&recorded, serde_json::to_vec(&answers).unwrap()).unwrap();

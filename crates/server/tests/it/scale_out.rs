@@ -337,8 +337,44 @@ async fn two_instances_on_one_database_end_as_one() {
     };
     assert_eq!(view(&shared_messages), view(&single_messages));
 
+    // The suppression list, too, is the one a single instance folds from the same events.
+    let shared_list = suppression_view(&shared).await;
+    assert_eq!(shared_list, suppression_view(&single).await);
+    assert!(
+        shared_list
+            .iter()
+            .any(|(_, reason, _)| reason == "complaint"),
+        "{shared_list:?}"
+    );
+
     drop_schema(&base, &shared_schema).await;
     drop_schema(&base, &single_schema).await;
+}
+
+/// Each suppressed recipient of `acme` with its reason and the message that caused it.
+async fn suppression_view(store: &Store) -> Vec<(String, String, Option<String>)> {
+    let page = store
+        .suppressions(&tidings_store::SuppressionQuery {
+            environment_id: "acme".into(),
+            after: None,
+            limit: 1000,
+            reason: None,
+            channel: None,
+            since: None,
+            now: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    page.data
+        .into_iter()
+        .map(|s| {
+            (
+                s.recipient,
+                s.reason.as_str().to_owned(),
+                s.cause.message_id,
+            )
+        })
+        .collect()
 }
 
 /// A TCP relay to PostgreSQL that the test can cut and restore, to take the database away from

@@ -90,6 +90,7 @@ impl PgStore {
             claim_timeout: chrono::Duration::from_std(options.claim_timeout)
                 .unwrap_or(chrono::Duration::seconds(30)),
             timeout: options.timeout,
+            suppression_settings: Arc::new(options.suppressions.clone()),
         })
     }
 }

@@ -57,6 +57,7 @@ impl SqliteStore {
             readiness: Arc::default(),
             claims: Arc::new(Mutex::new(BTreeMap::new())),
             claim_timeout: chrono::Duration::seconds(30),
+            suppression_settings: Default::default(),
         })
     }
 }

@@ -20,6 +20,7 @@ mod ingest;
 mod migrations;
 mod replays;
 mod retention;
+mod suppressions;
 
 /// One `#[tokio::test]` per case, running it on every backend in turn.
 macro_rules! conformance {

@@ -177,6 +177,7 @@ pub(crate) fn ingest_at(env: &str, events: Vec<Event>, received_at: DateTime<Utc
         ignored_json: "[]".into(),
         idempotency: None,
         admission: tidings_store::Admission::new(),
+        feeds_suppressions: false,
     }
 }
 
