@@ -19,6 +19,7 @@
 mod activity;
 mod cursor;
 mod model;
+mod outbound;
 mod postgres;
 mod redact;
 mod sqlite;
@@ -30,6 +31,10 @@ pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
     Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, PruneStats,
     StoredEvent, StoredResponse,
+};
+pub use outbound::{
+    DELIVERIES_MAX, DeliveryRow, DeliveryState, EndpointProgress, FailedAttempt, Fence, HeadLease,
+    Lag,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use redact::redact_url;

@@ -83,6 +83,7 @@ const SCHEMA_1: &str = "CREATE TABLE raw_requests (
 
 mod existing;
 mod explain;
+mod outbound;
 
 /// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
 fn migrations() -> Vec<String> {
@@ -91,8 +92,45 @@ fn migrations() -> Vec<String> {
         // 2: messages, with the fold's columns.
         messages_table(),
         SCHEMA_3.to_owned(),
+        OUTBOUND_SCHEMA.to_owned(),
     ]
 }
+
+/// Outbound delivery progress (see `outbound.rs`): one row per configured endpoint with its
+/// cursor, counters and head lease (owner, expiry, fencing epoch), and one row per event in
+/// retry or dead-lettered, with the exact payload its attempts send and a lease of its own.
+const OUTBOUND_SCHEMA: &str = "CREATE TABLE outbound_endpoints (
+        endpoint_id TEXT PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        enabled BOOLEAN NOT NULL DEFAULT TRUE,
+        cursor_xid xid8 NOT NULL DEFAULT '0',
+        cursor_seq BIGINT NOT NULL DEFAULT 0,
+        delivered BIGINT NOT NULL DEFAULT 0,
+        last_success_at TIMESTAMPTZ,
+        last_error_at TIMESTAMPTZ,
+        last_error TEXT,
+        lease_owner TEXT,
+        lease_epoch BIGINT NOT NULL DEFAULT 0,
+        lease_until TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE outbound_deliveries (
+        endpoint_id TEXT NOT NULL,
+        event_xid xid8 NOT NULL,
+        event_seq BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TIMESTAMPTZ,
+        last_attempt_at TIMESTAMPTZ NOT NULL,
+        last_status INTEGER,
+        last_answer TEXT NOT NULL,
+        webhook_id TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        lease_owner TEXT,
+        lease_until TIMESTAMPTZ,
+        PRIMARY KEY (endpoint_id, event_seq)
+    );
+    CREATE INDEX outbound_due ON outbound_deliveries (endpoint_id, state, next_attempt_at);";
 
 /// Migration 3: the read API. Events record their writing transaction so the cursor can be
 /// gap-free (see `cursor.rs`); a message belongs to one integration, is found by the provider's

@@ -22,6 +22,7 @@ use crate::{
 pub(crate) mod existing;
 mod files;
 pub(crate) mod lock;
+mod outbound;
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -125,6 +126,42 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE idempotency;
     ALTER TABLE idempotency_v3 RENAME TO idempotency;
     CREATE INDEX idempotency_by_age ON idempotency (created_at);",
+    // Outbound delivery progress (see `outbound.rs`): one row per configured endpoint with its
+    // cursor, counters and head lease, and one row per event in retry or dead-lettered, with
+    // the exact payload its attempts send. SQLite has one writing process, so the lease columns
+    // only keep the two backends alike.
+    "CREATE TABLE outbound_endpoints (
+        endpoint_id TEXT PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        cursor_xid INTEGER NOT NULL DEFAULT 0,
+        cursor_seq INTEGER NOT NULL DEFAULT 0,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        last_success_at TEXT,
+        last_error_at TEXT,
+        last_error TEXT,
+        lease_owner TEXT,
+        lease_epoch INTEGER NOT NULL DEFAULT 0,
+        lease_until TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE outbound_deliveries (
+        endpoint_id TEXT NOT NULL,
+        event_xid INTEGER NOT NULL,
+        event_seq INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TEXT,
+        last_attempt_at TEXT NOT NULL,
+        last_status INTEGER,
+        last_answer TEXT NOT NULL,
+        webhook_id TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        lease_owner TEXT,
+        lease_until TEXT,
+        PRIMARY KEY (endpoint_id, event_seq)
+    );
+    CREATE INDEX outbound_due ON outbound_deliveries (endpoint_id, state, next_attempt_at);",
 ];
 
 /// How the SQLite store is opened.

@@ -18,6 +18,7 @@ mod fold;
 mod idempotency;
 mod ingest;
 mod migrations;
+mod outbound;
 mod retention;
 
 /// One `#[tokio::test]` per case, running it on every backend in turn.
