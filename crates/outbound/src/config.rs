@@ -23,9 +23,21 @@ pub struct EndpointConfig {
     pub url: String,
     /// `whsec_` + base64; several during a rotation (each signs every request).
     pub secrets: Vec<WebhookSecret>,
-    /// Which events are sent.
-    #[serde(flatten)]
-    pub filters: Filters,
+    /// Only these statuses (`delivered`, `bounced`, ...); all when empty.
+    #[serde(default)]
+    pub statuses: Vec<String>,
+    /// Only these channels (`email`, `sms`, `push`); all when empty.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Only these providers (ids or aliases); all when empty.
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// Only these integrations; all when empty.
+    #[serde(default)]
+    pub integrations: Vec<String>,
+    /// Only these event types (`message.delivered`, ...); all when empty.
+    #[serde(default)]
+    pub types: Vec<String>,
     /// The whole attempt (connect, send, answer) must finish within this.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -42,9 +54,13 @@ pub struct EndpointConfig {
     /// Whether events carry the provider's own text of the event (`row`).
     #[serde(default)]
     pub include_row: bool,
-    /// When failed attempts are retried.
-    #[serde(default, flatten)]
-    pub retry: RetrySchedule,
+    /// Seconds before the 2nd, 3rd, ... attempt (the first is immediate); after the last the
+    /// event is dead-lettered. Default: Svix's schedule.
+    #[serde(default = "default_retry_secs")]
+    pub retry_schedule_secs: Vec<u64>,
+    /// The longest `Retry-After` honoured.
+    #[serde(default = "default_retry_after_max_secs")]
+    pub retry_after_max_secs: u64,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -71,23 +87,17 @@ pub enum Start {
 }
 
 /// Which events an endpoint gets; an empty list lets everything through.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Filters {
     /// Only these statuses (`delivered`, `bounced`, ...).
-    #[serde(default)]
     pub statuses: Vec<String>,
     /// Only these channels (`email`, `sms`, `push`).
-    #[serde(default)]
     pub channels: Vec<String>,
     /// Only these providers (ids or aliases).
-    #[serde(default)]
     pub providers: Vec<String>,
     /// Only these integrations.
-    #[serde(default)]
     pub integrations: Vec<String>,
     /// Only these event types (`message.delivered`, ...).
-    #[serde(default)]
     pub types: Vec<String>,
 }
 
@@ -97,15 +107,12 @@ pub const DEFAULT_RETRY_SECS: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 3600
 
 /// When failed attempts are retried: each delay is drawn uniformly between 0 and the
 /// schedule's value (full jitter); an answer's `Retry-After` is honoured up to a cap.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RetrySchedule {
     /// Seconds before the 2nd, 3rd, ... attempt; the first is immediate. After the last the
     /// event is dead-lettered.
-    #[serde(default = "default_retry_secs")]
     pub retry_schedule_secs: Vec<u64>,
     /// The longest `Retry-After` honoured.
-    #[serde(default = "default_retry_after_max_secs")]
     pub retry_after_max_secs: u64,
 }
 
@@ -265,6 +272,25 @@ fn parse_channel(text: &str) -> Option<Channel> {
 }
 
 impl EndpointConfig {
+    /// The endpoint's filters.
+    pub fn filters(&self) -> Filters {
+        Filters {
+            statuses: self.statuses.clone(),
+            channels: self.channels.clone(),
+            providers: self.providers.clone(),
+            integrations: self.integrations.clone(),
+            types: self.types.clone(),
+        }
+    }
+
+    /// The endpoint's retry schedule.
+    pub fn retry(&self) -> RetrySchedule {
+        RetrySchedule {
+            retry_schedule_secs: self.retry_schedule_secs.clone(),
+            retry_after_max_secs: self.retry_after_max_secs,
+        }
+    }
+
     /// Everything wrong with this endpoint, given the configured environments.
     pub fn problems(&self, environments: &[&str]) -> Vec<String> {
         let name = format!("endpoint `{}`", self.id);
@@ -297,22 +323,17 @@ impl EndpointConfig {
         if self.max_in_flight == 0 || self.max_in_flight > 1024 {
             out.push(format!("{name}: max_in_flight must be 1 to 1024"));
         }
-        if self.retry.retry_schedule_secs.len() > 100 {
+        if self.retry_schedule_secs.len() > 100 {
             out.push(format!(
                 "{name}: retry_schedule_secs has more than 100 entries"
             ));
         }
-        if self
-            .retry
-            .retry_schedule_secs
-            .iter()
-            .any(|s| *s > 7 * 24 * 3600)
-        {
+        if self.retry_schedule_secs.iter().any(|s| *s > 7 * 24 * 3600) {
             out.push(format!(
                 "{name}: a retry delay longer than a week is a mistake"
             ));
         }
-        out.extend(self.filters.problems(&name));
+        out.extend(self.filters().problems(&name));
         out
     }
 
@@ -386,7 +407,7 @@ mod tests {
         assert_eq!(e.max_in_flight, 16);
         assert_eq!(e.start, Start::Now);
         assert!(e.enabled && !e.include_row);
-        assert_eq!(e.retry.attempts(), 8);
+        assert_eq!(e.retry().attempts(), 8);
         assert!(
             e.problems(&["prod"]).is_empty(),
             "{:?}",

@@ -111,6 +111,8 @@ impl Outbound {
             let endpoint = Arc::new(Endpoint {
                 target: Target::new(&config.uri()?)?,
                 keys: config.keys(),
+                filters: config.filters(),
+                retry: config.retry(),
                 config: config.clone(),
                 connections: Connections::default(),
                 client: client.clone(),
@@ -154,6 +156,8 @@ impl Outbound {
 
 struct Endpoint {
     config: EndpointConfig,
+    filters: crate::Filters,
+    retry: crate::RetrySchedule,
     target: Target,
     keys: Vec<Vec<u8>>,
     connections: Connections,
@@ -407,7 +411,7 @@ impl Endpoint {
         let channel = tidings_core::registry()
             .get(&event.provider)
             .map(|p| p.channel());
-        self.config.filters.accepts(
+        self.filters.accepts(
             event.event.body.status,
             channel,
             &event.provider,
@@ -501,9 +505,7 @@ impl Endpoint {
         if !answer.retryable() {
             return None;
         }
-        self.config
-            .retry
-            .delay(attempts, jitter(), answer.retry_after())
+        self.retry.delay(attempts, jitter(), answer.retry_after())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -29,6 +29,8 @@ pub struct App {
     config: Config,
     store: Store,
     pub(crate) metrics: Metrics,
+    /// Outbound delivery's metrics, rendered with the rest.
+    pub(crate) outbound_metrics: Arc<tidings_outbound::Metrics>,
     in_flight: Semaphore,
     certs: CertFetcher,
     integrations: BTreeMap<(String, String), IntegrationRoute>,
@@ -206,6 +208,7 @@ impl App {
             config,
             store,
             metrics: Metrics::default(),
+            outbound_metrics: Arc::default(),
             certs,
             integrations,
             shutdown: tokio::sync::watch::Sender::new(false),
@@ -226,6 +229,11 @@ impl App {
     /// Turns true once the server stops.
     pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Outbound delivery's metrics, for the delivery engine to fill.
+    pub fn outbound_metrics(&self) -> Arc<tidings_outbound::Metrics> {
+        Arc::clone(&self.outbound_metrics)
     }
 
     /// The configuration.
@@ -290,11 +298,11 @@ impl App {
                 Ok(()) => Ok(text(StatusCode::OK, "ready\n", "text/plain")),
                 Err(_) => Err(ApiError::unavailable("The store is not reachable.")),
             },
-            Endpoint::Metrics => Ok(text(
-                StatusCode::OK,
-                &self.metrics.render(self.store.stats()),
-                "text/plain; version=0.0.4",
-            )),
+            Endpoint::Metrics => {
+                let mut body = self.metrics.render(self.store.stats());
+                self.outbound_metrics.render(&mut body);
+                Ok(text(StatusCode::OK, &body, "text/plain; version=0.0.4"))
+            }
             Endpoint::Dashboard => Ok(crate::dashboard::page()),
             Endpoint::DashboardAsset => crate::dashboard::asset(&param(0)),
             Endpoint::Events
