@@ -176,7 +176,8 @@ struct Endpoint {
 enum Handled {
     /// Delivered.
     Delivered,
-    /// Has a row now (queued for a retry, or dead-lettered): the cursor may pass it.
+    /// Has a row now (queued for a retry, or dead-lettered), or was delivered after failures
+    /// (counted with its row's removal): the cursor may pass it.
     Recorded,
     /// The lease was lost: stop.
     Lost,
@@ -461,15 +462,19 @@ impl Endpoint {
             if answer.delivered() {
                 self.metrics
                     .attempt(&self.config.id, Outcome::Delivered, latency);
-                if has_row
-                    && !self
-                        .store
-                        .outbound_succeed(&self.config.id, &fence, event.position, Utc::now())
-                        .await?
-                {
-                    return Ok(Handled::Lost);
+                if !has_row {
+                    return Ok(Handled::Delivered);
                 }
-                return Ok(Handled::Delivered);
+                // The row goes, and the store counts the success with it.
+                let counted = self
+                    .store
+                    .outbound_succeed(&self.config.id, &fence, event.position, Utc::now())
+                    .await?;
+                return Ok(if counted {
+                    Handled::Recorded
+                } else {
+                    Handled::Lost
+                });
             }
             let delay = self.next_delay(&answer, attempts);
             let state = match delay {

@@ -15,6 +15,7 @@ mod cli;
 mod first_hour;
 mod hardening;
 mod openapi;
+mod outbound;
 mod scale_out;
 mod sns;
 mod support;
