@@ -15,6 +15,9 @@ struct Histogram {
     sum: f64,
 }
 
+/// A gauge's name, help text, and reading.
+type Gauge = (&'static str, &'static str, fn(&LagGauge) -> f64);
+
 /// One endpoint's lag, as last measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LagGauge {
@@ -148,7 +151,7 @@ impl Metrics {
                 h.count
             );
         }
-        let gauges: [(&str, &str, fn(&LagGauge) -> f64); 4] = [
+        let gauges: [Gauge; 4] = [
             (
                 "tidings_outbound_lag_events",
                 "Events of the endpoint's environment after its cursor.",

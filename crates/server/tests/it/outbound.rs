@@ -228,12 +228,10 @@ fn receive(
                             let mut response = hyper::Response::builder();
                             let status = match behaviour {
                                 // A fixed pseudo-random pattern: some events fail several times.
-                                Behaviour::Flaky => {
-                                    if (n.wrapping_mul(2_654_435_761) >> 7) % 3 == 0 {
-                                        503
-                                    } else {
-                                        200
-                                    }
+                                Behaviour::Flaky
+                                    if (n.wrapping_mul(2_654_435_761) >> 7) % 3 == 0 =>
+                                {
+                                    503
                                 }
                                 Behaviour::TooMany if first => {
                                     response = response.header("Retry-After", "2");
