@@ -1055,8 +1055,13 @@ async fn prune(pool: &Pool, cutoff: DateTime<Utc>, batch: usize) -> Result<Prune
     let mut stats = PruneStats::default();
     let steps: [(&str, &mut u64); 3] = [
         (
+            // Never an event an enabled outbound endpoint has not had yet.
             "DELETE FROM events WHERE seq IN
-               (SELECT seq FROM events WHERE received_at < $1 ORDER BY seq LIMIT $2)",
+               (SELECT e.seq FROM events e WHERE e.received_at < $1
+                  AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
+                                  WHERE o.enabled AND o.environment_id = e.environment_id
+                                    AND (e.xid, e.seq) > (o.cursor_xid, o.cursor_seq))
+                ORDER BY e.seq LIMIT $2)",
             &mut stats.events,
         ),
         (

@@ -1046,8 +1046,13 @@ fn prune(pruner: &Mutex<Connection>, cutoff: DateTime<Utc>, batch: usize) -> Res
     // Events first: they reference their raw request.
     let steps: [(&str, &mut u64); 3] = [
         (
+            // Never an event an enabled outbound endpoint has not had yet.
             "DELETE FROM events WHERE seq IN
-               (SELECT seq FROM events WHERE received_at < ?1 ORDER BY seq LIMIT ?2)",
+               (SELECT e.seq FROM events e WHERE e.received_at < ?1
+                  AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
+                                  WHERE o.enabled AND o.environment_id = e.environment_id
+                                    AND e.seq > o.cursor_seq)
+                ORDER BY e.seq LIMIT ?2)",
             &mut stats.events,
         ),
         (

@@ -17,6 +17,7 @@ conformance! {
     redrive_since_rewinds_to_the_first_event_received_then => redrive_since,
     lag_counts_the_events_after_the_cursor => lag,
     concurrent_claims_never_share_a_row => concurrent_claims,
+    retention_keeps_what_an_enabled_endpoint_has_not_had => retention,
 }
 
 fn failed(seq: i64, attempts: u32, state: DeliveryState) -> FailedAttempt {
@@ -543,4 +544,60 @@ async fn concurrent_claims(backend: &Backend) {
     }
     assert_eq!(total, 200, "each row claimed exactly once");
     assert_eq!(seen.len(), 200);
+}
+
+async fn retention(backend: &Backend) {
+    let store = backend.open().await;
+    let old = Utc::now() - Duration::days(40);
+    for n in 0..3 {
+        store
+            .ingest(crate::support::ingest_at(
+                "prod",
+                vec![event(
+                    &format!("m{n}"),
+                    &format!("r{n}"),
+                    Status::Sent,
+                    at(n, 0),
+                    None,
+                )],
+                old,
+            ))
+            .await
+            .unwrap();
+    }
+    store
+        .ingest(crate::support::ingest_at(
+            "other",
+            vec![event("x", "rx", Status::Sent, at(0, 0), None)],
+            old,
+        ))
+        .await
+        .unwrap();
+    let events = wait_for(&store, 3).await;
+    let now = Utc::now();
+    store
+        .outbound_register("hooks", "prod", true, Cursor::START, now)
+        .await
+        .unwrap();
+    let cutoff = now - Duration::days(30);
+    // Only the other environment's event goes: the endpoint has had none of prod's.
+    assert_eq!(store.prune(cutoff, 10).await.unwrap().events, 1);
+    let head = store
+        .outbound_acquire("hooks", "a", now + Duration::seconds(30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .outbound_advance("hooks", head.epoch, events[0].position, 1, Some(now))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.prune(cutoff, 10).await.unwrap().events, 1);
+    // A disabled endpoint holds nothing back.
+    store
+        .outbound_register("hooks", "prod", false, Cursor::START, now)
+        .await
+        .unwrap();
+    assert_eq!(store.prune(cutoff, 10).await.unwrap().events, 2);
 }
