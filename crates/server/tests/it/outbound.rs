@@ -445,6 +445,14 @@ async fn every_event_reaches_flaky_slow_limited_and_returning_endpoints() {
         );
     }
 
+    // Every body is the documented webhook payload, and nothing more.
+    let bodies: Vec<Value> = receivers
+        .iter()
+        .flat_map(|(_, r, _)| r.received())
+        .map(|r| r.json())
+        .collect();
+    matches_the_document(&bodies);
+
     // Failures really happened and were retried.
     let failed = |r: &Receiver| r.received().iter().filter(|r| r.answered != 200).count();
     assert!(
@@ -583,5 +591,40 @@ async fn refused_deliveries_are_dead_lettered_listed_and_redriven() {
         !unknown.0 && unknown.1.contains("no endpoint `nope`"),
         "{}",
         unknown.1
+    );
+}
+
+/// Validates payloads against the OpenAPI document's webhook request body, closed (see
+/// `openapi.rs`): an undocumented field fails too.
+fn matches_the_document(bodies: &[Value]) {
+    const CHECK: &str = r##"
+with open(sys.argv[2]) as f:
+    bodies = json.load(f)
+item = doc["components"]["pathItems"]["MessageEvent"]["post"]
+schema = closed(inline(item["requestBody"]["content"]["application/json"]["schema"]))
+failures = []
+for body in bodies:
+    for error in OAS31Validator(schema, format_checker=oas31_format_checker).iter_errors(body):
+        failures.append(f"{error.message} at {list(error.absolute_path)}")
+    if body["type"] not in doc["webhooks"]:
+        failures.append(f"type {body['type']} is not a documented webhook")
+print("\n".join(sorted(set(failures))), file=sys.stderr)
+sys.exit(1 if failures else 0)
+"##;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bodies.json");
+    std::fs::write(&path, serde_json::to_vec(bodies).unwrap()).unwrap();
+    let script = format!("{}{CHECK}", crate::openapi::SCHEMA_HELPERS);
+    let Some(output) = crate::openapi::python(
+        "openapi_schema_validator",
+        &script,
+        &[&crate::openapi::ours_path(), &path],
+    ) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "payloads that differ from the document:\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
