@@ -20,6 +20,7 @@ mod e2e;
 mod load;
 mod overload;
 mod parse;
+mod receiver;
 mod seeds;
 mod server;
 mod stall;
@@ -83,6 +84,9 @@ pub struct Options {
     pub instances: usize,
     /// Output directory (fuzz-seeds mode).
     pub out: Option<PathBuf>,
+    /// Crash test: also deliver every event to a local receiver through an outbound endpoint,
+    /// and check that every acknowledged event reached it.
+    pub outbound: bool,
 }
 
 impl Options {
@@ -100,6 +104,7 @@ impl Options {
             store_url: None,
             instances: 1,
             out: None,
+            outbound: false,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
@@ -121,6 +126,7 @@ impl Options {
                 "--store-url" => options.store_url = Some(value()?),
                 "--instances" => options.instances = value()?.parse()?,
                 "--out" => options.out = Some(PathBuf::from(value()?)),
+                "--outbound" => options.outbound = true,
                 other => bail!("unknown option `{other}`"),
             }
         }
