@@ -9,6 +9,8 @@
 //! - `crash --server PATH [--cycles N] [--store-url postgres://... [--instances N]]`: kill -9
 //!   under load, restart, check every acknowledged event is stored exactly once and every
 //!   message's status is the fold of its events.
+//! - `outbound --server PATH [--events N] [--max-in-flight N]`: events delivered per second to
+//!   a local receiver through one outbound endpoint.
 //! - `fuzz-seeds --out DIR`: seed corpora for every fuzz target, one directory each, from the
 //!   fixtures.
 
@@ -18,6 +20,7 @@
 mod crash;
 mod e2e;
 mod load;
+mod outbound;
 mod overload;
 mod parse;
 mod receiver;
@@ -40,6 +43,7 @@ fn main() -> Result<()> {
         Some("parse") => parse::run(&options),
         Some("e2e") => e2e::run(&options),
         Some("crash") => crash::run(&options),
+        Some("outbound") => outbound::run(&options),
         Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
         _ => {
             eprintln!(
@@ -47,7 +51,8 @@ fn main() -> Result<()> {
                  modes:\n  \
                  parse [--seconds S] [--provider ID]\n  \
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
-                 crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
+                 crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]] [--outbound]\n  \
+                 outbound --server PATH [--events N] [--max-in-flight N] [--batch-size N] [--batch-connections N]\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
@@ -87,6 +92,10 @@ pub struct Options {
     /// Crash test: also deliver every event to a local receiver through an outbound endpoint,
     /// and check that every acknowledged event reached it.
     pub outbound: bool,
+    /// Events posted (outbound mode).
+    pub events: usize,
+    /// The endpoint's `max_in_flight` (outbound mode).
+    pub max_in_flight: usize,
 }
 
 impl Options {
@@ -105,6 +114,8 @@ impl Options {
             instances: 1,
             out: None,
             outbound: false,
+            events: 20_000,
+            max_in_flight: 16,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
@@ -127,6 +138,8 @@ impl Options {
                 "--instances" => options.instances = value()?.parse()?,
                 "--out" => options.out = Some(PathBuf::from(value()?)),
                 "--outbound" => options.outbound = true,
+                "--events" => options.events = value()?.parse()?,
+                "--max-in-flight" => options.max_in_flight = value()?.parse()?,
                 other => bail!("unknown option `{other}`"),
             }
         }

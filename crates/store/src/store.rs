@@ -395,7 +395,8 @@ impl Store {
     }
 
     /// Takes the head of an endpoint (the events after its cursor) until `until`, when nobody
-    /// holds it or the holder's lease has run out; the new epoch fences off any former holder.
+    /// holds it, the holder's lease has run out, or `owner` holds it already (taking it again
+    /// after an error); the new epoch fences off any former holder.
     pub async fn outbound_acquire(
         &self,
         endpoint_id: &str,

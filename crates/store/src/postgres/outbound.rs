@@ -82,7 +82,8 @@ impl PgStore {
                 "UPDATE outbound_endpoints
                  SET lease_owner = $2, lease_until = $3, lease_epoch = lease_epoch + 1
                  WHERE endpoint_id = $1
-                   AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < $4)
+                   AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until IS NULL
+                        OR lease_until < $4)
                  RETURNING lease_epoch, cursor_xid::text, cursor_seq",
                 &[&endpoint_id, &owner, &until, &now],
             )

@@ -102,7 +102,8 @@ impl SqliteStore {
                     "UPDATE outbound_endpoints
                      SET lease_owner = ?2, lease_until = ?3, lease_epoch = lease_epoch + 1
                      WHERE endpoint_id = ?1
-                       AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?4)
+                       AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until IS NULL
+                            OR lease_until < ?4)
                      RETURNING lease_epoch, cursor_xid, cursor_seq",
                     params![endpoint_id, owner, format_time(&until), format_time(&now)],
                     |row| {

@@ -56,6 +56,20 @@ async fn head_lease(backend: &Backend) {
             .is_none(),
         "a held head is not taken"
     );
+    // The holder may take it again (after an error): a new epoch fences its former tasks.
+    let a_again = store
+        .outbound_acquire("hooks", "a", now + Duration::seconds(30), now)
+        .await
+        .unwrap()
+        .expect("its holder takes it again");
+    assert!(a_again.epoch > a.epoch);
+    assert!(
+        !store
+            .outbound_advance("hooks", a.epoch, Cursor { xid: 0, seq: 1 }, 1, None)
+            .await
+            .unwrap()
+    );
+    let a = a_again;
     let moved = Cursor { xid: 0, seq: 5 };
     assert!(
         store
