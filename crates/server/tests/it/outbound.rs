@@ -265,11 +265,15 @@ fn receive(
 }
 
 fn endpoint(id: &str, address: SocketAddr, extra: &str) -> String {
+    endpoint_in("prod", id, address, extra)
+}
+
+fn endpoint_in(environment: &str, id: &str, address: SocketAddr, extra: &str) -> String {
     format!(
         r#"
 [[endpoints]]
 id = "{id}"
-environment = "prod"
+environment = "{environment}"
 url = "http://{address}/hooks/{id}?token=not-for-logs"
 secrets = ["{OLD_SECRET}", "{SECRET}"]
 timeout_secs = 1
@@ -627,4 +631,61 @@ sys.exit(1 if failures else 0)
         "payloads that differ from the document:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Two instances on one PostgreSQL database share an endpoint: each event reaches it (through
+/// whichever instance holds the head, retries claimed by either), and when the instances are
+/// killed one after the other the survivor takes the head over once the lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_an_endpoint_and_a_killed_one_is_taken_over() {
+    use crate::scale_out::{deliver, drop_schema, fresh_schema, start_with, with_schema};
+    let Some(base) = tidings_fixtures::optional::postgres_url() else {
+        return;
+    };
+    let schema = fresh_schema(&base, "outbound").await;
+    let url = with_schema(&base, &schema);
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let extra = endpoint_in(
+        "acme",
+        "shared",
+        listener.local_addr().unwrap(),
+        "max_in_flight = 4",
+    );
+    let receiver = receive(listener, Behaviour::Flaky, Verifier::start());
+    let a = start_with(dir.path(), "a", &url, &extra);
+    let b = start_with(dir.path(), "b", &url, &extra);
+    for n in 0..20 {
+        let body = format!("[{}]", sg_event(&format!("s{n}"), "delivered", n));
+        deliver(if n % 2 == 0 { &a.address } else { &b.address }, &body).await;
+    }
+    // Whichever held the head dies; the other carries on with what follows.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(a);
+    for n in 20..30 {
+        let body = format!("[{}]", sg_event(&format!("s{n}"), "delivered", n));
+        deliver(&b.address, &body).await;
+    }
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let expected: BTreeSet<String> = client
+        .query("SELECT xid::text || '.' || seq FROM events", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(expected.len(), 30);
+    let arrived = wait_until(Duration::from_secs(90), || receiver.delivered() == expected).await;
+    assert!(
+        arrived,
+        "{} of 30 delivered; logs in {}",
+        receiver.delivered().len(),
+        dir.path().display()
+    );
+    check("shared", &receiver, &expected, false);
+    drop(b);
+    drop_schema(&base, &schema).await;
 }
