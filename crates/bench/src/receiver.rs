@@ -107,14 +107,15 @@ async fn serve(listener: std::net::TcpListener, seen: Arc<Mutex<Seen>>) {
 
 fn record(seen: &Mutex<Seen>, id: String, body: &[u8]) {
     let payload: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let data = &payload["data"];
-    let key = (
-        data["id"].as_str().unwrap_or_default().to_owned(),
-        data["providerEvent"]
-            .as_str()
+    let field = |name: &str| {
+        payload
+            .get("data")
+            .and_then(|data| data.get(name))
+            .and_then(|value| value.as_str())
             .unwrap_or_default()
-            .to_owned(),
-    );
+            .to_owned()
+    };
+    let key = (field("id"), field("providerEvent"));
     if let Ok(mut seen) = seen.lock() {
         seen.requests += 1;
         seen.ids.entry(key).or_default().insert(id.clone());
