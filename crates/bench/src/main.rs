@@ -52,7 +52,7 @@ fn main() -> Result<()> {
                  parse [--seconds S] [--provider ID]\n  \
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
                  crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]] [--outbound]\n  \
-                 outbound --server PATH [--events N] [--max-in-flight N] [--batch-size N] [--batch-connections N]\n  \
+                 outbound --server PATH [--events N] [--max-in-flight N] [--batch-size N] [--batch-connections N] [--rate R [--endpoints N] [--connections N]]\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
@@ -96,6 +96,10 @@ pub struct Options {
     pub events: usize,
     /// The endpoint's `max_in_flight` (outbound mode).
     pub max_in_flight: usize,
+    /// Outbound mode: post single events at this rate (events/s) instead of as fast as possible.
+    pub rate: f64,
+    /// Outbound mode at a rate: endpoints configured.
+    pub endpoints: usize,
 }
 
 impl Options {
@@ -116,6 +120,8 @@ impl Options {
             outbound: false,
             events: 20_000,
             max_in_flight: 16,
+            rate: 0.0,
+            endpoints: 1,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
@@ -140,6 +146,8 @@ impl Options {
                 "--outbound" => options.outbound = true,
                 "--events" => options.events = value()?.parse()?,
                 "--max-in-flight" => options.max_in_flight = value()?.parse()?,
+                "--rate" => options.rate = value()?.parse()?,
+                "--endpoints" => options.endpoints = value()?.parse()?,
                 other => bail!("unknown option `{other}`"),
             }
         }

@@ -20,6 +20,8 @@ pub struct Seen {
     pub ids: BTreeMap<(String, String), BTreeSet<String>>,
     /// Deliveries per `webhook-id`.
     pub per_id: BTreeMap<String, u64>,
+    /// When each event first reached each path (one path per endpoint).
+    pub arrivals: BTreeMap<(String, (String, String)), Instant>,
     /// When the first and the last request arrived.
     pub first_at: Option<Instant>,
     /// See `first_at`.
@@ -79,6 +81,7 @@ async fn serve(listener: std::net::TcpListener, seen: Arc<Mutex<Seen>>) {
                 move |request: hyper::Request<hyper::body::Incoming>| {
                     let seen = Arc::clone(&seen);
                     async move {
+                        let path = request.uri().path().to_owned();
                         let id = request
                             .headers()
                             .get("webhook-id")
@@ -91,7 +94,7 @@ async fn serve(listener: std::net::TcpListener, seen: Arc<Mutex<Seen>>) {
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        record(&seen, id, &body);
+                        record(&seen, path, id, &body);
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
                             Bytes::new(),
                         )))
@@ -105,7 +108,7 @@ async fn serve(listener: std::net::TcpListener, seen: Arc<Mutex<Seen>>) {
     }
 }
 
-fn record(seen: &Mutex<Seen>, id: String, body: &[u8]) {
+fn record(seen: &Mutex<Seen>, path: String, id: String, body: &[u8]) {
     let payload: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let field = |name: &str| {
         payload
@@ -118,9 +121,10 @@ fn record(seen: &Mutex<Seen>, id: String, body: &[u8]) {
     let key = (field("id"), field("providerEvent"));
     if let Ok(mut seen) = seen.lock() {
         seen.requests += 1;
+        let now = Instant::now();
+        seen.arrivals.entry((path, key.clone())).or_insert(now);
         seen.ids.entry(key).or_default().insert(id.clone());
         *seen.per_id.entry(id).or_insert(0) += 1;
-        let now = Instant::now();
         seen.first_at.get_or_insert(now);
         seen.last_at = Some(now);
     }
@@ -128,12 +132,17 @@ fn record(seen: &Mutex<Seen>, id: String, body: &[u8]) {
 
 /// The `[[endpoints]]` table that points an environment `bench` at the receiver.
 pub fn endpoint_config(addr: SocketAddr, max_in_flight: usize) -> String {
+    named_endpoint_config("bench-receiver", addr, max_in_flight)
+}
+
+/// [`endpoint_config`] with another id (and path, `/hooks/<id>`).
+pub fn named_endpoint_config(id: &str, addr: SocketAddr, max_in_flight: usize) -> String {
     format!(
         r#"
 [[endpoints]]
-id = "bench-receiver"
+id = "{id}"
 environment = "bench"
-url = "http://{addr}/hooks"
+url = "http://{addr}/hooks/{id}"
 secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
 max_in_flight = {max_in_flight}
 timeout_secs = 5
