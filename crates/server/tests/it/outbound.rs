@@ -689,3 +689,81 @@ async fn two_instances_share_an_endpoint_and_a_killed_one_is_taken_over() {
     drop(b);
     drop_schema(&base, &schema).await;
 }
+
+/// At info level the log says what failed, and never a secret, the URL's query, the payload
+/// or the receiver's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_hold_no_secret_payload_or_answer() {
+    use std::io::Read as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tidings.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+[store]
+url = "sqlite://{}"
+[[environments]]
+id = "prod"
+secret_key = "prod-secret-key"
+[[integrations]]
+id = "sg"
+environment = "prod"
+provider = "sendgrid"
+"#,
+            dir.path().join("t.db").display()
+        ) + &endpoint("logged", listener.local_addr().unwrap(), ""),
+    )
+    .unwrap();
+    let receiver = receive(listener, Behaviour::Strict, None);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TIDINGS_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let event = r#"{"email":"leak-check@example.com","event":"bounce","sg_message_id":"leak.filter0001","sg_event_id":"leak-1","timestamp":1700000000,"reason":"mailbox full"}"#;
+    post(&address, SG, "ApiKey prod-secret-key", &[event.to_owned()]);
+    assert!(wait_until(Duration::from_secs(20), || !receiver.received().is_empty()).await);
+    // The failed attempt is recorded (and logged) right after the answer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(
+        stderr.contains("Outbound delivery attempt failed") && stderr.contains("logged"),
+        "{stderr}"
+    );
+    for secret in [
+        &SECRET[6..],
+        &OLD_SECRET[6..],
+        "not-for-logs",
+        "leak-check@example.com",
+        "mailbox full",
+        "seen",
+    ] {
+        assert!(!stderr.contains(secret), "`{secret}` in the log:\n{stderr}");
+    }
+}
