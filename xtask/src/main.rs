@@ -6,9 +6,10 @@
 //! - `ci`: what `.ci/run` runs: fmt, clippy, the test suite.
 //! - `bench [parse|e2e] [options]`: builds `tidings` and `tidings-bench` in release and runs
 //!   the parse and end-to-end benchmarks (options are passed to `tidings-bench`).
-//! - `crash-test [--profile dev|release] [--cycles N] [options]`: kill -9 under load,
-//!   restart, check nothing acknowledged is lost or stored twice. CI uses the dev profile, which
-//!   the test suite has already built.
+//! - `crash-test [--profile dev|release] [--cycles N] [--outbound] [options]`: kill -9 under
+//!   load, restart, check nothing acknowledged is lost or stored twice (`--outbound`: and that
+//!   every acknowledged event reached a local webhook receiver at least once). CI uses the dev
+//!   profile, which the test suite has already built.
 //! - `fuzz [--seconds N] [--target NAME]...`: runs every cargo-fuzz target (stable toolchain,
 //!   `--sanitizer none`) for N seconds, seeded from the fixtures, and prints what each found.
 //!   Needs `cargo install cargo-fuzz`.
@@ -43,8 +44,8 @@ fn main() -> Result<()> {
                  ci                      fmt, clippy and the tests, as .ci/run does\n  \
                  bench [parse|e2e] [--seconds S] [--connections N] ...\n                          \
                  parse and end-to-end benchmarks (release)\n  \
-                 crash-test [--profile dev|release] [--cycles N]\n                          \
-                 kill -9 under load, then check the store\n  \
+                 crash-test [--profile dev|release] [--cycles N] [--outbound]\n                          \
+                 kill -9 under load, then check the store (and outbound delivery)\n  \
                  fuzz [--seconds N] [--target NAME]\n                          \
                  run every fuzz target for N seconds (default 10)"
             );

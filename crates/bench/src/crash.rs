@@ -21,8 +21,9 @@ use tidings_core::fold::{Fact, MessageState};
 
 use crate::Options;
 use crate::load::Connection;
+use crate::receiver::{Receiver, endpoint_config};
 use crate::server::{Scratch, Server, fresh_pg_schema, write_config, write_config_with_store};
-use crate::workload::{Rng, STATUSES, batch, message_of};
+use crate::workload::{KINDS, Rng, STATUSES, batch, message_of};
 
 /// What the clients know: which events were acknowledged, and the bodies sent so far.
 #[derive(Default)]
@@ -49,6 +50,16 @@ pub fn run(options: &Options) -> Result<()> {
             let config = write_config(&scratch.0, &options.synchronous, "")?;
             (config, StoreAt::Sqlite(scratch.0.join("tidings.db")), 1)
         }
+    };
+    // Outbound mode: every event also goes to a local receiver that outlives the kills.
+    let receiver = if options.outbound {
+        let receiver = Receiver::start()?;
+        let mut text = std::fs::read_to_string(&config)?;
+        text.push_str(&endpoint_config(receiver.addr, 16));
+        std::fs::write(&config, text)?;
+        Some(receiver)
+    } else {
+        None
     };
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut rng = Rng::from_time(7);
@@ -127,6 +138,9 @@ pub fn run(options: &Options) -> Result<()> {
     );
     if verdict.lost + verdict.duplicated + verdict.mismatches > 0 {
         bail!("the crash test found violations");
+    }
+    if let Some(receiver) = &receiver {
+        check_outbound(receiver, &ledger, &binary, &config, instances)?;
     }
     if ledger.acked.is_empty() {
         bail!("no event was acknowledged: the load never reached the server");
@@ -331,4 +345,78 @@ fn check(rows: &Rows, ledger: &Ledger) -> Result<Verdict> {
         duplicated,
         mismatches,
     })
+}
+
+/// Outbound mode: starts the servers once more (not killed) and waits until every acknowledged
+/// event reached the receiver at least once, with one `webhook-id` per event; reports how many
+/// deliveries were repeats.
+fn check_outbound(
+    receiver: &Receiver,
+    ledger: &Ledger,
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    instances: usize,
+) -> Result<()> {
+    let wanted: BTreeSet<(String, String)> = ledger
+        .acked
+        .iter()
+        .map(|n| {
+            (
+                format!("msg-{}", message_of(*n)),
+                KINDS
+                    .get((n % 3) as usize)
+                    .copied()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let servers = (0..instances)
+        .map(|_| Server::start(binary, config))
+        .collect::<Result<Vec<_>>>()
+        .context("starting the servers for outbound delivery to catch up")?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let missing = |seen: &crate::receiver::Seen| {
+        wanted
+            .iter()
+            .filter(|key| !seen.ids.contains_key(*key))
+            .count()
+    };
+    loop {
+        let left = missing(
+            &*receiver
+                .seen
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?,
+        );
+        if left == 0 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(servers);
+    let seen = receiver
+        .seen
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let lost = missing(&seen);
+    let changed_ids = seen.ids.values().filter(|ids| ids.len() > 1).count();
+    println!(
+        "outbound: events_acked={} events_delivered={} requests={} delivered_twice_or_more={} lost={lost} events_with_two_ids={changed_ids}",
+        wanted.len(),
+        seen.ids.len(),
+        seen.requests,
+        seen.duplicates(),
+    );
+    for key in wanted
+        .iter()
+        .filter(|key| !seen.ids.contains_key(*key))
+        .take(10)
+    {
+        eprintln!("NOT DELIVERED: {} {}", key.0, key.1);
+    }
+    if lost > 0 || changed_ids > 0 {
+        bail!("outbound delivery lost events or changed their webhook-id");
+    }
+    Ok(())
 }

@@ -13,6 +13,8 @@
 //!   batches of tiny events, with the default limits (issue 14 item 7).
 //! - `suppressions [--entries N] [--lookups N] [--store-url URL]`: the suppression lookup in
 //!   process on a list of a million entries (p50/p99 of hits and misses).
+//! - `outbound --server PATH [--events N] [--max-in-flight N]`: events delivered per second to
+//!   a local receiver through one outbound endpoint.
 //! - `fuzz-seeds --out DIR`: seed corpora for every fuzz target, one directory each, from the
 //!   fixtures.
 
@@ -23,8 +25,10 @@ mod crash;
 mod e2e;
 mod load;
 mod memory;
+mod outbound;
 mod overload;
 mod parse;
+mod receiver;
 mod seeds;
 mod server;
 mod stall;
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
         Some("crash") => crash::run(&options),
         Some("memory") => memory::run(&options),
         Some("suppressions") => suppressions::run(&options),
+        Some("outbound") => outbound::run(&options),
         Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
         _ => {
             eprintln!(
@@ -54,9 +59,10 @@ fn main() -> Result<()> {
                  modes:\n  \
                  parse [--seconds S] [--provider ID]\n  \
                  e2e --server PATH [--seconds S] [--connections N] [--batch-connections N] [--batch-size N] [--only single,single-half,batch,batch-half,overload,slowloris,null]\n  \
-                 crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]]\n  \
+                 crash --server PATH [--cycles N] [--connections N] [--store-url URL [--instances N]] [--outbound]\n  \
                  memory --server PATH\n  \
                  suppressions [--entries N] [--lookups N] [--store-url URL] [--no-feed]\n  \
+                 outbound --server PATH [--events N] [--max-in-flight N] [--batch-size N] [--batch-connections N] [--rate R [--endpoints N] [--connections N]]\n  \
                  fuzz-seeds --out DIR"
             );
             bail!("unknown or missing mode")
@@ -100,6 +106,17 @@ pub struct Options {
     /// Whether the filling events feed the list (suppressions mode; `--no-feed` measures the
     /// same ingest without the fold, for comparison).
     pub feed: bool,
+    /// Crash test: also deliver every event to a local receiver through an outbound endpoint,
+    /// and check that every acknowledged event reached it.
+    pub outbound: bool,
+    /// Events posted (outbound mode).
+    pub events: usize,
+    /// The endpoint's `max_in_flight` (outbound mode).
+    pub max_in_flight: usize,
+    /// Outbound mode: post single events at this rate (events/s) instead of as fast as possible.
+    pub rate: f64,
+    /// Outbound mode at a rate: endpoints configured.
+    pub endpoints: usize,
 }
 
 impl Options {
@@ -120,6 +137,11 @@ impl Options {
             entries: 1_000_000,
             lookups: 100_000,
             feed: true,
+            outbound: false,
+            events: 20_000,
+            max_in_flight: 16,
+            rate: 0.0,
+            endpoints: 1,
         };
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
@@ -147,6 +169,11 @@ impl Options {
                 "--out" => options.out = Some(PathBuf::from(value()?)),
                 "--entries" => options.entries = value()?.parse()?,
                 "--lookups" => options.lookups = value()?.parse()?,
+                "--outbound" => options.outbound = true,
+                "--events" => options.events = value()?.parse()?,
+                "--max-in-flight" => options.max_in_flight = value()?.parse()?,
+                "--rate" => options.rate = value()?.parse()?,
+                "--endpoints" => options.endpoints = value()?.parse()?,
                 other => bail!("unknown option `{other}`"),
             }
         }

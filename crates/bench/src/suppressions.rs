@@ -57,6 +57,15 @@ fn ingest(events: Vec<Event>, feed: bool) -> Ingest {
         ignored_json: "[]".into(),
         idempotency: None,
         feeds_suppressions: feed,
+        // Each request stands for a distinct body (one raw request is kept per body).
+        body_hash: {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_le_bytes()
+                .to_vec()
+        },
+        nonce: None,
+        admission: tidings_store::Admission::new(),
     }
 }
 

@@ -32,6 +32,8 @@ pub struct App {
     config: Config,
     store: Store,
     pub(crate) metrics: Metrics,
+    /// Outbound delivery's metrics, rendered with the rest.
+    pub(crate) outbound_metrics: Arc<tidings_outbound::Metrics>,
     in_flight: Semaphore,
     /// Bytes of request bodies all requests may hold in memory at once.
     body_budget: Semaphore,
@@ -261,6 +263,7 @@ impl App {
             config,
             store,
             metrics: Metrics::default(),
+            outbound_metrics: Arc::default(),
             certs,
             integrations,
             shutdown: tokio::sync::watch::Sender::new(false),
@@ -282,6 +285,11 @@ impl App {
     /// Turns true once the server stops.
     pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Outbound delivery's metrics, for the delivery engine to fill.
+    pub fn outbound_metrics(&self) -> Arc<tidings_outbound::Metrics> {
+        Arc::clone(&self.outbound_metrics)
     }
 
     /// The configuration.
@@ -422,11 +430,9 @@ impl App {
                 ));
             }
         }
-        Ok(text(
-            StatusCode::OK,
-            &self.metrics.render(self.store.stats()),
-            "text/plain; version=0.0.4",
-        ))
+        let mut body = self.metrics.render(self.store.stats());
+        self.outbound_metrics.render(&mut body);
+        Ok(text(StatusCode::OK, &body, "text/plain; version=0.0.4"))
     }
 
     /// Answers a request on the metrics listener (`metrics.listen`): `/metrics` only.

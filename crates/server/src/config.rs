@@ -42,6 +42,9 @@ pub struct Config {
     /// Integrations: which provider sends to which path, with its credentials.
     #[serde(default)]
     pub integrations: Vec<Integration>,
+    /// Outbound endpoints: where stored events are pushed, signed (see docs/outbound.md).
+    #[serde(default)]
+    pub endpoints: Vec<tidings_outbound::EndpointConfig>,
     /// The suppression list's thresholds.
     #[serde(default)]
     pub suppressions: SuppressionsConfig,
@@ -638,6 +641,7 @@ impl Config {
                 })
                 .collect(),
             suppressions: SuppressionsConfig::default(),
+            endpoints: Vec::new(),
         }
     }
 
@@ -865,6 +869,14 @@ impl Config {
                 }
             }
         }
+        let environments: Vec<&str> = env_ids.iter().copied().collect();
+        let mut endpoint_ids = std::collections::BTreeSet::new();
+        for endpoint in &self.endpoints {
+            if !endpoint_ids.insert(endpoint.id.as_str()) {
+                problems.push(format!("endpoints: `{}` is defined twice", endpoint.id));
+            }
+            problems.extend(endpoint.problems(&environments));
+        }
         problems
     }
 }
@@ -877,7 +889,15 @@ mod tests {
     fn the_example_configuration_is_valid() {
         use tidings_providers as _;
         let text = include_str!("../../../tidings.example.toml");
-        let text = interpolate(text, |_| Some("example-secret-value".into())).unwrap();
+        // Outbound endpoint secrets are `whsec_` + base64; every other secret is free text.
+        let text = interpolate(text, |name| {
+            Some(if name.ends_with("_WHSEC") {
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()
+            } else {
+                "example-secret-value".into()
+            })
+        })
+        .unwrap();
         let config: Config = toml::from_str(&text).unwrap();
         assert_eq!(config.problems(), Vec::<String>::new());
     }
@@ -920,6 +940,41 @@ mod tests {
         assert_eq!(settings.policy.email.window, chrono::Duration::days(14));
         assert_eq!(settings.policy.sms.failures, 3);
         assert_eq!(settings.phone.country_code.as_deref(), Some("44"));
+    }
+
+    #[test]
+    fn endpoints_are_checked() {
+        let text = r#"
+            [[environments]]
+            id = "prod"
+            secret_key = "a-long-enough-key"
+            [[endpoints]]
+            id = "app"
+            environment = "prod"
+            url = "https://app.example.com/hooks"
+            secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+            [[endpoints]]
+            id = "app"
+            environment = "staging"
+            url = "ftp://app.example.com/hooks"
+            secrets = ["whsec_c2hvcnQ="]
+        "#;
+        let config: Config = toml::from_str(text).unwrap();
+        let problems = config.problems().join("\n");
+        for expected in [
+            "endpoints: `app` is defined twice",
+            "environment `staging` is not configured",
+            "must start with http:// or https://",
+            "decodes to 5 bytes",
+        ] {
+            assert!(problems.contains(expected), "{expected} in {problems}");
+        }
+        assert_eq!(problems.lines().count(), 4, "{problems}");
+        let typo = text.replace("secrets =", "secret =");
+        assert!(
+            toml::from_str::<Config>(&typo).is_err(),
+            "unknown keys are refused"
+        );
     }
 
     #[test]

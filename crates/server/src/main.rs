@@ -1,5 +1,5 @@
 //! `tidings`: the service (`serve`) and its command line (`providers`, `parse`, `check-config`,
-//! `events`, `messages`).
+//! `events`, `messages`, `endpoints`, `deliveries`, `redrive`).
 
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
 #![allow(unreachable_pub)]
@@ -126,6 +126,46 @@ enum Command {
         #[command(subcommand)]
         command: cli_suppressions::Suppressions,
     },
+    /// Prints each outbound endpoint's progress as JSON lines: cursor, lag in events and
+    /// seconds, events in retry and dead-lettered, last success, last error.
+    Endpoints {
+        #[command(flatten)]
+        args: OutboundArgs,
+    },
+    /// Prints outbound deliveries not delivered yet (held, waiting for a retry, or
+    /// dead-lettered) as JSON lines: attempts, last answer, next try.
+    Deliveries {
+        #[command(flatten)]
+        args: OutboundArgs,
+        /// Only this endpoint.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Only dead-lettered deliveries.
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Delivers events to an endpoint again: its dead letters (`--dead`), or every event received
+    /// since a time (`--since 2026-01-01T00:00:00Z`, the replay after an outage).
+    Redrive {
+        #[command(flatten)]
+        args: OutboundArgs,
+        /// The endpoint.
+        #[arg(long)]
+        endpoint: String,
+        /// Every event of its environment received at or after this time (RFC 3339).
+        #[arg(long, conflicts_with = "dead", required_unless_present = "dead")]
+        since: Option<String>,
+        /// Its dead-lettered events.
+        #[arg(long)]
+        dead: bool,
+    },
+}
+
+/// Outbound delivery commands.
+#[derive(clap::Args)]
+struct OutboundArgs {
+    #[arg(long, env = "TIDINGS_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -188,6 +228,18 @@ fn main() -> ExitCode {
             message.as_deref(),
         ),
         Command::Suppressions { command } => cli_suppressions::run(command),
+        Command::Endpoints { args } => endpoints(args.config.as_deref()),
+        Command::Deliveries {
+            args,
+            endpoint,
+            failed,
+        } => deliveries(args.config.as_deref(), endpoint.as_deref(), failed),
+        Command::Redrive {
+            args,
+            endpoint,
+            since,
+            dead,
+        } => redrive(args.config.as_deref(), &endpoint, since.as_deref(), dead),
     };
     match result {
         Ok(code) => code,
@@ -343,9 +395,19 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
         // Tests and scripts read the bound address (useful with port 0) from this line.
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on {address}").and_then(|()| stdout.flush());
-        let app = Arc::new(app::App::new(config, store, certs));
+        let endpoints = config.endpoints.clone();
+        let app = Arc::new(app::App::new(config, store.clone(), certs));
+        let outbound = tidings_outbound::Outbound::start(
+            store,
+            &endpoints,
+            app.outbound_metrics(),
+            tidings_outbound::engine::Settings::default(),
+        )
+        .await?;
         tokio::spawn(tidings::health::watch(Arc::clone(&app)));
-        server::serve(app, listener).await
+        let served = server::serve(app, listener).await;
+        outbound.shutdown().await;
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -392,10 +454,11 @@ fn check_config(path: &Path) -> Result<ExitCode> {
             }
             writeln!(
                 std::io::stdout(),
-                "{}: ok ({} environments, {} integrations)",
+                "{}: ok ({} environments, {} integrations, {} endpoints)",
                 path.display(),
                 config.environments.len(),
-                config.integrations.len()
+                config.integrations.len(),
+                config.endpoints.len()
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -589,6 +652,115 @@ fn messages(
             writeln!(out, "{}", with_environment(&view, &row.environment_id)?)?;
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn endpoints(config: Option<&Path>) -> Result<ExitCode> {
+    block_on(async {
+        let store = open_store_to_read(config).await?;
+        let mut out = std::io::stdout().lock();
+        let now = chrono::Utc::now();
+        for progress in store.outbound_endpoints().await? {
+            let lag = store
+                .outbound_lag(&progress.environment_id, progress.cursor)
+                .await?;
+            let mut line = serde_json::to_value(&progress)?;
+            if let serde_json::Value::Object(fields) = &mut line {
+                fields.insert("lagEvents".into(), lag.events.into());
+                let seconds = lag
+                    .oldest_received_at
+                    .map_or(0, |at| (now - at).num_seconds().max(0));
+                fields.insert("lagSeconds".into(), seconds.into());
+            }
+            writeln!(out, "{line}")?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn deliveries(config: Option<&Path>, endpoint: Option<&str>, failed: bool) -> Result<ExitCode> {
+    block_on(async {
+        let store = open_store_to_read(config).await?;
+        let mut out = std::io::stdout().lock();
+        let rows = store.outbound_deliveries(endpoint, failed).await?;
+        let listed = rows.len();
+        for row in rows {
+            writeln!(out, "{}", serde_json::to_string(&row)?)?;
+        }
+        if listed >= tidings_store::DELIVERIES_MAX {
+            eprintln!("(the first {listed} only; narrow with --endpoint or redrive what is dead)");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn redrive(
+    config: Option<&Path>,
+    endpoint: &str,
+    since: Option<&str>,
+    dead: bool,
+) -> Result<ExitCode> {
+    let since = since
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    anyhow!("--since `{text}` is not an RFC 3339 time like 2026-01-01T00:00:00Z")
+                })
+        })
+        .transpose()?;
+    block_on(async {
+        // Read first: a missing store is reported the way the read commands report it, and
+        // nothing is created.
+        let url = open_store_to_read(config)
+            .await
+            .map(|_| store_url(config))??;
+        let store = Store::open(&url, StoreOptions::default()).await?;
+        let known = store
+            .outbound_endpoints()
+            .await?
+            .into_iter()
+            .any(|p| p.endpoint_id == endpoint);
+        if !known {
+            return Err(anyhow!(
+                "no endpoint `{endpoint}` in the store (see `tidings endpoints`); an endpoint is recorded when `tidings serve` first starts with it"
+            ));
+        }
+        let mut out = std::io::stdout().lock();
+        if dead {
+            let n = store
+                .outbound_redrive_dead(endpoint, chrono::Utc::now())
+                .await?;
+            writeln!(
+                out,
+                "{n} dead-lettered deliveries of `{endpoint}` queued again"
+            )?;
+        } else if let Some(since) = since {
+            let cursor = store.outbound_redrive_since(endpoint, since).await?;
+            writeln!(
+                out,
+                "`{endpoint}` rewound to {}: every event received since {} is delivered again",
+                cursor.map(|c| c.to_string()).unwrap_or_default(),
+                since.to_rfc3339()
+            )?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The store URL the configuration (or the demo default) names.
+fn store_url(config_path: Option<&Path>) -> Result<String> {
+    Ok(match config_path {
+        Some(path) => {
+            Config::load_store(path)
+                .map_err(|problems| anyhow!("{}", problems.join("\n")))?
+                .url
+        }
+        None => {
+            let mut demo = Config::demo();
+            demo.apply_env();
+            demo.store.url
+        }
     })
 }
 

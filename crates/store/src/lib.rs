@@ -20,6 +20,7 @@ mod activity;
 mod admission;
 mod cursor;
 mod model;
+mod outbound;
 mod postgres;
 mod readiness;
 mod redact;
@@ -35,6 +36,10 @@ pub use cursor::{BadCursor, Cursor, EventPage, EventQuery, MessageQuery};
 pub use model::{
     Claim, IdempotencyRecord, Ingest, IngestOutcome, MessagePage, MessageRow, NonceRecord,
     PruneStats, StoredEvent, StoredResponse,
+};
+pub use outbound::{
+    DELIVERIES_MAX, DeliveryRow, DeliveryState, EndpointProgress, FailedAttempt, Fence, HeadLease,
+    Lag,
 };
 pub use postgres::{PgOptions, PgStore};
 pub use readiness::NotReady;

@@ -84,6 +84,7 @@ const SCHEMA_1: &str = "CREATE TABLE raw_requests (
 
 mod existing;
 mod explain;
+mod outbound;
 mod rejections;
 mod suppressions;
 
@@ -99,6 +100,8 @@ fn migrations() -> Vec<String> {
         // 6: the suppression list: its records and one derived entry per recipient.
         // Self-contained: creates two new tables, touches nothing else.
         suppressions::MIGRATION.to_owned(),
+        // 7: outbound delivery progress.
+        OUTBOUND_SCHEMA.to_owned(),
     ]
 }
 
@@ -120,6 +123,42 @@ const REPLAYS: &str = "ALTER TABLE raw_requests ADD COLUMN body_hash BYTEA,
         PRIMARY KEY (environment_id, integration_id, scope, nonce)
     );
     CREATE INDEX replay_nonces_by_expiry ON replay_nonces (expires_at);";
+
+/// Outbound delivery progress (see `outbound.rs`): one row per configured endpoint with its
+/// cursor, counters and head lease (owner, expiry, fencing epoch), and one row per event in
+/// retry or dead-lettered, with the exact payload its attempts send and a lease of its own.
+const OUTBOUND_SCHEMA: &str = "CREATE TABLE outbound_endpoints (
+        endpoint_id TEXT PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        enabled BOOLEAN NOT NULL DEFAULT TRUE,
+        cursor_xid xid8 NOT NULL DEFAULT '0',
+        cursor_seq BIGINT NOT NULL DEFAULT 0,
+        delivered BIGINT NOT NULL DEFAULT 0,
+        last_success_at TIMESTAMPTZ,
+        last_error_at TIMESTAMPTZ,
+        last_error TEXT,
+        lease_owner TEXT,
+        lease_epoch BIGINT NOT NULL DEFAULT 0,
+        lease_until TIMESTAMPTZ,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE outbound_deliveries (
+        endpoint_id TEXT NOT NULL,
+        event_xid xid8 NOT NULL,
+        event_seq BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TIMESTAMPTZ,
+        last_attempt_at TIMESTAMPTZ NOT NULL,
+        last_status INTEGER,
+        last_answer TEXT NOT NULL,
+        webhook_id TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        lease_owner TEXT,
+        lease_until TIMESTAMPTZ,
+        PRIMARY KEY (endpoint_id, event_seq)
+    );
+    CREATE INDEX outbound_due ON outbound_deliveries (endpoint_id, state, next_attempt_at);";
 
 /// Migration 3: the read API. Events record their writing transaction so the cursor can be
 /// gap-free (see `cursor.rs`); a message belongs to one integration, is found by the provider's
@@ -1066,8 +1105,13 @@ async fn prune(pool: &Pool, cutoff: DateTime<Utc>, batch: usize) -> Result<Prune
     let mut stats = PruneStats::default();
     let steps: [(&str, &mut u64); 3] = [
         (
+            // Never an event an enabled outbound endpoint has not had yet.
             "DELETE FROM events WHERE seq IN
-               (SELECT seq FROM events WHERE received_at < $1 ORDER BY seq LIMIT $2)",
+               (SELECT e.seq FROM events e WHERE e.received_at < $1
+                  AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
+                                  WHERE o.enabled AND o.environment_id = e.environment_id
+                                    AND (e.xid, e.seq) > (o.cursor_xid, o.cursor_seq))
+                ORDER BY e.seq LIMIT $2)",
             &mut stats.events,
         ),
         (

@@ -23,6 +23,7 @@ use crate::{
 pub(crate) mod existing;
 mod files;
 pub(crate) mod lock;
+mod outbound;
 mod rejections;
 mod suppressions;
 
@@ -173,6 +174,42 @@ const MIGRATIONS: &[&str] = &[
     // 6: the suppression list: its records (causing events and manual records) and one derived
     // entry per recipient. Self-contained: creates two new tables, touches nothing else.
     suppressions::MIGRATION,
+    // 7: outbound delivery progress (see `outbound.rs`): one row per configured endpoint with its
+    // cursor, counters and head lease, and one row per event in retry or dead-lettered, with
+    // the exact payload its attempts send. SQLite has one writing process, so the lease columns
+    // only keep the two backends alike.
+    "CREATE TABLE outbound_endpoints (
+        endpoint_id TEXT PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        cursor_xid INTEGER NOT NULL DEFAULT 0,
+        cursor_seq INTEGER NOT NULL DEFAULT 0,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        last_success_at TEXT,
+        last_error_at TEXT,
+        last_error TEXT,
+        lease_owner TEXT,
+        lease_epoch INTEGER NOT NULL DEFAULT 0,
+        lease_until TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE outbound_deliveries (
+        endpoint_id TEXT NOT NULL,
+        event_xid INTEGER NOT NULL,
+        event_seq INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TEXT,
+        last_attempt_at TEXT NOT NULL,
+        last_status INTEGER,
+        last_answer TEXT NOT NULL,
+        webhook_id TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        lease_owner TEXT,
+        lease_until TEXT,
+        PRIMARY KEY (endpoint_id, event_seq)
+    );
+    CREATE INDEX outbound_due ON outbound_deliveries (endpoint_id, state, next_attempt_at);",
 ];
 
 /// How the SQLite store is opened.
@@ -1082,8 +1119,13 @@ fn prune(pruner: &Mutex<Connection>, cutoff: DateTime<Utc>, batch: usize) -> Res
     // Events first: they reference their raw request.
     let steps: [(&str, &mut u64); 3] = [
         (
+            // Never an event an enabled outbound endpoint has not had yet.
             "DELETE FROM events WHERE seq IN
-               (SELECT seq FROM events WHERE received_at < ?1 ORDER BY seq LIMIT ?2)",
+               (SELECT e.seq FROM events e WHERE e.received_at < ?1
+                  AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
+                                  WHERE o.enabled AND o.environment_id = e.environment_id
+                                    AND e.seq > o.cursor_seq)
+                ORDER BY e.seq LIMIT ?2)",
             &mut stats.events,
         ),
         (

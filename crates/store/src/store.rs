@@ -13,6 +13,7 @@ use crate::{
     RejectionCount, RejectionQuery, RejectionRow, Result, SqliteOptions, SqliteStore, StoredEvent,
     StoredResponse, Window,
 };
+use crate::{DeliveryRow, EndpointProgress, FailedAttempt, Fence, HeadLease, Lag};
 
 /// How a [`Store`] is opened. Each backend uses what applies to it.
 #[derive(Debug, Clone)]
@@ -487,6 +488,266 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.readiness(max_queue_age, failure_window),
             Store::Postgres(s) => s.readiness(max_queue_age, failure_window),
+        }
+    }
+
+    /// Records a configured endpoint (its environment, whether it is enabled), starting at
+    /// `start` when the store has no progress for it yet.
+    pub async fn outbound_register(
+        &self,
+        endpoint_id: &str,
+        environment_id: &str,
+        enabled: bool,
+        start: Cursor,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e, v) = (s.clone(), endpoint_id.to_owned(), environment_id.to_owned());
+                blocking(move || s.outbound_register(&e, &v, enabled, start, now)).await
+            }
+            Store::Postgres(s) => {
+                s.outbound_register(endpoint_id, environment_id, enabled, start, now)
+                    .await
+            }
+        }
+    }
+
+    /// Takes the head of an endpoint (the events after its cursor) until `until`, when nobody
+    /// holds it, the holder's lease has run out, or `owner` holds it already (taking it again
+    /// after an error); the new epoch fences off any former holder.
+    pub async fn outbound_acquire(
+        &self,
+        endpoint_id: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<HeadLease>> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e, o) = (s.clone(), endpoint_id.to_owned(), owner.to_owned());
+                blocking(move || s.outbound_acquire(&e, &o, until, now)).await
+            }
+            Store::Postgres(s) => s.outbound_acquire(endpoint_id, owner, until, now).await,
+        }
+    }
+
+    /// Extends the head's lease to `until`; false when it was lost (taken over or rewound).
+    pub async fn outbound_renew(
+        &self,
+        endpoint_id: &str,
+        owner: &str,
+        epoch: i64,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e, o) = (s.clone(), endpoint_id.to_owned(), owner.to_owned());
+                blocking(move || s.outbound_renew(&e, &o, epoch, until)).await
+            }
+            Store::Postgres(s) => s.outbound_renew(endpoint_id, owner, epoch, until).await,
+        }
+    }
+
+    /// Gives the head of an endpoint up, so another instance can take it at once.
+    pub async fn outbound_release(&self, endpoint_id: &str, owner: &str, epoch: i64) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e, o) = (s.clone(), endpoint_id.to_owned(), owner.to_owned());
+                blocking(move || s.outbound_release(&e, &o, epoch)).await
+            }
+            Store::Postgres(s) => s.outbound_release(endpoint_id, owner, epoch).await,
+        }
+    }
+
+    /// Moves the head's cursor to `cursor` (never back), counting `delivered` successes; false
+    /// when the epoch is no longer the endpoint's (the write is refused).
+    pub async fn outbound_advance(
+        &self,
+        endpoint_id: &str,
+        epoch: i64,
+        cursor: Cursor,
+        delivered: i64,
+        last_success_at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e) = (s.clone(), endpoint_id.to_owned());
+                blocking(move || s.outbound_advance(&e, epoch, cursor, delivered, last_success_at))
+                    .await
+            }
+            Store::Postgres(s) => {
+                s.outbound_advance(endpoint_id, epoch, cursor, delivered, last_success_at)
+                    .await
+            }
+        }
+    }
+
+    /// Records a failed attempt: the event's row (created with its payload at the first
+    /// failure) and the endpoint's last error. False when `fence` no longer holds.
+    pub async fn outbound_fail(
+        &self,
+        endpoint_id: &str,
+        fence: &Fence,
+        failed: &FailedAttempt,
+    ) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e, fence, failed) = (
+                    s.clone(),
+                    endpoint_id.to_owned(),
+                    fence.clone(),
+                    failed.clone(),
+                );
+                blocking(move || s.outbound_fail(&e, &fence, &failed)).await
+            }
+            Store::Postgres(s) => s.outbound_fail(endpoint_id, fence, failed).await,
+        }
+    }
+
+    /// Records that an event with a row was delivered at `at`: the row is deleted. False when
+    /// `fence` no longer holds.
+    pub async fn outbound_succeed(
+        &self,
+        endpoint_id: &str,
+        fence: &Fence,
+        position: Cursor,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e, fence) = (s.clone(), endpoint_id.to_owned(), fence.clone());
+                blocking(move || s.outbound_succeed(&e, &fence, position, at)).await
+            }
+            Store::Postgres(s) => s.outbound_succeed(endpoint_id, fence, position, at).await,
+        }
+    }
+
+    /// Claims up to `limit` rows in retry that are due at `now` and not leased by anyone,
+    /// leasing them to `owner` until `until` (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    pub async fn outbound_claim_due(
+        &self,
+        endpoint_id: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e, o) = (s.clone(), endpoint_id.to_owned(), owner.to_owned());
+                blocking(move || s.outbound_claim_due(&e, &o, until, now, limit)).await
+            }
+            Store::Postgres(s) => {
+                s.outbound_claim_due(endpoint_id, owner, until, now, limit)
+                    .await
+            }
+        }
+    }
+
+    /// When an endpoint's earliest row in retry is due.
+    pub async fn outbound_next_due(&self, endpoint_id: &str) -> Result<Option<DateTime<Utc>>> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e) = (s.clone(), endpoint_id.to_owned());
+                blocking(move || s.outbound_next_due(&e)).await
+            }
+            Store::Postgres(s) => s.outbound_next_due(endpoint_id).await,
+        }
+    }
+
+    /// The row of one event for one endpoint, if it has one.
+    pub async fn outbound_delivery(
+        &self,
+        endpoint_id: &str,
+        position: Cursor,
+    ) -> Result<Option<DeliveryRow>> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e) = (s.clone(), endpoint_id.to_owned());
+                blocking(move || s.outbound_delivery(&e, position)).await
+            }
+            Store::Postgres(s) => s.outbound_delivery(endpoint_id, position).await,
+        }
+    }
+
+    /// Every endpoint's stored progress, by id.
+    pub async fn outbound_endpoints(&self) -> Result<Vec<EndpointProgress>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.outbound_endpoints()).await
+            }
+            Store::Postgres(s) => s.outbound_endpoints().await,
+        }
+    }
+
+    /// Events not delivered yet (held, in retry or dead), optionally of one endpoint, only the
+    /// dead-lettered ones when `dead_only`; at most [`crate::DELIVERIES_MAX`].
+    pub async fn outbound_deliveries(
+        &self,
+        endpoint_id: Option<&str>,
+        dead_only: bool,
+    ) -> Result<Vec<DeliveryRow>> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e) = (s.clone(), endpoint_id.map(str::to_owned));
+                blocking(move || s.outbound_deliveries(e.as_deref(), dead_only)).await
+            }
+            Store::Postgres(s) => s.outbound_deliveries(endpoint_id, dead_only).await,
+        }
+    }
+
+    /// Queues an endpoint's dead-lettered events for a new round of attempts at `now`.
+    pub async fn outbound_redrive_dead(
+        &self,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e) = (s.clone(), endpoint_id.to_owned());
+                blocking(move || s.outbound_redrive_dead(&e, now)).await
+            }
+            Store::Postgres(s) => s.outbound_redrive_dead(endpoint_id, now).await,
+        }
+    }
+
+    /// Rewinds an endpoint so that every event of its environment received at or after `since`
+    /// is delivered again; `None` for an endpoint the store does not know.
+    pub async fn outbound_redrive_since(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Cursor>> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e) = (s.clone(), endpoint_id.to_owned());
+                blocking(move || s.outbound_redrive_since(&e, since)).await
+            }
+            Store::Postgres(s) => s.outbound_redrive_since(endpoint_id, since).await,
+        }
+    }
+
+    /// How far behind `cursor` is in an environment's visible events.
+    pub async fn outbound_lag(&self, environment_id: &str, cursor: Cursor) -> Result<Lag> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, e) = (s.clone(), environment_id.to_owned());
+                blocking(move || s.outbound_lag(&e, cursor)).await
+            }
+            Store::Postgres(s) => s.outbound_lag(environment_id, cursor).await,
+        }
+    }
+
+    /// The event at a position, if it is still stored.
+    pub async fn event_at(&self, position: Cursor) -> Result<Option<StoredEvent>> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.event_at(position)).await
+            }
+            Store::Postgres(s) => s.event_at(position).await,
         }
     }
 

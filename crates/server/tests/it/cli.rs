@@ -131,6 +131,10 @@ fn check_config_reports_every_problem() {
             ("MAILGUN_SIGNING_KEY", "mailgun-signing-key"),
             ("POSTMARK_HOOK_PASSWORD", "postmark-password"),
             ("TWILIO_AUTH_TOKEN", "twilio-auth-token"),
+            (
+                "TIDINGS_APP_WHSEC",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
         ])
         .output()
         .unwrap();

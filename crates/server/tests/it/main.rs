@@ -15,6 +15,7 @@ mod cli;
 mod first_hour;
 mod hardening;
 mod openapi;
+mod outbound;
 mod protections;
 mod rejections;
 mod scale_out;

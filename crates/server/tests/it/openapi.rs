@@ -23,7 +23,7 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-fn ours_path() -> PathBuf {
+pub(crate) fn ours_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/openapi.json")
 }
 
@@ -279,17 +279,14 @@ fn the_server_serves_the_document_as_is() {
     assert_eq!(server.post("/openapi.json", &[], b"").status, 405);
 }
 
-/// Checks recorded answers against the document: each status is documented for its operation,
-/// with its media type, and the body validates against the documented schema. The schemas are
-/// closed first (`allOf` of objects merged, then no properties beyond the documented ones), so an
-/// undocumented field fails too.
-const CHECK_ANSWERS: &str = r##"
+/// Loads the document (`sys.argv[1]`) and defines `inline` (every `$ref` replaced by its
+/// target) and `closed` (`allOf` of objects merged, then no properties beyond the documented
+/// ones) for the scripts that check bodies against it.
+pub(crate) const SCHEMA_HELPERS: &str = r##"
 import json, sys
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 with open(sys.argv[1]) as f:
     doc = json.load(f)
-with open(sys.argv[2]) as f:
-    answers = json.load(f)
 
 def inline(node):
     if isinstance(node, list):
@@ -320,6 +317,16 @@ def closed(node):
     if "properties" in node and "additionalProperties" not in node:
         node["additionalProperties"] = False
     return node
+
+"##;
+
+/// Checks recorded answers against the document: each status is documented for its operation,
+/// with its media type, and the body validates against the documented schema. The schemas are
+/// closed first (`allOf` of objects merged, then no properties beyond the documented ones), so an
+/// undocumented field fails too.
+const CHECK_ANSWERS: &str = r##"
+with open(sys.argv[2]) as f:
+    answers = json.load(f)
 
 failures = []
 for a in answers:
@@ -644,7 +651,7 @@ fn the_server_answers_as_documented() {
     std::fs::write(&recorded, serde_json::to_vec(&answers).unwrap()).unwrap();
     let Some(output) = python(
         "openapi_schema_validator",
-        CHECK_ANSWERS,
+        &format!("{SCHEMA_HELPERS}{CHECK_ANSWERS}"),
         &[&ours_path(), &recorded],
     ) else {
         return;
@@ -658,7 +665,7 @@ fn the_server_answers_as_documented() {
 
 /// Runs `python3 -c script args...` when `module` can be imported. Without it the test is
 /// skipped with a line on stderr, except under `CI=true`, where a missing dependency fails.
-fn python(module: &str, script: &str, args: &[&Path]) -> Option<std::process::Output> {
+pub(crate) fn python(module: &str, script: &str, args: &[&Path]) -> Option<std::process::Output> {
     let importable = Command::new("python3")
         .args(["-c", &format!("import {module}")])
         .output()

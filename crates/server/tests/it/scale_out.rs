@@ -28,6 +28,11 @@ impl Drop for Server {
 }
 
 pub(crate) fn start(dir: &Path, name: &str, database_url: &str) -> Server {
+    start_with(dir, name, database_url, "")
+}
+
+/// [`start`] with more configuration appended (outbound endpoints).
+pub(crate) fn start_with(dir: &Path, name: &str, database_url: &str, extra: &str) -> Server {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
@@ -50,7 +55,7 @@ id = "sendgrid"
 environment = "acme"
 provider = "sendgrid"
 "#
-        ),
+        ) + extra,
     )
     .unwrap();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();

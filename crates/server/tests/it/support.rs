@@ -24,12 +24,12 @@ pub(crate) fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-pub(crate) fn base64(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
 pub(crate) fn base64_bytes(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub(crate) fn base64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// A Mailgun webhook signed with the test key at `timestamp`.
@@ -205,6 +205,29 @@ provider = "push-webhook"
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+
+    /// A command's standard output, which must succeed.
+    pub(crate) fn cli_text(&self, args: &[&str]) -> String {
+        let (ok, text) = self.cli_status(args);
+        assert!(ok, "{text}");
+        text
+    }
+
+    /// Whether a command succeeded, with its standard output and error.
+    pub(crate) fn cli_status(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(args)
+            .arg("--config")
+            .arg(self.config())
+            .env("TIDINGS_TEST_PROD_KEY", "prod-secret-key")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
     }
 
     pub(crate) fn events(&self) -> Vec<Value> {

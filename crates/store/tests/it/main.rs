@@ -18,6 +18,7 @@ mod fold;
 mod idempotency;
 mod ingest;
 mod migrations;
+mod outbound;
 mod replays;
 mod retention;
 mod suppressions;
