@@ -51,6 +51,12 @@ pub fn write_config_with_store(
     limits: &str,
 ) -> Result<PathBuf> {
     let path = dir.join("tidings.toml");
+    // TIDINGS_BENCH_SUPPRESSIONS=false: the integration does not feed the suppression list, to
+    // measure what feeding it costs.
+    let suppressions = match std::env::var("TIDINGS_BENCH_SUPPRESSIONS").as_deref() {
+        Ok("false") => "suppressions = false\n",
+        _ => "",
+    };
     let text = format!(
         r#"listen = "127.0.0.1:0"
 
@@ -72,7 +78,7 @@ secret_key = "{SECRET}"
 id = "sendgrid"
 environment = "bench"
 provider = "sendgrid"
-"#
+{suppressions}"#
     );
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
