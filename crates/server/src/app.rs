@@ -330,7 +330,7 @@ impl App {
                     Ok((provider, response)) => (provider, response),
                     Err(err) => {
                         if let (Some(provider), Some(reason), Some(refused)) =
-                            (err.provider, err.reason, err.refused.as_deref())
+                            (err.provider, err.reason(), err.refused_request())
                         {
                             let called = crate::rejections::Called {
                                 environment: &env,
@@ -623,8 +623,8 @@ impl App {
             Ok(auth) => auth,
             // Shadow mode: the verdict is recorded as a rejection would be, and the request
             // goes on as unauthenticated (it never confirms a subscription).
-            Err(err) if integration.verify == Verify::Shadow && err.reason.is_some() => {
-                let reason = err.reason.unwrap_or("bad_signature");
+            Err(err) if integration.verify == Verify::Shadow && err.reason().is_some() => {
+                let reason = err.reason().unwrap_or("bad_signature");
                 self.metrics.shadow_failure(env, integration_id, reason);
                 let called = crate::rejections::Called {
                     environment: env,

@@ -10,13 +10,9 @@ pub struct ApiError {
     retry_after: Option<u32>,
     error_id: Option<String>,
     pub(crate) provider: Option<&'static str>,
-    /// Why a webhook was refused (a code of `rejections::REASONS`).
-    pub(crate) reason: Option<&'static str>,
-    /// The refused request, to record.
-    pub(crate) refused: Option<Box<crate::rejections::Refused>>,
-    /// What the record says when the answer is kept vague on purpose (credential failures do
-    /// not tell a caller how the integration authenticates; the environment's operator may know).
-    detail: Option<String>,
+    /// Set when the error refuses a webhook: why, and what to record (boxed: most errors are
+    /// not refusals, and errors travel in every `Result` of the request path).
+    refusal: Option<Box<Refusal>>,
 }
 
 impl ApiError {
@@ -28,9 +24,7 @@ impl ApiError {
             retry_after: None,
             error_id: None,
             provider: None,
-            reason: None,
-            refused: None,
-            detail: None,
+            refusal: None,
         }
     }
 
@@ -100,7 +94,11 @@ impl ApiError {
 
     /// Says why a webhook was refused (a code of `rejections::REASONS`).
     pub(crate) fn because(mut self, reason: &'static str) -> ApiError {
-        self.reason = Some(reason);
+        self.refusal = Some(Box::new(Refusal {
+            reason,
+            detail: None,
+            request: None,
+        }));
         self
     }
 
@@ -110,24 +108,41 @@ impl ApiError {
         headers: &http::HeaderMap,
         body: Option<&bytes::Bytes>,
     ) -> ApiError {
-        if self.reason.is_some() {
-            self.refused = Some(Box::new(crate::rejections::Refused {
+        if let Some(refusal) = &mut self.refusal {
+            refusal.request = Some(crate::rejections::Refused {
                 headers: headers.clone(),
                 body: body.cloned(),
-            }));
+            });
         }
         self
     }
 
-    /// Sets what a rejection record says instead of the answered message.
+    /// Sets what a rejection record says instead of the answered message (credential failures
+    /// do not tell a caller how the integration authenticates; the environment's operator may
+    /// know).
     pub(crate) fn detailed(mut self, detail: impl Into<String>) -> ApiError {
-        self.detail = Some(detail.into());
+        if let Some(refusal) = &mut self.refusal {
+            refusal.detail = Some(detail.into());
+        }
         self
+    }
+
+    /// Why a webhook was refused, when this error refuses one.
+    pub(crate) fn reason(&self) -> Option<&'static str> {
+        self.refusal.as_ref().map(|r| r.reason)
+    }
+
+    /// The refused request to record, when there is one.
+    pub(crate) fn refused_request(&self) -> Option<&crate::rejections::Refused> {
+        self.refusal.as_ref().and_then(|r| r.request.as_ref())
     }
 
     /// What a rejection record says: the detail, else the answered message.
     pub fn detail(&self) -> &str {
-        self.detail.as_deref().unwrap_or(&self.message)
+        self.refusal
+            .as_ref()
+            .and_then(|r| r.detail.as_deref())
+            .unwrap_or(&self.message)
     }
 
     /// The status answered.
@@ -164,4 +179,12 @@ impl ApiError {
         }
         response
     }
+}
+
+/// Why a webhook was refused and what of it to record.
+#[derive(Debug)]
+struct Refusal {
+    reason: &'static str,
+    detail: Option<String>,
+    request: Option<crate::rejections::Refused>,
 }
