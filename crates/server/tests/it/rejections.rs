@@ -465,3 +465,68 @@ fn a_replayed_signature_is_recorded_as_such() {
         found[0]
     );
 }
+
+/// The two reasons that depend on an integration's own settings: a topic outside its SNS
+/// allow-list (checked before any certificate is fetched) and a signing key of the wrong kind.
+#[test]
+fn an_untrusted_topic_and_an_unusable_key_are_recorded_with_their_reasons() {
+    let server = Server::start_with(
+        r#"
+[[integrations]]
+id = "ses-mine"
+environment = "prod"
+provider = "ses"
+options = { topic_arns = "arn:aws:sns:us-east-1:123456789012:Other" }
+
+[[integrations]]
+id = "sg-bad-key"
+environment = "prod"
+provider = "sendgrid"
+signing_key = "this is not a base64 DER public key"
+# SendGrid's official vector is years old: the window must not refuse it first.
+signature_tolerance_secs = 999999999
+"#,
+    );
+    let mut seen = 0;
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(support::fixture(
+            "ses/sns-signed-v2-topic-not-allowed.meta.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let headers: Vec<(String, String)> = meta["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let mut sent: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    sent.push(("Content-Type", "text/plain; charset=UTF-8"));
+    let body = std::fs::read(support::fixture("ses/sns-signed-v2-topic-not-allowed.json")).unwrap();
+    let response = server.post(&format!("{INGEST}/ses-mine"), &sent, &body);
+    let topic = refused(&server, &mut seen, "untrusted_sender", 401, response);
+    assert!(
+        topic["hint"].as_str().unwrap().contains("topic_arns"),
+        "{topic}"
+    );
+
+    let (signed, signature, timestamp) = sendgrid_signed();
+    let response = server.post(
+        &format!("{INGEST}/sg-bad-key"),
+        &[
+            ("Content-Type", JSON),
+            ("X-Twilio-Email-Event-Webhook-Signature", &signature),
+            ("X-Twilio-Email-Event-Webhook-Timestamp", &timestamp),
+        ],
+        &signed,
+    );
+    let key = refused(&server, &mut seen, "not_configured", 401, response);
+    assert!(
+        key["message"].as_str().unwrap().contains("public key"),
+        "{key}"
+    );
+}
