@@ -162,6 +162,12 @@ pub trait ProviderParser: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Why `key` cannot be this provider's signing key (a key of the wrong kind or format),
+    /// reported by `check-config` so that the mistake shows before the first webhook is refused.
+    fn key_problem(&self, _key: &Secret) -> Option<String> {
+        None
+    }
+
     /// Problems with an integration's provider-specific options, reported by `check-config`: a
     /// required option that is missing, or a value the provider cannot use.
     fn option_problems(&self, _options: &BTreeMap<String, String>) -> Vec<String> {

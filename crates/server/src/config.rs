@@ -826,6 +826,14 @@ impl Config {
                     integration.provider
                 )),
                 Some(parser) => {
+                    for (index, key) in integration.keys().iter().enumerate() {
+                        if let Some(problem) = parser.key_problem(key) {
+                            problems.push(format!(
+                                "{name}: signing key {} cannot be used: {problem}",
+                                index + 1
+                            ));
+                        }
+                    }
                     problems.extend(
                         parser
                             .option_problems(&integration.options)
@@ -889,10 +897,14 @@ mod tests {
     fn the_example_configuration_is_valid() {
         use tidings_providers as _;
         let text = include_str!("../../../tidings.example.toml");
-        // Outbound endpoint secrets are `whsec_` + base64; every other secret is free text.
+        // Outbound endpoint secrets are `whsec_` + base64; SendGrid's key is a public key (its
+        // documented sample here); every other secret is free text.
         let text = interpolate(text, |name| {
             Some(if name.ends_with("_WHSEC") {
                 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()
+            } else if name == "SENDGRID_WEBHOOK_PUBLIC_KEY" {
+                "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
+                    .into()
             } else {
                 "example-secret-value".into()
             })

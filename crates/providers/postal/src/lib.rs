@@ -29,7 +29,7 @@ use sha2::Sha256;
 use tidings_core::signature::base64_decode;
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    RawRequest, Result, Secret, Signature, ids, time,
 };
 
 use crate::wire::{Payload, PostalEvent};
@@ -54,6 +54,10 @@ impl ProviderParser for Postal {
 
     fn signature(&self) -> Signature {
         Signature::Keyed("rsa-pkcs1v15-sha1")
+    }
+
+    fn key_problem(&self, key: &Secret) -> Option<String> {
+        public_key(key.expose()).err().map(|e| e.to_string())
     }
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {

@@ -26,7 +26,7 @@ use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{base64_decode, base64_matches, check_window, hmac_sha256};
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    RawRequest, Result, Secret, Signature, ids, time,
 };
 
 use crate::wire::WireEvent;
@@ -51,6 +51,10 @@ impl ProviderParser for Resend {
 
     fn signature(&self) -> Signature {
         Signature::Keyed("svix-hmac-sha256")
+    }
+
+    fn key_problem(&self, key: &Secret) -> Option<String> {
+        secret_bytes(key.expose()).err().map(|e| e.to_string())
     }
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use tidings_core::signature::base64_decode;
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    RawRequest, Result, Secret, Signature, ids, time,
 };
 
 use crate::wire::SendGridEvent;
@@ -52,6 +52,10 @@ impl ProviderParser for SendGrid {
 
     fn signature(&self) -> Signature {
         Signature::Keyed("ecdsa-p256-sha256")
+    }
+
+    fn key_problem(&self, key: &Secret) -> Option<String> {
+        verifying_key(key.expose()).err().map(|e| e.to_string())
     }
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {

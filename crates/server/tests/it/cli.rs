@@ -127,7 +127,11 @@ fn check_config_reports_every_problem() {
         .args(["check-config", "--config", example.to_str().unwrap()])
         .envs([
             ("TIDINGS_PRODUCTION_KEY", "a-long-production-key"),
-            ("SENDGRID_WEBHOOK_PUBLIC_KEY", "sendgrid-public-key"),
+            // SendGrid's documented sample key: the key check parses it.
+            (
+                "SENDGRID_WEBHOOK_PUBLIC_KEY",
+                "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g==",
+            ),
             ("MAILGUN_SIGNING_KEY", "mailgun-signing-key"),
             ("POSTMARK_HOOK_PASSWORD", "postmark-password"),
             ("TWILIO_AUTH_TOKEN", "twilio-auth-token"),

@@ -466,10 +466,10 @@ fn a_replayed_signature_is_recorded_as_such() {
     );
 }
 
-/// The two reasons that depend on an integration's own settings: a topic outside its SNS
-/// allow-list (checked before any certificate is fetched) and a signing key of the wrong kind.
+/// A topic outside an integration's SNS allow-list is refused before any certificate is
+/// fetched, and recorded as `untrusted_sender`.
 #[test]
-fn an_untrusted_topic_and_an_unusable_key_are_recorded_with_their_reasons() {
+fn an_untrusted_topic_is_recorded_with_its_reason() {
     let server = Server::start_with(
         r#"
 [[integrations]]
@@ -477,14 +477,6 @@ id = "ses-mine"
 environment = "prod"
 provider = "ses"
 options = { topic_arns = "arn:aws:sns:us-east-1:123456789012:Other" }
-
-[[integrations]]
-id = "sg-bad-key"
-environment = "prod"
-provider = "sendgrid"
-signing_key = "this is not a base64 DER public key"
-# SendGrid's official vector is years old: the window must not refuse it first.
-signature_tolerance_secs = 999999999
 "#,
     );
     let mut seen = 0;
@@ -513,20 +505,39 @@ signature_tolerance_secs = 999999999
         topic["hint"].as_str().unwrap().contains("topic_arns"),
         "{topic}"
     );
+}
 
-    let (signed, signature, timestamp) = sendgrid_signed();
-    let response = server.post(
-        &format!("{INGEST}/sg-bad-key"),
-        &[
-            ("Content-Type", JSON),
-            ("X-Twilio-Email-Event-Webhook-Signature", &signature),
-            ("X-Twilio-Email-Event-Webhook-Timestamp", &timestamp),
-        ],
-        &signed,
-    );
-    let key = refused(&server, &mut seen, "not_configured", 401, response);
+/// A signing key of the wrong kind would refuse every webhook as `not_configured`: the
+/// provider says so at configuration time instead.
+#[test]
+fn a_signing_key_of_the_wrong_kind_is_a_configuration_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tidings.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[environments]]
+id = "prod"
+secret_key = "prod-secret-key"
+
+[[integrations]]
+id = "sg"
+environment = "prod"
+provider = "sendgrid"
+signing_key = "this is not a base64 DER public key"
+"#,
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        key["message"].as_str().unwrap().contains("public key"),
-        "{key}"
+        stderr.contains("signing key 1 cannot be used")
+            && stderr.contains("base64 DER P-256 public key"),
+        "{stderr}"
     );
 }
