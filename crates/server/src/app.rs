@@ -314,11 +314,9 @@ impl App {
         let response = match endpoint {
             Endpoint::Ingest => {
                 let (env, integration) = (param(0), param(1));
+                // Kept for a refusal's record; both clones share the request's own buffers.
                 let method = request.method().clone();
-                let path_and_query = request
-                    .uri()
-                    .path_and_query()
-                    .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
+                let uri = request.uri().clone();
                 let timeout = Duration::from_secs(self.config.limits.request_timeout_secs);
                 let outcome = tokio::time::timeout(
                     timeout,
@@ -337,7 +335,7 @@ impl App {
                                 integration: &integration,
                                 provider,
                                 method: method.as_str(),
-                                path: &path_and_query,
+                                path: uri.path_and_query().map_or(path.as_str(), |p| p.as_str()),
                             };
                             self.rejections.record(
                                 &self.store,

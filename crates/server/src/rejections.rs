@@ -166,7 +166,12 @@ impl Recorder {
                 message: message.to_owned(),
                 method: called.method.to_owned(),
                 path: called.path.to_owned(),
-                headers_json: redacted_headers(&refused.headers),
+                headers_json: redacted_headers(
+                    &refused.headers,
+                    tidings_core::registry()
+                        .get(called.provider)
+                        .map_or(&[], |p| p.credential_headers()),
+                ),
                 body: body
                     .map(|b| b.iter().take(BODY_LIMIT).copied().collect())
                     .unwrap_or_default(),
@@ -233,8 +238,10 @@ impl Recorder {
 }
 
 /// Headers as a JSON object for the record: credentials replaced by `[redacted]` (the
-/// `Authorization` scheme is kept, so a wrong scheme shows).
-pub fn redacted_headers(headers: &HeaderMap) -> String {
+/// `Authorization` scheme is kept, so a wrong scheme shows). `credentials` are the headers the
+/// provider declares as carrying a secret (`ProviderParser::credential_headers`); names that
+/// say they hold one are redacted too, whatever the provider.
+pub fn redacted_headers(headers: &HeaderMap, credentials: &[&str]) -> String {
     let mut map = serde_json::Map::new();
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes());
@@ -243,7 +250,11 @@ pub fn redacted_headers(headers: &HeaderMap) -> String {
                 Some((scheme, _)) => format!("{scheme} [redacted]"),
                 None => "[redacted]".to_owned(),
             }
-        } else if is_secret(name.as_str()) {
+        } else if is_secret(name.as_str())
+            || credentials
+                .iter()
+                .any(|credential| name.as_str().eq_ignore_ascii_case(credential))
+        {
             "[redacted]".to_owned()
         } else {
             value.into_owned()

@@ -74,34 +74,6 @@ pub struct RejectionCount {
     pub count: i64,
 }
 
-impl RejectionCount {
-    /// Counts `(environment, integration, reason, time)` entries per clock hour.
-    pub fn tally<'a>(
-        entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str, DateTime<Utc>)>,
-    ) -> Vec<RejectionCount> {
-        let mut counts: Vec<RejectionCount> = Vec::new();
-        for (environment_id, integration_id, reason, at) in entries {
-            let hour = hour_of(at);
-            match counts.iter_mut().find(|c| {
-                c.environment_id == environment_id
-                    && c.integration_id == integration_id
-                    && c.reason == reason
-                    && c.hour == hour
-            }) {
-                Some(count) => count.count += 1,
-                None => counts.push(RejectionCount {
-                    environment_id: environment_id.to_owned(),
-                    integration_id: integration_id.to_owned(),
-                    reason: reason.to_owned(),
-                    hour,
-                    count: 1,
-                }),
-            }
-        }
-        counts
-    }
-}
-
 /// The start of the clock hour holding `at`.
 pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)

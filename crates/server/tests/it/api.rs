@@ -470,7 +470,7 @@ provider = "sendgrid"
 quiet_after_secs = 600
 "#;
 
-fn health<'a>(answer: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn health<'a>(answer: &'a Value, id: &str) -> &'a Value {
     answer["data"]
         .as_array()
         .unwrap()

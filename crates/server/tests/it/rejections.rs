@@ -264,12 +264,7 @@ fn every_reason_is_recorded_with_a_hint_and_the_redacted_request() {
         b"",
     );
     let health: Value = serde_json::from_slice(&answer.body).unwrap();
-    let open_health = health["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "open")
-        .unwrap();
+    let open_health = crate::api::health(&health, "open");
     assert_eq!(
         open_health["refusedLastHour"]["requests"], 5,
         "{open_health}"
@@ -322,12 +317,7 @@ fn a_flood_is_counted_but_recorded_in_full_only_up_to_the_rate_bound() {
         b"",
     );
     let health: Value = serde_json::from_slice(&answer.body).unwrap();
-    let sg = health["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "sg")
-        .unwrap();
+    let sg = crate::api::health(&health, "sg");
     assert_eq!(
         sg["refusedLastHour"]["requests"], 80,
         "every refusal counted: {sg}"
