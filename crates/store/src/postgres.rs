@@ -95,13 +95,15 @@ fn migrations() -> Vec<String> {
         // 2: messages, with the fold's columns.
         messages_table(),
         SCHEMA_3.to_owned(),
-        rejections::SCHEMA_4.to_owned(),
+        // 4: replays (one raw request per body, signed nonces).
         REPLAYS.to_owned(),
-        // 6: the suppression list: its records and one derived entry per recipient.
+        // 5: outbound delivery progress.
+        OUTBOUND_SCHEMA.to_owned(),
+        // 6: refused requests.
+        rejections::MIGRATION.to_owned(),
+        // 7: the suppression list: its records and one derived entry per recipient.
         // Self-contained: creates two new tables, touches nothing else.
         suppressions::MIGRATION.to_owned(),
-        // 7: outbound delivery progress.
-        OUTBOUND_SCHEMA.to_owned(),
     ]
 }
 

@@ -129,32 +129,7 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE idempotency;
     ALTER TABLE idempotency_v3 RENAME TO idempotency;
     CREATE INDEX idempotency_by_age ON idempotency (created_at);",
-    // 4: refused requests: the newest per integration in full, and counts per clock hour.
-    "CREATE TABLE rejections (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        environment_id TEXT NOT NULL,
-        integration_id TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        at TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        status INTEGER NOT NULL,
-        message TEXT NOT NULL,
-        method TEXT NOT NULL,
-        path TEXT NOT NULL,
-        headers TEXT NOT NULL,
-        body BLOB NOT NULL,
-        body_bytes INTEGER
-    );
-    CREATE INDEX rejections_by_integration ON rejections (environment_id, integration_id, seq);
-    CREATE TABLE rejection_counts (
-        environment_id TEXT NOT NULL,
-        integration_id TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        hour TEXT NOT NULL,
-        count INTEGER NOT NULL,
-        PRIMARY KEY (environment_id, integration_id, reason, hour)
-    );",
-    // 5: replays: one raw request per distinct body per integration, repeats
+    // 4: replays: one raw request per distinct body per integration, repeats
     // counted (rows made before have no hash and stay as they are); signed one-time values
     // (Mailgun's token) remembered until they expire, scoped to the signing key.
     "ALTER TABLE raw_requests ADD COLUMN body_hash BLOB;
@@ -171,10 +146,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (environment_id, integration_id, scope, nonce)
     );
     CREATE INDEX replay_nonces_by_expiry ON replay_nonces (expires_at);",
-    // 6: the suppression list: its records (causing events and manual records) and one derived
-    // entry per recipient. Self-contained: creates two new tables, touches nothing else.
-    suppressions::MIGRATION,
-    // 7: outbound delivery progress (see `outbound.rs`): one row per configured endpoint with its
+    // 5: outbound delivery progress (see `outbound.rs`): one row per configured endpoint with its
     // cursor, counters and head lease, and one row per event in retry or dead-lettered, with
     // the exact payload its attempts send. SQLite has one writing process, so the lease columns
     // only keep the two backends alike.
@@ -210,6 +182,34 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (endpoint_id, event_seq)
     );
     CREATE INDEX outbound_due ON outbound_deliveries (endpoint_id, state, next_attempt_at);",
+    // 6: refused requests: the newest per integration in full, and counts per clock hour.
+    "CREATE TABLE rejections (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        body_bytes INTEGER
+    );
+    CREATE INDEX rejections_by_integration ON rejections (environment_id, integration_id, seq);
+    CREATE TABLE rejection_counts (
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        hour TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (environment_id, integration_id, reason, hour)
+    );",
+    // 7: the suppression list: its records (causing events and manual records) and one derived
+    // entry per recipient. Self-contained: creates two new tables, touches nothing else.
+    suppressions::MIGRATION,
 ];
 
 /// How the SQLite store is opened.

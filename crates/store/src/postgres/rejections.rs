@@ -7,8 +7,8 @@ use super::PgStore;
 use crate::Result;
 use crate::rejection::{Rejection, RejectionBatch, RejectionCount, RejectionQuery, RejectionRow};
 
-/// Migration 4: refused requests, the newest per integration in full, and counts per hour.
-pub(super) const SCHEMA_4: &str = "CREATE TABLE rejections (
+/// Migration 6: refused requests, the newest per integration in full, and counts per hour.
+pub(super) const MIGRATION: &str = "CREATE TABLE rejections (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         environment_id TEXT NOT NULL,
         integration_id TEXT NOT NULL,
