@@ -13,13 +13,35 @@ pub fn message_of(n: u64) -> u64 {
     n / 3
 }
 
+/// Whether message ids are scattered (`TIDINGS_BENCH_RANDOM_IDS=true`), as real providers' ids
+/// are, instead of counting up (`msg-{n}`), which keeps a message-keyed index local.
+fn random_ids() -> bool {
+    static RANDOM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *RANDOM.get_or_init(|| {
+        std::env::var("TIDINGS_BENCH_RANDOM_IDS").is_ok_and(|v| v == "true" || v == "1")
+    })
+}
+
+/// A message number scattered over 64 bits (a bijection, so ids stay unique).
+fn scatter(message: u64) -> u64 {
+    let mut x = message.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// Appends event `n` as one JSON object (about 330 bytes).
 pub fn push_event(out: &mut String, n: u64) {
-    let message = message_of(n);
+    let message = if random_ids() {
+        scatter(message_of(n))
+    } else {
+        message_of(n)
+    };
     let kind = (n % 3) as usize;
     let event = KINDS.get(kind).copied().unwrap_or("delivered");
     // Later kinds happen later, so the fold has an order to get right when they arrive shuffled.
-    let timestamp = 1_764_201_600 + message % 86_400 + kind as u64 * 7;
+    // Times follow the order of sending whatever the ids, as a provider's do.
+    let timestamp = 1_764_201_600 + message_of(n) % 86_400 + kind as u64 * 7;
     let _ = write!(
         out,
         r#"{{"email":"user{message}@example.com","timestamp":{timestamp},"smtp-id":"<{message}@ismtpd-bench>","event":"{event}","category":["bench"],"sg_event_id":"ev-{n}","sg_message_id":"sgm{message}.filter0001.bench","id":"msg-{message}""#
