@@ -104,8 +104,21 @@ fn migrations() -> Vec<String> {
         // 7: the suppression list: its records and one derived entry per recipient.
         // Self-contained: creates two new tables, touches nothing else.
         suppressions::MIGRATION.to_owned(),
+        // 9: a repeated body found through its events (see `LONE_BODIES`).
+        LONE_BODIES.to_owned(),
     ]
 }
+
+/// A repeated body is found through its events: a request carrying events repeats an earlier
+/// one only when all its events are duplicates, and their `request_seq` names it. So only
+/// requests without events stay in the hash-keyed unique index, which otherwise costs a random
+/// page per request. Rows made before stay in it. Instances running the previous version name
+/// the old index in `ON CONFLICT` and fail once it is gone: stop them all before upgrading.
+const LONE_BODIES: &str = "ALTER TABLE raw_requests
+        ADD COLUMN has_events BOOLEAN NOT NULL DEFAULT FALSE;
+    DROP INDEX raw_requests_by_body;
+    CREATE UNIQUE INDEX raw_requests_by_body
+        ON raw_requests (environment_id, integration_id, body_hash) WHERE NOT has_events;";
 
 /// Hardening round 2 (replays): one raw request per distinct body per integration, repeats
 /// counted (rows made before have no hash and stay as they are); signed one-time values
@@ -1351,16 +1364,38 @@ async fn commit_group(
 ) -> std::result::Result<Vec<IngestOutcome>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let mut suppression_touches = Touches::new();
-    let insert_request = tx
+    // A request without events is a repeat when its body's hash is already indexed.
+    let insert_bare_request = tx
         .prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
                 ignored, body_hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
-               repeats = raw_requests.repeats + 1
+             ON CONFLICT (environment_id, integration_id, body_hash) WHERE NOT has_events
+             DO UPDATE SET repeats = raw_requests.repeats + 1
              RETURNING seq, repeats",
         )
+        .await?;
+    // One carrying events is appended; whether it repeats one is known from its events.
+    let insert_request = tx
+        .prepare_cached(
+            "INSERT INTO raw_requests
+               (environment_id, integration_id, provider, received_at, content_type, headers, body,
+                ignored, body_hash, has_events)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE)
+             RETURNING seq, repeats",
+        )
+        .await?;
+    // The original of a repeated body: counted, and the new copy dropped.
+    let count_repeat = tx
+        .prepare_cached(
+            "UPDATE raw_requests SET repeats = repeats + 1
+             WHERE seq = $1 AND environment_id = $2 AND integration_id = $3 AND body_hash = $4
+             RETURNING seq",
+        )
+        .await?;
+    let drop_request = tx
+        .prepare_cached("DELETE FROM raw_requests WHERE seq = $1")
         .await?;
     // A nonce is taken if it is new or its earlier use has expired. Two instances taking one
     // nonce: the second waits for the first's commit, then sees its row.
@@ -1394,7 +1429,8 @@ async fn commit_group(
     let count_duplicate = tx
         .prepare_cached(
             "UPDATE events SET duplicates = duplicates + 1
-             WHERE environment_id = $1 AND dedup_key = $2",
+             WHERE environment_id = $1 AND dedup_key = $2
+             RETURNING request_seq",
         )
         .await?;
     let save_idempotency = tx
@@ -1452,7 +1488,11 @@ async fn commit_group(
         }
         let row = tx
             .query_one(
-                &insert_request,
+                if ingest.events.is_empty() {
+                    &insert_bare_request
+                } else {
+                    &insert_request
+                },
                 &[
                     &ingest.environment_id,
                     &ingest.integration_id,
@@ -1473,6 +1513,8 @@ async fn commit_group(
             repeat: repeats > 0,
             ..IngestOutcome::default()
         };
+        // The requests that first stored this request's duplicate events.
+        let mut originals: Vec<i64> = Vec::new();
         for event in &ingest.events {
             // An `Event` always serializes; an empty record would still keep the raw request.
             let json = serde_json::to_string(event).unwrap_or_default();
@@ -1498,11 +1540,16 @@ async fn commit_group(
                 )
                 .await?;
             let Some(inserted) = inserted else {
-                tx.execute(
-                    &count_duplicate,
-                    &[&ingest.environment_id, &event.dedup_key],
-                )
-                .await?;
+                let original: i64 = tx
+                    .query_one(
+                        &count_duplicate,
+                        &[&ingest.environment_id, &event.dedup_key],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if !originals.contains(&original) {
+                    originals.push(original);
+                }
                 outcome.duplicates += 1;
                 continue;
             };
@@ -1531,6 +1578,29 @@ async fn commit_group(
                     events: 1,
                     changed_seq: seq,
                 });
+        }
+        // Nothing new: if one of the requests that stored these events had the same body, this
+        // is its repeat, counted there instead of stored again.
+        if outcome.stored == 0 {
+            for original in originals {
+                let counted = tx
+                    .query_opt(
+                        &count_repeat,
+                        &[
+                            &original,
+                            &ingest.environment_id,
+                            &ingest.integration_id,
+                            &ingest.body_hash,
+                        ],
+                    )
+                    .await?;
+                if counted.is_some() {
+                    tx.execute(&drop_request, &[&request_seq]).await?;
+                    outcome.request_seq = original;
+                    outcome.repeat = true;
+                    break;
+                }
+            }
         }
         if let Some(IdempotencyRecord {
             key,

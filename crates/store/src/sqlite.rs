@@ -210,6 +210,14 @@ const MIGRATIONS: &[&str] = &[
     // 7: the suppression list: its records (causing events and manual records) and one derived
     // entry per recipient. Self-contained: creates two new tables, touches nothing else.
     suppressions::MIGRATION,
+    // 9: a repeated body is found through its events: a request carrying events repeats an
+    // earlier one only when all its events are duplicates, and their `request_seq` names it. So
+    // only requests without events stay in the hash-keyed unique index, which otherwise costs a
+    // random page per request. Rows made before stay in it (`has_events` 0).
+    "ALTER TABLE raw_requests ADD COLUMN has_events INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX raw_requests_by_body;
+    CREATE UNIQUE INDEX raw_requests_by_body ON raw_requests (environment_id, integration_id, body_hash)
+        WHERE has_events = 0;",
 ];
 
 /// How the SQLite store is opened.
@@ -1401,15 +1409,29 @@ fn commit_group(
     // Message states touched by this group, written once at the end.
     let mut touched: BTreeMap<(String, String, String), Touched> = BTreeMap::new();
     {
-        let mut insert_request = tx.prepare_cached(
+        // A request without events is a repeat when its body's hash is already indexed.
+        let mut insert_bare_request = tx.prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
                 ignored, body_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
-               repeats = repeats + 1
+             ON CONFLICT (environment_id, integration_id, body_hash) WHERE has_events = 0
+             DO UPDATE SET repeats = repeats + 1
              RETURNING seq, repeats",
         )?;
+        // One carrying events is appended; whether it repeats one is known from its events.
+        let mut insert_request = tx.prepare_cached(
+            "INSERT INTO raw_requests
+               (environment_id, integration_id, provider, received_at, content_type, headers, body,
+                ignored, body_hash, has_events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+        )?;
+        // The original of a repeated body: counted, and the new copy dropped.
+        let mut count_repeat = tx.prepare_cached(
+            "UPDATE raw_requests SET repeats = repeats + 1
+             WHERE seq = ?1 AND environment_id = ?2 AND integration_id = ?3 AND body_hash = ?4",
+        )?;
+        let mut drop_request = tx.prepare_cached("DELETE FROM raw_requests WHERE seq = ?1")?;
         // A nonce is taken if it is new or its earlier use has expired.
         let mut take_nonce = tx.prepare_cached(
             "INSERT INTO replay_nonces
@@ -1433,7 +1455,8 @@ fn commit_group(
         )?;
         let mut count_duplicate = tx.prepare_cached(
             "UPDATE events SET duplicates = duplicates + 1
-             WHERE environment_id = ?1 AND dedup_key = ?2",
+             WHERE environment_id = ?1 AND dedup_key = ?2
+             RETURNING request_seq",
         )?;
         let mut load_message = tx.prepare_cached(
             "SELECT state, events, external_id FROM messages
@@ -1484,25 +1507,32 @@ fn commit_group(
                     }
                 }
             }
-            let (request_seq, repeats) = insert_request.query_row(
-                params![
-                    ingest.environment_id,
-                    ingest.integration_id,
-                    ingest.provider,
-                    received_at,
-                    ingest.content_type,
-                    ingest.headers_json,
-                    ingest.body,
-                    ingest.ignored_json,
-                    ingest.body_hash,
-                ],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
-            )?;
+            let request = params![
+                ingest.environment_id,
+                ingest.integration_id,
+                ingest.provider,
+                received_at,
+                ingest.content_type,
+                ingest.headers_json,
+                ingest.body,
+                ingest.ignored_json,
+                ingest.body_hash,
+            ];
+            let (request_seq, repeats) = if ingest.events.is_empty() {
+                insert_bare_request.query_row(request, |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })?
+            } else {
+                insert_request.execute(request)?;
+                (tx.last_insert_rowid(), 0)
+            };
             let mut outcome = IngestOutcome {
                 request_seq,
                 repeat: repeats > 0,
                 ..IngestOutcome::default()
             };
+            // The requests that first stored this request's duplicate events.
+            let mut originals: Vec<i64> = Vec::new();
             for (event, json) in ingest.events.iter().zip(events_json) {
                 let inserted = insert_event.execute(params![
                     ingest.environment_id,
@@ -1517,7 +1547,13 @@ fn commit_group(
                     received_at,
                 ])?;
                 if inserted == 0 {
-                    count_duplicate.execute(params![ingest.environment_id, event.dedup_key])?;
+                    let original: i64 = count_duplicate
+                        .query_row(params![ingest.environment_id, event.dedup_key], |row| {
+                            row.get(0)
+                        })?;
+                    if !originals.contains(&original) {
+                        originals.push(original);
+                    }
                     outcome.duplicates += 1;
                     continue;
                 }
@@ -1569,6 +1605,24 @@ fn commit_group(
                         changed_seq: seq,
                     },
                 );
+            }
+            // Nothing new: if one of the requests that stored these events had the same body,
+            // this is its repeat, counted there instead of stored again.
+            if outcome.stored == 0 {
+                for original in originals {
+                    let counted = count_repeat.execute(params![
+                        original,
+                        ingest.environment_id,
+                        ingest.integration_id,
+                        ingest.body_hash
+                    ])?;
+                    if counted > 0 {
+                        drop_request.execute(params![request_seq])?;
+                        outcome.request_seq = original;
+                        outcome.repeat = true;
+                        break;
+                    }
+                }
             }
             if let Some(IdempotencyRecord {
                 key,

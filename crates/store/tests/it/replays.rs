@@ -43,6 +43,45 @@ async fn one_raw_request_per_distinct_body(backend: &Backend) {
     assert_eq!(store.raw_request_count().await.unwrap(), 3);
 }
 
+async fn a_repeated_body_is_found_through_its_events(backend: &Backend) {
+    let store = backend.open().await;
+    // Without events, the body's hash alone finds the earlier request.
+    let bare = || Ingest {
+        body_hash: b"bare".to_vec(),
+        ..ingest("env", Vec::new())
+    };
+    let first = store.ingest(bare()).await.unwrap();
+    let again = store.ingest(bare()).await.unwrap();
+    assert!(!first.repeat);
+    assert!(again.repeat);
+    assert_eq!(again.request_seq, first.request_seq);
+    // Two events, one of them already stored by another request: a new body, stored.
+    let two = |hash: &[u8]| Ingest {
+        body_hash: hash.to_vec(),
+        ..ingest(
+            "env",
+            vec![
+                event("m2", "x", Status::Delivered, at(10, 0), None),
+                event("m2", "y", Status::Opened, at(11, 0), None),
+            ],
+        )
+    };
+    store.ingest(with_body(b"only-x", "x")).await.unwrap();
+    let both = store.ingest(two(b"x-and-y")).await.unwrap();
+    assert!(!both.repeat);
+    assert_eq!((both.stored, both.duplicates), (1, 1));
+    // Its retry: every event a duplicate, the first one's from another request; the request
+    // that stored the second had this body.
+    let retry = store.ingest(two(b"x-and-y")).await.unwrap();
+    assert!(retry.repeat);
+    assert_eq!(retry.request_seq, both.request_seq);
+    // The same events under another body: stored as a request of its own.
+    let other = store.ingest(two(b"x-and-y, reformatted")).await.unwrap();
+    assert!(!other.repeat);
+    assert_eq!((other.stored, other.duplicates), (0, 2));
+    assert_eq!(store.raw_request_count().await.unwrap(), 4);
+}
+
 fn with_nonce(hash: &[u8], nonce: &str, scope: &str, dedup: &str) -> Ingest {
     Ingest {
         nonce: Some(NonceRecord {
@@ -112,6 +151,7 @@ async fn racing_replays_store_one_body(backend: &Backend) {
 
 conformance! {
     replays_one_raw_request_per_distinct_body => one_raw_request_per_distinct_body,
+    replays_a_repeated_body_is_found_through_its_events => a_repeated_body_is_found_through_its_events,
     replays_a_nonce_reused_with_another_body_is_refused => a_nonce_reused_with_another_body_is_refused,
     replays_racing_replays_store_one_body => racing_replays_store_one_body,
 }
