@@ -25,6 +25,7 @@ mod files;
 pub(crate) mod lock;
 mod outbound;
 mod rejections;
+mod reparse;
 mod suppressions;
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
