@@ -1,5 +1,5 @@
 //! `tidings`: the service (`serve`) and its command line (`providers`, `parse`, `check-config`,
-//! `events`, `messages`, `endpoints`, `deliveries`, `redrive`).
+//! `events`, `messages`, `endpoints`, `deliveries`, `redrive`, `suppressions`, `reparse`).
 
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
 #![allow(unreachable_pub)]
@@ -19,6 +19,7 @@ use tidings::config::{self, Config};
 use tidings::{app, certs};
 use tidings_providers as _;
 
+mod cli_reparse;
 mod cli_suppressions;
 mod server;
 
@@ -57,28 +58,7 @@ enum Command {
         json: bool,
     },
     /// Prints the 200 response body the endpoint would give for a recorded request.
-    Parse {
-        /// Provider id or alias.
-        #[arg(long)]
-        provider: String,
-        /// Content type (default: from the file extension: .json, .form, .txt).
-        #[arg(long)]
-        content_type: Option<String>,
-        /// A request header, `Name: value` (repeatable).
-        #[arg(long = "header")]
-        headers: Vec<String>,
-        /// The URL the provider called (URL-signed schemes).
-        #[arg(long)]
-        url: Option<String>,
-        /// Verify the signature with this key first (exit 3 when it does not verify).
-        #[arg(long)]
-        signing_key: Option<String>,
-        /// The receive time (RFC 3339). Also turns on the signature's timestamp window.
-        #[arg(long)]
-        received_at: Option<String>,
-        /// The body file, or `-` for standard input.
-        file: PathBuf,
-    },
+    Parse(ParseArgs),
     /// Prints stored events as JSON lines, oldest first.
     Events {
         #[arg(long, env = "TIDINGS_CONFIG")]
@@ -126,6 +106,9 @@ enum Command {
         #[command(subcommand)]
         command: cli_suppressions::Suppressions,
     },
+    /// Runs stored raw requests through today's parsers: new and changed events are stored,
+    /// the messages they touch folded again; prints what changed per integration.
+    Reparse(cli_reparse::ReparseArgs),
     /// Prints each outbound endpoint's progress as JSON lines: cursor, lag in events and
     /// seconds, events in retry and dead-lettered, last success, last error.
     Endpoints {
@@ -174,23 +157,7 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { config } => check_config(&config),
         Command::Providers { json } => providers(json).map(|()| ExitCode::SUCCESS),
-        Command::Parse {
-            provider,
-            content_type,
-            headers,
-            url,
-            signing_key,
-            received_at,
-            file,
-        } => parse(ParseArgs {
-            provider,
-            content_type,
-            headers,
-            url,
-            signing_key,
-            received_at,
-            file,
-        }),
+        Command::Parse(args) => parse(args),
         Command::Events {
             config,
             environment,
@@ -228,6 +195,7 @@ fn main() -> ExitCode {
             message.as_deref(),
         ),
         Command::Suppressions { command } => cli_suppressions::run(command),
+        Command::Reparse(args) => cli_reparse::run(args),
         Command::Endpoints { args } => endpoints(args.config.as_deref()),
         Command::Deliveries {
             args,
@@ -507,14 +475,33 @@ fn providers(json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `tidings parse`: one recorded request through a provider's parser (and verifier).
+#[derive(clap::Args, Debug)]
 struct ParseArgs {
+    /// Provider id or alias.
+    #[arg(long)]
     provider: String,
+    /// The HTTP method: `GET` reads the fields from the query string of `--url` (MessageBird,
+    /// Vonage and Plivo receipts), and the body file may be left out.
+    #[arg(long, default_value = "POST", value_parser = ["POST", "GET"], ignore_case = true)]
+    method: String,
+    /// Content type (default: from the file extension: .json, .form, .txt).
+    #[arg(long)]
     content_type: Option<String>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(long = "header")]
     headers: Vec<String>,
+    /// The URL the provider called, with its query (URL-signed schemes and GET receipts).
+    #[arg(long)]
     url: Option<String>,
+    /// Verify the signature with this key first (exit 3 when it does not verify).
+    #[arg(long)]
     signing_key: Option<String>,
+    /// The receive time (RFC 3339). Also turns on the signature's timestamp window.
+    #[arg(long)]
     received_at: Option<String>,
-    file: PathBuf,
+    /// The body file, or `-` for standard input (none for a GET receipt).
+    file: Option<PathBuf>,
 }
 
 fn parse(args: ParseArgs) -> Result<ExitCode> {
@@ -524,15 +511,25 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
             args.provider
         )
     })?;
-    let body = if args.file.as_os_str() == "-" {
-        let mut body = Vec::new();
-        std::io::stdin().read_to_end(&mut body)?;
-        body
-    } else {
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?
+    let method = args.method.to_ascii_uppercase();
+    if method == "GET" && args.url.is_none() {
+        return Err(anyhow!(
+            "--method GET reads the fields from the query string: pass the URL with --url"
+        ));
+    }
+    let body = match &args.file {
+        None if method == "GET" => Vec::new(),
+        None => return Err(anyhow!("name the body file, or `-` for standard input")),
+        Some(file) if file.as_os_str() == "-" => {
+            let mut body = Vec::new();
+            std::io::stdin().read_to_end(&mut body)?;
+            body
+        }
+        Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
     };
+    let extension = args.file.as_deref().and_then(|f| f.extension());
     let content_type = args.content_type.or_else(|| {
-        match args.file.extension().and_then(|e| e.to_str()) {
+        match extension.and_then(|e| e.to_str()) {
             Some("json") => Some("application/json"),
             Some("form") => Some("application/x-www-form-urlencoded"),
             Some("txt") => Some("text/plain"),
@@ -557,6 +554,7 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
         None => chrono::Utc::now(),
     };
     let request = RawRequest {
+        method: &method,
         body: &body,
         content_type: content_type.as_deref(),
         headers: &headers,

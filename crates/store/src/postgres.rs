@@ -86,6 +86,7 @@ mod existing;
 mod explain;
 mod outbound;
 mod rejections;
+mod reparse;
 mod suppressions;
 
 /// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
@@ -104,6 +105,11 @@ fn migrations() -> Vec<String> {
         // 7: the suppression list: its records and one derived entry per recipient.
         // Self-contained: creates two new tables, touches nothing else.
         suppressions::MIGRATION.to_owned(),
+        // 8: raw requests keep the method and the path and query they were sent to (a GET
+        // receipt's fields are in the query string); rows from before read as POST, no URL.
+        "ALTER TABLE raw_requests ADD COLUMN method TEXT NOT NULL DEFAULT 'POST',
+            ADD COLUMN url TEXT;"
+            .to_owned(),
         // 9: a repeated body found through its events (see `LONE_BODIES`).
         LONE_BODIES.to_owned(),
     ]
@@ -1348,12 +1354,12 @@ async fn commit_with_retries(
 }
 
 /// A message touched by a group (see the SQLite writer's twin).
-struct Touched<'a> {
-    provider: &'a str,
-    external_id: Option<&'a str>,
-    state: MessageState,
-    events: i64,
-    changed_seq: i64,
+pub(crate) struct Touched<'a> {
+    pub(crate) provider: &'a str,
+    pub(crate) external_id: Option<&'a str>,
+    pub(crate) state: MessageState,
+    pub(crate) events: i64,
+    pub(crate) changed_seq: i64,
 }
 
 async fn commit_group(
@@ -1369,8 +1375,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ignored, body_hash, method, url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (environment_id, integration_id, body_hash) WHERE NOT has_events
              DO UPDATE SET repeats = raw_requests.repeats + 1
              RETURNING seq, repeats",
@@ -1381,8 +1387,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, has_events)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE)
+                ignored, body_hash, method, url, has_events)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE)
              RETURNING seq, repeats",
         )
         .await?;
@@ -1503,6 +1509,8 @@ async fn commit_group(
                     &ingest.body,
                     &ingest.ignored_json,
                     &ingest.body_hash,
+                    &ingest.method,
+                    &ingest.url,
                 ],
             )
             .await?;
@@ -1628,46 +1636,71 @@ async fn commit_group(
     let upsert = tx.prepare_cached(upsert_message).await?;
     let now = Utc::now();
     for ((environment_id, integration_id, message_id), message) in &touched {
-        let Touched {
-            provider,
-            external_id,
-            state,
-            events: count,
-            changed_seq,
-        } = message;
-        let status_at = encode_time(&state.status_at);
-        let precedence = i16::from(precedence(state.status));
-        let status_ord = i16::from(state.status.ordinal());
-        let failure_ord = failure_ordinal(state.failure);
-        let status = state.status.as_str();
-        let firsts: Vec<Option<Vec<u8>>> = Status::ALL
-            .iter()
-            .map(|s| state.first_at.get(s).map(encode_time))
-            .collect();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        let key = MessageKey {
             environment_id,
+            integration_id,
             message_id,
-            provider,
-            &status,
-            &precedence,
-            &status_at,
-            &status_ord,
-            &failure_ord,
-            count,
-            &now,
-        ];
-        params.extend(firsts.iter().map(|f| f as &(dyn ToSql + Sync)));
-        params.extend([
-            integration_id as &(dyn ToSql + Sync),
-            external_id,
-            changed_seq,
-        ]);
-        tx.execute(&upsert, &params).await?;
+        };
+        save_message(&tx, &upsert, &key, message, &now).await?;
     }
     // After the messages: every group takes its row locks in the same order.
     suppressions::apply(&tx, &suppression_touches, &settings.policy).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Which message a fold result belongs to.
+pub(crate) struct MessageKey<'a> {
+    pub(crate) environment_id: &'a str,
+    pub(crate) integration_id: &'a str,
+    pub(crate) message_id: &'a str,
+}
+
+/// Merges a message's folded state into its row with the upsert of [`upsert_message_sql`] (a
+/// row that is not there is inserted as is).
+pub(crate) async fn save_message(
+    tx: &deadpool_postgres::Transaction<'_>,
+    upsert: &tokio_postgres::Statement,
+    key: &MessageKey<'_>,
+    message: &Touched<'_>,
+    now: &DateTime<Utc>,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let Touched {
+        provider,
+        external_id,
+        state,
+        events: count,
+        changed_seq,
+    } = message;
+    let status_at = encode_time(&state.status_at);
+    let precedence = i16::from(precedence(state.status));
+    let status_ord = i16::from(state.status.ordinal());
+    let failure_ord = failure_ordinal(state.failure);
+    let status = state.status.as_str();
+    let firsts: Vec<Option<Vec<u8>>> = Status::ALL
+        .iter()
+        .map(|s| state.first_at.get(s).map(encode_time))
+        .collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &key.environment_id,
+        &key.message_id,
+        provider,
+        &status,
+        &precedence,
+        &status_at,
+        &status_ord,
+        &failure_ord,
+        count,
+        now,
+    ];
+    params.extend(firsts.iter().map(|f| f as &(dyn ToSql + Sync)));
+    params.extend([
+        &key.integration_id as &(dyn ToSql + Sync),
+        external_id,
+        changed_seq,
+    ]);
+    tx.execute(upsert, &params).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod files;
 pub(crate) mod lock;
 mod outbound;
 mod rejections;
+mod reparse;
 mod suppressions;
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
@@ -210,6 +211,11 @@ const MIGRATIONS: &[&str] = &[
     // 7: the suppression list: its records (causing events and manual records) and one derived
     // entry per recipient. Self-contained: creates two new tables, touches nothing else.
     suppressions::MIGRATION,
+    // 8: raw requests keep the method and the path and query they were sent to, so that a GET
+    // receipt (fields in the query string) and a URL-signed request can be parsed again. Rows
+    // from before read as POST with no URL.
+    "ALTER TABLE raw_requests ADD COLUMN method TEXT NOT NULL DEFAULT 'POST';
+    ALTER TABLE raw_requests ADD COLUMN url TEXT;",
     // 9: a repeated body is found through its events: a request carrying events repeats an
     // earlier one only when all its events are duplicates, and their `request_seq` names it. So
     // only requests without events stay in the hash-keyed unique index, which otherwise costs a
@@ -1413,8 +1419,8 @@ fn commit_group(
         let mut insert_bare_request = tx.prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                ignored, body_hash, method, url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (environment_id, integration_id, body_hash) WHERE has_events = 0
              DO UPDATE SET repeats = repeats + 1
              RETURNING seq, repeats",
@@ -1423,8 +1429,8 @@ fn commit_group(
         let mut insert_request = tx.prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, has_events)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+                ignored, body_hash, method, url, has_events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)",
         )?;
         // The original of a repeated body: counted, and the new copy dropped.
         let mut count_repeat = tx.prepare_cached(
@@ -1517,6 +1523,8 @@ fn commit_group(
                 ingest.body,
                 ingest.ignored_json,
                 ingest.body_hash,
+                ingest.method,
+                ingest.url,
             ];
             let (request_seq, repeats) = if ingest.events.is_empty() {
                 insert_bare_request.query_row(request, |row| {
