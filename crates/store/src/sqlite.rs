@@ -777,9 +777,18 @@ impl SqliteStore {
                 }
                 None => None,
             };
+            // Without a message, the position range drives the scan: with `environment_id` left
+            // indexable SQLite (without statistics) walks the environment's whole share of
+            // `events_by_message` and sorts it, 0.6 s per page at a million events against
+            // under 1 ms. With a message, that index finds its events.
+            let environment = if keys.is_some() {
+                "environment_id"
+            } else {
+                "+environment_id"
+            };
             let mut sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM events
-                 WHERE environment_id = ?1 AND seq > ?2 AND seq <= ?3"
+                 WHERE {environment} = ?1 AND seq > ?2 AND seq <= ?3"
             );
             let mut args: Vec<Value> = vec![
                 Value::Text(query.environment_id.clone()),
@@ -997,11 +1006,13 @@ impl SqliteStore {
                     .query_row(params![at, day], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
             })?;
+            // `+environment_id`: the window's position range drives the scan, not the whole
+            // environment's share of `events_by_message` (see `read_events`).
             let mut stmt = conn.prepare_cached(
                 "SELECT integration_id, status, count(*), sum(received_at >= ?5), max(received_at),
                         sum(duplicates)
                  FROM events
-                 WHERE seq >= ?1 AND seq <= ?2 AND environment_id = ?3
+                 WHERE seq >= ?1 AND seq <= ?2 AND +environment_id = ?3
                    AND received_at >= ?4 AND received_at <= ?6
                  GROUP BY integration_id, status ORDER BY integration_id, status",
             )?;

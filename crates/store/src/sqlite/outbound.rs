@@ -473,9 +473,11 @@ impl SqliteStore {
     pub fn outbound_lag(&self, environment_id: &str, cursor: Cursor) -> Result<Lag> {
         let horizon = self.horizon();
         self.readers.with(|conn| {
+            // `+environment_id`: the range after the cursor drives the scan, not the whole
+            // environment's share of `events_by_message`.
             let (events, oldest): (i64, Option<String>) = conn.query_row(
                 "SELECT count(*), min(received_at) FROM events
-                 WHERE seq > ?1 AND seq <= ?2 AND environment_id = ?3",
+                 WHERE seq > ?1 AND seq <= ?2 AND +environment_id = ?3",
                 params![cursor.seq, horizon, environment_id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
