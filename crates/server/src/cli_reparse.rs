@@ -163,6 +163,7 @@ async fn reparse(
                 integration_id: request.integration_id,
                 provider: request.provider,
                 received_at: request.received_at,
+                authentication: request.authentication,
                 events,
             };
             let outcome = store.supersede(reparsed, dry_run).await?;

@@ -106,9 +106,11 @@ fn migrations() -> Vec<String> {
         // Self-contained: creates two new tables, touches nothing else.
         suppressions::MIGRATION.to_owned(),
         // 8: raw requests keep the method and the path and query they were sent to (a GET
-        // receipt's fields are in the query string); rows from before read as POST, no URL.
+        // receipt's fields are in the query string; rows from before read as POST, no URL);
+        // requests and events keep how the request was authenticated (NULL before).
         "ALTER TABLE raw_requests ADD COLUMN method TEXT NOT NULL DEFAULT 'POST',
-            ADD COLUMN url TEXT;"
+            ADD COLUMN url TEXT, ADD COLUMN authentication TEXT;
+        ALTER TABLE events ADD COLUMN authentication TEXT;"
             .to_owned(),
         // 9: a repeated body found through its events (see `LONE_BODIES`).
         LONE_BODIES.to_owned(),
@@ -1220,7 +1222,7 @@ fn message_row(row: &Row) -> Result<MessageRow> {
 
 /// The columns [`stored_event`] reads, in its order.
 const EVENT_COLUMNS: &str = "xid::text, seq, environment_id, integration_id, provider, message_id, \
-                             event, dedup_key, duplicates, received_at";
+                             event, dedup_key, duplicates, received_at, authentication";
 
 fn stored_event(row: &Row) -> Result<StoredEvent> {
     let seq: i64 = row.try_get(1)?;
@@ -1238,6 +1240,7 @@ fn stored_event(row: &Row) -> Result<StoredEvent> {
         dedup_key: row.try_get(7)?,
         duplicates: row.try_get(8)?,
         received_at: row.try_get(9)?,
+        authentication: row.try_get(10)?,
     })
 }
 
@@ -1375,8 +1378,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, method, url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                ignored, body_hash, method, url, authentication)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (environment_id, integration_id, body_hash) WHERE NOT has_events
              DO UPDATE SET repeats = raw_requests.repeats + 1
              RETURNING seq, repeats",
@@ -1387,8 +1390,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, method, url, has_events)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE)
+                ignored, body_hash, method, url, authentication, has_events)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, TRUE)
              RETURNING seq, repeats",
         )
         .await?;
@@ -1427,8 +1430,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO events
                (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                event, request_seq, received_at, authentication)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (environment_id, dedup_key) DO NOTHING RETURNING seq",
         )
         .await?;
@@ -1511,6 +1514,7 @@ async fn commit_group(
                     &ingest.body_hash,
                     &ingest.method,
                     &ingest.url,
+                    &ingest.authentication,
                 ],
             )
             .await?;
@@ -1544,6 +1548,7 @@ async fn commit_group(
                         &json,
                         &request_seq,
                         &ingest.received_at,
+                        &ingest.authentication,
                     ],
                 )
                 .await?;

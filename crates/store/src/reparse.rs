@@ -45,6 +45,8 @@ pub struct StoredRequest {
     pub method: String,
     /// The path and query it was sent to, when known.
     pub url: Option<String>,
+    /// How it was authenticated, when known.
+    pub authentication: Option<String>,
 }
 
 /// One request's events as today's parser reads them.
@@ -60,6 +62,8 @@ pub struct Reparsed {
     pub provider: String,
     /// The request's receive time.
     pub received_at: DateTime<Utc>,
+    /// How the request was authenticated, carried to the events it adds.
+    pub authentication: Option<String>,
     /// The events, in body order.
     pub events: Vec<Event>,
 }

@@ -56,6 +56,7 @@ fn store_as_an_older_mapping_would(server: &Server, body: &[u8]) {
                 received_at,
                 content_type: Some("application/json".into()),
                 method: "POST".into(),
+                authentication: "api_key".into(),
                 url: "/v2/inbound-webhooks/delivery-providers/staging/sg2".into(),
                 headers_json: "{}".into(),
                 body: body.to_vec(),

@@ -24,7 +24,7 @@ impl PgStore {
         let rows = client
             .query(
                 "SELECT seq, environment_id, integration_id, provider, received_at, content_type,
-                   headers, body, method, url
+                   headers, body, method, url, authentication
                  FROM raw_requests
                  WHERE seq > $1 AND ($2::text IS NULL OR environment_id = $2)
                    AND ($3::text IS NULL OR integration_id = $3)
@@ -52,6 +52,7 @@ impl PgStore {
                     body: row.try_get(7)?,
                     method: row.try_get(8)?,
                     url: row.try_get(9)?,
+                    authentication: row.try_get(10)?,
                 })
             })
             .collect()
@@ -100,8 +101,8 @@ impl PgStore {
             tx.execute(
                 "INSERT INTO events
                    (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                    event, request_seq, received_at, duplicates)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    event, request_seq, received_at, duplicates, authentication)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &[
                     &reparsed.environment_id,
                     &reparsed.integration_id,
@@ -114,6 +115,7 @@ impl PgStore {
                     &reparsed.request_seq,
                     &reparsed.received_at,
                     &duplicates,
+                    &reparsed.authentication,
                 ],
             )
             .await?;

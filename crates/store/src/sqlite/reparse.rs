@@ -22,7 +22,7 @@ impl SqliteStore {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT seq, environment_id, integration_id, provider, received_at, content_type,
-                   headers, body, method, url
+                   headers, body, method, url, authentication
                  FROM raw_requests
                  WHERE seq > ?1 AND (?2 IS NULL OR environment_id = ?2)
                    AND (?3 IS NULL OR integration_id = ?3) AND (?4 IS NULL OR received_at >= ?4)
@@ -49,6 +49,7 @@ impl SqliteStore {
                     body: row.get(7)?,
                     method: row.get(8)?,
                     url: row.get(9)?,
+                    authentication: row.get(10)?,
                 });
             }
             Ok(requests)
@@ -114,8 +115,8 @@ fn apply(tx: &Transaction<'_>, reparsed: &Reparsed) -> Result<ReparseOutcome> {
         tx.prepare_cached(
             "INSERT INTO events
                (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at, duplicates)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                event, request_seq, received_at, duplicates, authentication)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             reparsed.environment_id,
@@ -129,6 +130,7 @@ fn apply(tx: &Transaction<'_>, reparsed: &Reparsed) -> Result<ReparseOutcome> {
             reparsed.request_seq,
             received_at,
             duplicates,
+            reparsed.authentication,
         ])?;
         messages.insert((reparsed.integration_id.clone(), event.id.clone()));
     }

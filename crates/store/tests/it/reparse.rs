@@ -55,6 +55,7 @@ async fn reparse_supersedes_and_refolds(backend: &Backend) {
         integration_id: "sendgrid".into(),
         provider: "sendgrid".into(),
         received_at: request.received_at,
+        authentication: request.authentication.clone(),
         events: vec![
             event("m1", "k-processed", Status::Sent, at(10, 0), None),
             event("m1", "k-delivered", Status::Delivered, at(20, 0), None),
