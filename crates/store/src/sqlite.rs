@@ -1417,13 +1417,51 @@ struct Touched {
     changed_seq: i64,
 }
 
+/// The request a request carrying events repeats: one that stored its events (all of them are
+/// already stored) with the same body. A request with a new event stops at the first lookup,
+/// so new requests pay one index probe, on the page their event's insert then writes.
+fn repeated_request(
+    stored_by: &mut rusqlite::CachedStatement<'_>,
+    same_body: &mut rusqlite::CachedStatement<'_>,
+    ingest: &Ingest,
+) -> Result<Option<i64>> {
+    let mut originals: Vec<i64> = Vec::new();
+    for event in &ingest.events {
+        let original: Option<i64> = stored_by
+            .query_row(params![ingest.environment_id, event.dedup_key], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        let Some(original) = original else {
+            return Ok(None);
+        };
+        if !originals.contains(&original) {
+            originals.push(original);
+        }
+    }
+    for original in originals {
+        if same_body.exists(params![
+            original,
+            ingest.environment_id,
+            ingest.integration_id,
+            ingest.body_hash
+        ])? {
+            return Ok(Some(original));
+        }
+    }
+    Ok(None)
+}
+
 /// Commits one group; returns each request's outcome and the highest event `seq` stored.
 fn commit_group(
     conn: &mut Connection,
     batch: &[Job],
     settings: &SuppressionSettings,
 ) -> Result<(Vec<IngestOutcome>, i64)> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the group may read before it writes (a repeated body is looked up first), and
+    // a deferred transaction whose snapshot another connection (retention) has since written
+    // past cannot take the write lock; it fails at once instead of waiting.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut suppression_touches = Touches::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut highest = 0;
@@ -1447,12 +1485,18 @@ fn commit_group(
                 ignored, body_hash, method, url, authentication, has_events)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
         )?;
-        // The original of a repeated body: counted, and the new copy dropped.
-        let mut count_repeat = tx.prepare_cached(
-            "UPDATE raw_requests SET repeats = repeats + 1
+        // Looked up before a request carrying events is stored (deleting a row afterwards
+        // would scan `events` for the foreign key): which request stored an event, and whether
+        // it had this body.
+        let mut stored_by = tx.prepare_cached(
+            "SELECT request_seq FROM events WHERE environment_id = ?1 AND dedup_key = ?2",
+        )?;
+        let mut same_body = tx.prepare_cached(
+            "SELECT 1 FROM raw_requests
              WHERE seq = ?1 AND environment_id = ?2 AND integration_id = ?3 AND body_hash = ?4",
         )?;
-        let mut drop_request = tx.prepare_cached("DELETE FROM raw_requests WHERE seq = ?1")?;
+        let mut count_repeat =
+            tx.prepare_cached("UPDATE raw_requests SET repeats = repeats + 1 WHERE seq = ?1")?;
         // A nonce is taken if it is new or its earlier use has expired.
         let mut take_nonce = tx.prepare_cached(
             "INSERT INTO replay_nonces
@@ -1476,8 +1520,7 @@ fn commit_group(
         )?;
         let mut count_duplicate = tx.prepare_cached(
             "UPDATE events SET duplicates = duplicates + 1
-             WHERE environment_id = ?1 AND dedup_key = ?2
-             RETURNING request_seq",
+             WHERE environment_id = ?1 AND dedup_key = ?2",
         )?;
         let mut load_message = tx.prepare_cached(
             "SELECT state, events, external_id FROM messages
@@ -1546,6 +1589,10 @@ fn commit_group(
                 insert_bare_request.query_row(request, |row| {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
                 })?
+            } else if let Some(original) = repeated_request(&mut stored_by, &mut same_body, ingest)?
+            {
+                count_repeat.execute(params![original])?;
+                (original, 1)
             } else {
                 insert_request.execute(request)?;
                 (tx.last_insert_rowid(), 0)
@@ -1555,8 +1602,6 @@ fn commit_group(
                 repeat: repeats > 0,
                 ..IngestOutcome::default()
             };
-            // The requests that first stored this request's duplicate events.
-            let mut originals: Vec<i64> = Vec::new();
             for (event, json) in ingest.events.iter().zip(events_json) {
                 let inserted = insert_event.execute(params![
                     ingest.environment_id,
@@ -1572,13 +1617,7 @@ fn commit_group(
                     ingest.authentication,
                 ])?;
                 if inserted == 0 {
-                    let original: i64 = count_duplicate
-                        .query_row(params![ingest.environment_id, event.dedup_key], |row| {
-                            row.get(0)
-                        })?;
-                    if !originals.contains(&original) {
-                        originals.push(original);
-                    }
+                    count_duplicate.execute(params![ingest.environment_id, event.dedup_key])?;
                     outcome.duplicates += 1;
                     continue;
                 }
@@ -1630,24 +1669,6 @@ fn commit_group(
                         changed_seq: seq,
                     },
                 );
-            }
-            // Nothing new: if one of the requests that stored these events had the same body,
-            // this is its repeat, counted there instead of stored again.
-            if outcome.stored == 0 {
-                for original in originals {
-                    let counted = count_repeat.execute(params![
-                        original,
-                        ingest.environment_id,
-                        ingest.integration_id,
-                        ingest.body_hash
-                    ])?;
-                    if counted > 0 {
-                        drop_request.execute(params![request_seq])?;
-                        outcome.request_seq = original;
-                        outcome.repeat = true;
-                        break;
-                    }
-                }
             }
             if let Some(IdempotencyRecord {
                 key,
