@@ -115,6 +115,29 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// `body` with the whitespace outside JSON strings removed: the compact form most providers
+/// sign, which a proxy that pretty-prints or re-indents JSON changes. Total: any bytes give
+/// bytes (strings are followed through their escapes; nothing is parsed).
+pub fn minified(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in body {
+        if in_string {
+            out.push(byte);
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if !byte.is_ascii_whitespace() {
+            in_string = byte == b'"';
+            out.push(byte);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +186,15 @@ mod tests {
             .iter()
             .map(|r| r.get().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn minified_keeps_strings_and_drops_whitespace_outside_them() {
+        let pretty = b"[\n  {\"a\": \"x y\\\" z\",\r\n   \"b\": [1, 2]}\n]\r\n";
+        assert_eq!(
+            minified(pretty),
+            b"[{\"a\":\"x y\\\" z\",\"b\":[1,2]}]".to_vec()
+        );
+        assert_eq!(minified(b"\"unterminated  "), b"\"unterminated  ".to_vec());
     }
 }
