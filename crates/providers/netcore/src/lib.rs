@@ -5,10 +5,13 @@
 //!
 //! - Body: a JSON array of up to 100 flat events with upper-case fields (`EVENT`, `TRANSID`,
 //!   `EMAIL`, `TIMESTAMP`, `RESPONSE`, ...); a bare object is accepted too. The empty array
-//!   Netcore posts to check a new webhook URL gives no events.
+//!   Netcore posts to check a new webhook URL gives no events. The lower-case format of
+//!   Netcore's migration webhooks (`event`, `sg_message_id`, `email`, `timestamp`, `response`,
+//!   `reason`; <https://emaildev.netcorecloud.com/migration-api/new-subpage/migration-webhooks>)
+//!   reads the same way.
 //! - Ids: `TRANSID` is the transaction id (`externalId`): a 64-bit integer, kept exact. The result
 //!   id is the sender's own value from `X-APIHEADER` (set per recipient at send time), else
-//!   `TRANSID`.
+//!   `TRANSID`, else (an event without either) the dedup key.
 //! - `date`: `TIMESTAMP`, Unix seconds; the receive time only when it is absent.
 //! - Dedup: Netcore has no event id, so a hash of `TRANSID`, `RCPTID`, event, recipient,
 //!   `TIMESTAMP` and clicked URL.
@@ -77,20 +80,12 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
         });
         return;
     };
-    let Some(id) = id else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id: None,
-            reason: "the event carries no TRANSID".into(),
-        });
-        return;
-    };
     let timestamp = wire::timestamp_text(event.timestamp.as_ref());
     let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
     let dedup_key = ids::dedup_from_fields(
         ID,
         &[
-            transid.unwrap_or(&id),
+            transid.or(id.as_deref()).unwrap_or(""),
             non_empty(event.rcptid.as_ref().map(|r| r.as_str())).unwrap_or(""),
             &event.event,
             recipient.as_deref().unwrap_or(""),
@@ -102,6 +97,9 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
         Some(kind) => format!("{} ({kind})", event.event),
         None => event.event.clone(),
     };
+    // An event without TRANSID still says something true about its recipient (a bounce, a
+    // complaint): it is kept, reported under its dedup key.
+    let id = id.unwrap_or_else(|| dedup_key.clone());
     parsed.events.push(Event {
         id,
         body: EventBody {

@@ -9,7 +9,7 @@
 //!   (a sending domain blocked) is ignored.
 //! - Ids: `event_data.job_id` is the id the send API returned (`externalId`). The result id is
 //!   the sender's own id from `event_data.metadata` (`id`, `novuMessageId` or `__nvMessageId`),
-//!   else `job_id`.
+//!   else `job_id`, else (an event without either) the dedup key.
 //! - `date`: `event_data.event_time`, `YYYY-MM-DD HH:MM:SS` in UTC without a zone; the receive
 //!   time only when it is absent.
 //! - Dedup: Unisender Go has no event id, so a hash of `job_id`, status, recipient, event time
@@ -173,14 +173,6 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed:
         });
         return;
     };
-    let Some(id) = id else {
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id: None,
-            reason: "the event carries no job_id".into(),
-        });
-        return;
-    };
     let event_time = data
         .and_then(|d| d.event_time.as_deref())
         .map(str::trim)
@@ -193,13 +185,16 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed:
     let dedup_key = ids::dedup_from_fields(
         ID,
         &[
-            job_id.unwrap_or(&id),
+            job_id.or(id.as_deref()).unwrap_or(""),
             status_name,
             recipient.as_deref().unwrap_or(""),
             event_time.unwrap_or(""),
             data.and_then(|d| d.url.as_deref()).unwrap_or(""),
         ],
     );
+    // A bounce or complaint without `job_id` still says something true about its recipient:
+    // it is kept, reported under its dedup key.
+    let id = id.unwrap_or_else(|| dedup_key.clone());
     parsed.events.push(Event {
         id,
         body: EventBody {
