@@ -336,6 +336,7 @@ mod tests {
     fn both(body: &str) -> (Result<Parsed>, Result<Parsed>) {
         let headers = http::HeaderMap::new();
         let request = RawRequest {
+            method: "POST",
             body: body.as_bytes(),
             content_type: Some("application/json"),
             headers: &headers,
@@ -350,6 +351,7 @@ mod tests {
     fn fast_agrees(body: &[u8]) -> bool {
         let headers = http::HeaderMap::new();
         let request = RawRequest {
+            method: "POST",
             body,
             content_type: Some("application/json"),
             headers: &headers,
