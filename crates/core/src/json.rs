@@ -129,6 +129,16 @@ where
     Ok(T::deserialize(value).ok())
 }
 
+/// [`lenient`] for a field that is not optional (`Vec`, maps, nested objects): a value of
+/// another type reads as the type's default, as if the field were missing.
+pub fn lenient_or_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    Ok(lenient(d)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +191,8 @@ mod tests {
             count: Option<u32>,
             #[serde(default, deserialize_with = "lenient")]
             id: Option<crate::ids::Id>,
+            #[serde(default, deserialize_with = "lenient_or_default")]
+            list: Vec<String>,
         }
         let row: Row =
             serde_json::from_str(r#"{"timestamp": {}, "count": "x", "id": 18446744073709551615}"#)
@@ -194,6 +206,10 @@ mod tests {
         assert_eq!(row.timestamp.as_deref(), Some("2024-01-02"));
         assert_eq!((row.count, row.id), (Some(3), None));
         assert!(serde_json::from_str::<Row>(r#"{"timestamp": [1,"#).is_err());
+        let row: Row = serde_json::from_str(r#"{"list": null}"#).unwrap();
+        assert!(row.list.is_empty());
+        let row: Row = serde_json::from_str(r#"{"list": ["a"]}"#).unwrap();
+        assert_eq!(row.list, ["a"]);
     }
 
     fn rows_of(body: &[u8]) -> Vec<String> {

@@ -26,7 +26,7 @@ pub(crate) struct SesEvent {
     /// Identity notifications (`Bounce`, `Complaint`, `Delivery`, `Received`).
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) notification_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) mail: Mail,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) bounce: Option<Bounce>,
@@ -56,13 +56,13 @@ pub(crate) struct Mail {
     pub(crate) timestamp: Option<String>,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) message_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) destination: Vec<String>,
     /// Message tags, `{name: [value]}` (event publishing only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) tags: BTreeMap<String, Vec<String>>,
     /// Original headers, when the identity includes them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) headers: Vec<Header>,
 }
 
@@ -92,7 +92,7 @@ pub(crate) struct Bounce {
     pub(crate) bounce_type: Option<String>,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) bounce_sub_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) bounced_recipients: Vec<Recipient>,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
@@ -101,7 +101,7 @@ pub(crate) struct Bounce {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Complaint {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) complained_recipients: Vec<Recipient>,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) complaint_feedback_type: Option<String>,
@@ -112,7 +112,7 @@ pub(crate) struct Complaint {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Delivery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) recipients: Vec<String>,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) smtp_response: Option<String>,
@@ -125,7 +125,7 @@ pub(crate) struct Delivery {
 pub(crate) struct DeliveryDelay {
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) delay_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) delayed_recipients: Vec<Recipient>,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
@@ -203,5 +203,30 @@ impl Subscription {
                     })
                 })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_fields_degrade_to_absent_instead_of_failing_the_event() {
+        let event: Option<SesEvent> = serde_json::from_str(
+            r#"{"notificationType": "Complaint", "mail": {"messageId": "m-1", "destination": null,
+                "timestamp": {}}, "complaint": {"complainedRecipients": [{"emailAddress": 7}]}}"#,
+        )
+        .ok();
+        let mail = event
+            .as_ref()
+            .map(|e| (&e.mail.message_id, e.mail.destination.len()));
+        assert_eq!(mail, Some((&Some("m-1".to_owned()), 0)));
+        let recipients = event
+            .and_then(|e| e.complaint)
+            .map(|c| c.complained_recipients.len());
+        assert_eq!(recipients, Some(1));
+        let event: Option<SesEvent> =
+            serde_json::from_str(r#"{"eventType": "Bounce", "mail": null}"#).ok();
+        assert!(event.is_some_and(|e| e.mail.message_id.is_none()));
     }
 }
