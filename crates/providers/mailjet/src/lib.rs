@@ -52,10 +52,27 @@ impl ProviderParser for Mailjet {
             _ => return Err(request.unsupported(ID)),
         }
         let mut parsed = Parsed::default();
-        for row in tidings_core::json::rows(ID, request.body)? {
-            let event: WireEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed)?;
+        let rows = tidings_core::json::rows(ID, request.body)?;
+        let mut unreadable = 0;
+        for row in &rows {
+            match serde_json::from_str::<WireEvent>(row.get()) {
+                Ok(event) if event.event.is_some() => {
+                    normalize(request, row.get(), event, &mut parsed)?;
+                }
+                // One row that names no event is ignored; the rest of the batch is kept.
+                _ => {
+                    unreadable += 1;
+                    parsed.ignored.push(Ignored {
+                        provider_event: "(no event)".into(),
+                        id: None,
+                        reason: "the row is no event this parser can read".into(),
+                    });
+                }
+            }
+        }
+        // A body without one readable event is not Mailjet's.
+        if unreadable > 0 && unreadable == rows.len() {
+            return Err(Error::MissingField("event"));
         }
         Ok(parsed)
     }

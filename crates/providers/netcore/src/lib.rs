@@ -58,23 +58,40 @@ impl ProviderParser for Netcore {
             _ => return Err(request.unsupported(ID)),
         }
         let mut parsed = Parsed::default();
-        for row in tidings_core::json::rows(ID, request.body)? {
-            let event: NetcoreEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed);
+        let rows = tidings_core::json::rows(ID, request.body)?;
+        let mut unreadable = 0;
+        for row in &rows {
+            match serde_json::from_str::<NetcoreEvent>(row.get()) {
+                Ok(event) if event.event.is_some() => {
+                    normalize(request, row.get(), event, &mut parsed);
+                }
+                // One row that names no event is ignored; the rest of the batch is kept.
+                _ => {
+                    unreadable += 1;
+                    parsed.ignored.push(Ignored {
+                        provider_event: "(no EVENT)".into(),
+                        id: None,
+                        reason: "the row is no event this parser can read".into(),
+                    });
+                }
+            }
+        }
+        // A body without one readable event is not Netcore's.
+        if unreadable > 0 && unreadable == rows.len() {
+            return Err(Error::MissingField("EVENT"));
         }
         Ok(parsed)
     }
 }
 
 fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &mut Parsed) {
+    let name = event.event.clone().unwrap_or_default();
     let transid = non_empty(event.transid.as_ref().map(|id| id.as_str()));
     let own_id = non_empty(event.api_header.as_ref().map(|id| id.as_str()));
     let id = own_id.or(transid).map(str::to_owned);
-    let Some((status, failure)) = status::classify(&event.event, event.bounce_type.as_deref())
-    else {
+    let Some((status, failure)) = status::classify(&name, event.bounce_type.as_deref()) else {
         parsed.ignored.push(Ignored {
-            provider_event: event.event,
+            provider_event: name,
             id,
             reason: "event type maps to no delivery status".into(),
         });
@@ -87,15 +104,15 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
         &[
             transid.or(id.as_deref()).unwrap_or(""),
             non_empty(event.rcptid.as_ref().map(|r| r.as_str())).unwrap_or(""),
-            &event.event,
+            &name,
             recipient.as_deref().unwrap_or(""),
             timestamp.as_deref().unwrap_or(""),
             event.url.as_deref().unwrap_or(""),
         ],
     );
     let provider_event = match non_empty(event.bounce_type.as_deref()) {
-        Some(kind) => format!("{} ({kind})", event.event),
-        None => event.event.clone(),
+        Some(kind) => format!("{name} ({kind})"),
+        None => name.clone(),
     };
     // An event without TRANSID still says something true about its recipient (a bounce, a
     // complaint): it is kept, reported under its dedup key.

@@ -9,8 +9,13 @@ use tidings_core::ids::Id;
 /// One event of the batch.
 #[derive(Debug, Deserialize)]
 pub(crate) struct NetcoreEvent {
-    #[serde(rename = "EVENT", alias = "event")]
-    pub(crate) event: String,
+    #[serde(
+        default,
+        rename = "EVENT",
+        alias = "event",
+        deserialize_with = "tidings_core::json::lenient"
+    )]
+    pub(crate) event: Option<String>,
     /// The transaction id of the email, a 64-bit integer (sent as a number or a string).
     #[serde(
         default,

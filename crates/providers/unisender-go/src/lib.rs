@@ -92,10 +92,26 @@ impl ProviderParser for UnisenderGo {
             None => return Err(Error::MissingField("events_by_user")),
         };
         let mut parsed = Parsed::default();
-        for row in rows {
-            let event: UnisenderEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed);
+        let mut unreadable = 0;
+        for row in &rows {
+            match serde_json::from_str::<UnisenderEvent>(row.get()) {
+                Ok(event) if event.event_name.is_some() => {
+                    normalize(request, row.get(), event, &mut parsed);
+                }
+                // One event that names no type is ignored; the rest of the batch is kept.
+                _ => {
+                    unreadable += 1;
+                    parsed.ignored.push(Ignored {
+                        provider_event: "(no event_name)".into(),
+                        id: None,
+                        reason: "the event is none this parser can read".into(),
+                    });
+                }
+            }
+        }
+        // A body without one readable event is not Unisender Go's.
+        if unreadable > 0 && unreadable == rows.len() {
+            return Err(Error::MissingField("event_name"));
         }
         Ok(parsed)
     }
@@ -150,9 +166,10 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed:
         })
     });
     let id = own_id.or(job_id.map(str::to_owned));
-    if event.event_name != EMAIL_STATUS {
+    let event_name = event.event_name.unwrap_or_default();
+    if event_name != EMAIL_STATUS {
         parsed.ignored.push(Ignored {
-            provider_event: event.event_name,
+            provider_event: event_name,
             id,
             reason: "not about a message (a sending domain or account event)".into(),
         });

@@ -29,7 +29,8 @@ pub(crate) struct UserEvents<'a> {
 /// One event: `{"event_name", "event_data"}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct UnisenderEvent {
-    pub(crate) event_name: String,
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
+    pub(crate) event_name: Option<String>,
     #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) event_data: Option<EmailStatus>,
 }
