@@ -741,6 +741,7 @@ impl App {
             content_type: content_type.clone(),
             method: parts.method.as_str().to_owned(),
             url: path_and_query(&parts.uri).to_owned(),
+            authentication: auth.name().to_owned(),
             headers_json: headers_json(&parts.headers, *parser),
             body: body.to_vec(),
             body_hash,
@@ -977,6 +978,19 @@ enum Auth {
     Unauthenticated,
     /// Verification failed on a `verify = "shadow"` integration, which accepts it anyway.
     ShadowFailed,
+}
+
+impl Auth {
+    /// Its name where requests and events are stored and shown.
+    fn name(self) -> &'static str {
+        match self {
+            Auth::ApiKey => "api_key",
+            Auth::Basic => "basic",
+            Auth::Signature => "signature",
+            Auth::Unauthenticated => "none",
+            Auth::ShadowFailed => "shadow_failed",
+        }
+    }
 }
 
 /// The stored response, byte for byte, marked as a replay.

@@ -359,9 +359,37 @@ verify = "shadow"
         "{}",
         found[0]
     );
-    // The event is stored.
+    // The event is stored, and marked as not proven genuine, in the read API too.
     let events = server.events();
     assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["authentication"], "shadow_failed", "{events:?}");
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/events?integration=mg-shadow",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    let page: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(page["data"][0]["authentication"], "shadow_failed", "{page}");
+    // A request signed with the right key is marked as such.
+    let response = server.post(
+        &format!("{INGEST}/mg"),
+        &[("Content-Type", JSON)],
+        sign_mailgun(
+            unix_now(),
+            "a7f3a1c9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/events?integration=mg",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    let page: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(page["data"][0]["authentication"], "signature", "{page}");
     let metrics = server.get("/metrics").text();
     assert!(
         metrics.contains(
