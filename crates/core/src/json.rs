@@ -138,6 +138,30 @@ pub fn minified(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// For `#[serde(default, deserialize_with = "tidings_core::json::lenient")]` on an optional
+/// field: a value of another type than the field's (`"timestamp": {}` where a string belongs)
+/// reads as absent instead of failing the whole body. The event keeps everything else, and
+/// the field falls back as if the provider had left it out (the date to the receive time, an id
+/// to the dedup key). The provider still gets its 200, so it does not retry the batch for days.
+pub fn lenient<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(T::deserialize(value).ok())
+}
+
+/// [`lenient`] for a field that is not optional (`Vec`, maps, nested objects): a value of
+/// another type reads as the type's default, as if the field were missing.
+pub fn lenient_or_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    Ok(lenient(d)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +202,37 @@ mod tests {
         assert!(values[4].flagged() && !values[5].flagged() && !values[8].flagged());
         assert!(Scalar::Text("apple".into()).flagged());
         assert!(!Scalar::Number("0".into()).flagged());
+    }
+
+    #[test]
+    fn lenient_fields_degrade_to_absent() {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            #[serde(default, deserialize_with = "lenient")]
+            timestamp: Option<String>,
+            #[serde(default, deserialize_with = "lenient")]
+            count: Option<u32>,
+            #[serde(default, deserialize_with = "lenient")]
+            id: Option<crate::ids::Id>,
+            #[serde(default, deserialize_with = "lenient_or_default")]
+            list: Vec<String>,
+        }
+        let row: Row =
+            serde_json::from_str(r#"{"timestamp": {}, "count": "x", "id": 18446744073709551615}"#)
+                .unwrap();
+        assert_eq!((row.timestamp, row.count), (None, None));
+        assert_eq!(
+            row.id.map(|id| id.0).as_deref(),
+            Some("18446744073709551615")
+        );
+        let row: Row = serde_json::from_str(r#"{"timestamp": "2024-01-02", "count": 3}"#).unwrap();
+        assert_eq!(row.timestamp.as_deref(), Some("2024-01-02"));
+        assert_eq!((row.count, row.id), (Some(3), None));
+        assert!(serde_json::from_str::<Row>(r#"{"timestamp": [1,"#).is_err());
+        let row: Row = serde_json::from_str(r#"{"list": null}"#).unwrap();
+        assert!(row.list.is_empty());
+        let row: Row = serde_json::from_str(r#"{"list": ["a"]}"#).unwrap();
+        assert_eq!(row.list, ["a"]);
     }
 
     fn rows_of(body: &[u8]) -> Vec<String> {
