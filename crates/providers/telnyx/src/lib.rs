@@ -83,7 +83,7 @@ impl ProviderParser for Telnyx {
         message.push(b'|');
         message.extend_from_slice(request.body);
         credentials.any_key(|key| {
-            verifying_key(key.expose())?
+            key.parsed(verifying_key)?
                 .verify_strict(&message, &signature)
                 .map_err(|_| Error::SignatureMismatch)
         })
