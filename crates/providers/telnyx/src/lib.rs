@@ -25,7 +25,7 @@ mod wire;
 
 use chrono::Duration;
 use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
-use tidings_core::signature::{base64_decode, check_window};
+use tidings_core::signature::{Secret, base64_decode, check_window};
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
     RawRequest, Result, Signature, ids, time,
@@ -57,6 +57,10 @@ impl ProviderParser for Telnyx {
 
     fn signature(&self) -> Signature {
         Signature::Keyed("ed25519")
+    }
+
+    fn key_problem(&self, key: &Secret) -> Option<String> {
+        verifying_key(key.expose()).err().map(|e| e.to_string())
     }
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
