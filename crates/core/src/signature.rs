@@ -314,7 +314,8 @@ mod tests {
         let calls = std::cell::Cell::new(0);
         let parse = |text: &str| {
             calls.set(calls.get() + 1);
-            text.parse::<u32>().map_err(|_| Error::InvalidKey("a number"))
+            text.parse::<u32>()
+                .map_err(|_| Error::InvalidKey("a number"))
         };
         assert_eq!(*secret.parsed(parse).unwrap(), 42);
         assert_eq!(*secret.parsed(parse).unwrap(), 42);
