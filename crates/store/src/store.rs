@@ -214,6 +214,25 @@ impl Store {
         }
     }
 
+    /// Releases a claimed key at once where the backend needs no round trip (SQLite keeps claims
+    /// in memory): `true` when it did, `false` when the caller must use
+    /// [`Store::release_idempotency`]. For a release from a `Drop`, which cannot await.
+    pub fn release_idempotency_at_once(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        key: &str,
+    ) -> bool {
+        match self {
+            Store::Sqlite(s) => {
+                // Only a poisoned lock fails, and then no claim can be released anyway.
+                let _ = s.release_idempotency(environment_id, integration_id, key);
+                true
+            }
+            Store::Postgres(_) => false,
+        }
+    }
+
     /// The response remembered under an idempotency key, if any, however old.
     pub async fn idempotent_response(
         &self,

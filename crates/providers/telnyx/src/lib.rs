@@ -1,4 +1,4 @@
-//! Telnyx Messaging API v2 webhooks: outbound message status updates.
+//! Telnyx Messaging API v2 webhooks: outbound SMS, MMS and RCS message status updates.
 //!
 //! Docs: <https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks>,
 //! <https://developers.telnyx.com/api-reference/callbacks/delivery-update> and
@@ -7,6 +7,8 @@
 //! - Body: one JSON event `{"data": {"event_type", "id", "occurred_at", "payload": {message}},
 //!   "meta": {"attempt"}}`. `message.sent` and `message.finalized` carry the status of each
 //!   recipient in `data.payload.to[]` (and `cc[]` for group MMS): one event per recipient.
+//!   RCS adds `message.read` (recipient status `read`), documented at
+//!   <https://developers.telnyx.com/docs/messaging/messages/receiving-rcs-webhooks>.
 //!   `message.received` (inbound) and other event types are ignored.
 //! - Ids: the message id `data.payload.id` is both the result id and `externalId` (Telnyx
 //!   carries no sender id back); `data.id` is the event id.
@@ -23,7 +25,7 @@ mod wire;
 
 use chrono::Duration;
 use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
-use tidings_core::signature::{base64_decode, check_window};
+use tidings_core::signature::{Secret, base64_decode, check_window};
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
     RawRequest, Result, Signature, ids, time,
@@ -57,6 +59,10 @@ impl ProviderParser for Telnyx {
         Signature::Keyed("ed25519")
     }
 
+    fn key_problem(&self, key: &Secret) -> Option<String> {
+        verifying_key(key.expose()).err().map(|e| e.to_string())
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)
@@ -81,7 +87,7 @@ impl ProviderParser for Telnyx {
         message.push(b'|');
         message.extend_from_slice(request.body);
         credentials.any_key(|key| {
-            verifying_key(key.expose())?
+            key.parsed(verifying_key)?
                 .verify_strict(&message, &signature)
                 .map_err(|_| Error::SignatureMismatch)
         })
