@@ -1,7 +1,9 @@
 //! JSON bodies: the rows of a batch, each kept as the exact text the provider sent, and
 //! scalars whose type varies between a provider's events.
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 
 use crate::{Error, Result};
@@ -9,11 +11,80 @@ use crate::{Error, Result};
 /// The events of a JSON body that is either an array of events or one bare event object, each
 /// as a slice of the body (so `row` is the provider's own text, never re-serialized).
 pub fn rows<'a>(provider: &'static str, body: &'a [u8]) -> Result<Vec<&'a RawValue>> {
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return serde_json::from_slice(body).map_err(|e| Error::json(provider, &e));
+    if is_array(body) {
+        return read_slice(provider, body);
     }
-    let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(provider, &e))?;
-    Ok(vec![row])
+    Ok(vec![read_slice(provider, body)?])
+}
+
+/// Whether the body is a JSON array (its first non-blank byte is `[`).
+pub fn is_array(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// Whether the body is a JSON object (its first non-blank byte is `{`): serde reads structs from
+/// arrays too, so a provider checks this before reading an object-shaped payload.
+pub fn is_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// One JSON value of `provider`'s format from text; a body that does not read is
+/// [`Error::Malformed`] with serde's reason.
+pub fn read<'a, T: Deserialize<'a>>(provider: &'static str, text: &'a str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::json(provider, &e))
+}
+
+/// [`read`] from bytes (a whole body).
+pub fn read_slice<'a, T: Deserialize<'a>>(provider: &'static str, body: &'a [u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::json(provider, &e))
+}
+
+/// [`read`] from a [`serde_json::Value`] already parsed.
+pub fn read_value<T: DeserializeOwned>(
+    provider: &'static str,
+    value: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::json(provider, &e))
+}
+
+/// For `#[serde(deserialize_with)]`: text a provider sends as a string or a number (ids,
+/// codes), trimmed; blank text, `null`, bools, objects and arrays read as absent instead of
+/// failing the body.
+pub fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Scalar::deserialize(d)?.text().map(str::to_owned))
+}
+
+/// For `#[serde(deserialize_with)]`: an integer sent as a number or numeric text; anything else
+/// reads as absent.
+pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(Scalar::deserialize(d)?.as_i64())
+}
+
+/// For `#[serde(deserialize_with)]`: a count sent as a number or numeric text; anything else
+/// (negative, too large) reads as absent.
+pub fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(Scalar::deserialize(d)?.as_u32())
+}
+
+/// A form body's fields as one JSON object (`body.row` for form bodies); a repeated field
+/// becomes an array of its values in body order.
+pub fn form_fields(form: &crate::Form<'_>) -> String {
+    use serde_json::{Map, Value};
+    let mut fields = Map::new();
+    for (name, value) in form.iter() {
+        let value = Value::String(value.to_owned());
+        match fields.get_mut(name) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => {
+                let first = first.take();
+                fields.insert(name.to_owned(), Value::Array(vec![first, value]));
+            }
+            None => {
+                fields.insert(name.to_owned(), value);
+            }
+        }
+    }
+    Value::Object(fields).to_string()
 }
 
 /// A field a provider sends as a string in some events and a number or a bool in others

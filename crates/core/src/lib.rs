@@ -11,6 +11,7 @@
 //! tidings_core::register_provider!(SendGrid);
 //! ```
 
+mod assemble;
 mod error;
 mod event;
 pub mod fold;
@@ -25,6 +26,7 @@ mod status;
 pub mod suppression;
 pub mod time;
 
+pub use assemble::{Draft, non_empty};
 pub use error::{Error, Rejection, Result};
 pub use event::{Control, Event, EventBody, Failure, Ignored, Parsed, WebhookResult, wire_date};
 pub use provider::{Credentials, Freshness, Handshake, Nonce, ProviderParser, Signature};

@@ -21,7 +21,7 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+    Channel, Credentials, Error, Parsed, ProviderParser, RawRequest, Result, Signature,
 };
 
 use crate::wire::Outgoing;
@@ -55,13 +55,11 @@ impl ProviderParser for PushWebhook {
         if given.len() != 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::MalformedSignature("X-Novu-Signature"));
         }
-        credentials.any_key(|key| {
-            let expected = hmac_sha256(key.expose().as_bytes(), &[request.body]);
-            if hex_matches(&expected, given) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+        credentials.any_key_matches(|key| {
+            hex_matches(
+                &hmac_sha256(key.expose().as_bytes(), &[request.body]),
+                given,
+            )
         })
     }
 
@@ -84,13 +82,8 @@ impl ProviderParser for PushWebhook {
                 "expected Novu's push contract (an object with `eventType` and `eventId`)",
             ));
         };
-        Ok(Parsed {
-            ignored: vec![Ignored {
-                provider_event: "notification".into(),
-                id: outgoing.message_id(),
-                reason: reason.into(),
-            }],
-            ..Parsed::default()
-        })
+        let mut parsed = Parsed::default();
+        parsed.ignore("notification", outgoing.message_id(), reason);
+        Ok(parsed)
     }
 }
