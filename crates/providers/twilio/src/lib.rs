@@ -287,10 +287,7 @@ fn dlr_done_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 fn is_json(request: &RawRequest<'_>) -> bool {
     match request.media_type() {
         MediaType::Json => true,
-        MediaType::Missing => matches!(
-            request.body.iter().find(|b| !b.is_ascii_whitespace()),
-            Some(b'[' | b'{')
-        ),
+        MediaType::Missing => json::is_array(request.body) || json::is_object(request.body),
         _ => false,
     }
 }
