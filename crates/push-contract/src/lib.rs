@@ -102,6 +102,15 @@ pub fn is_contract(body: &[u8]) -> bool {
         && serde_json::from_slice::<Probe>(body).is_ok_and(|probe| probe.event_type)
 }
 
+/// The start every push provider's `parse` shares: 415 for a media type no push sender uses,
+/// the events of a body in Novu's contract, or `None` for the provider's own formats.
+pub fn contract(provider: &'static str, request: &RawRequest<'_>) -> Result<Option<Parsed>> {
+    if !is_json_like(request) {
+        return Err(request.unsupported(provider));
+    }
+    parse(provider, request).transpose()
+}
+
 /// Parses a body in Novu's push contract for `provider`, or `None` when the body is not one
 /// (see [`is_contract`]), so the provider reads its own formats.
 pub fn parse(provider: &'static str, request: &RawRequest<'_>) -> Option<Result<Parsed>> {

@@ -52,11 +52,8 @@ impl ProviderParser for Apns {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
-        }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
         let apns_id = non_empty(request.header(APNS_ID_HEADER)).map(str::to_owned);
         let mut parsed = Parsed::default();

@@ -57,11 +57,8 @@ impl ProviderParser for OneSignal {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
-        }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
         let rows: Vec<&serde_json::value::RawValue> = if json::is_object(request.body) {
             vec![json::read_slice(ID, request.body)?]

@@ -64,11 +64,8 @@ impl ProviderParser for PushWebhook {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
-        }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
         let outgoing: Outgoing = serde_json::from_slice(request.body).map_err(|_| {
             Error::malformed(

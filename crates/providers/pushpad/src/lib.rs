@@ -42,11 +42,8 @@ impl ProviderParser for Pushpad {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
-        }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
         let not_pushpad = || {
             Error::malformed(

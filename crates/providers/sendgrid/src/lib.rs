@@ -19,7 +19,7 @@ mod wire;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature as EcdsaSignature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
-use tidings_core::signature::base64_decode;
+use tidings_core::signature::{base64_decode, check_signed_seconds};
 use tidings_core::{
     Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
     Secret, Signature, ids, json, time,
@@ -73,17 +73,12 @@ impl ProviderParser for SendGrid {
         ))?;
         let signature = EcdsaSignature::from_der(&der)
             .map_err(|_| Error::MalformedSignature("X-Twilio-Email-Event-Webhook-Signature"))?;
-        if let Some(tolerance) = credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)) {
-            let signed_at = timestamp
-                .trim()
-                .parse()
-                .ok()
-                .and_then(time::from_unix_seconds)
-                .ok_or(Error::MalformedSignature(
-                    "X-Twilio-Email-Event-Webhook-Timestamp",
-                ))?;
-            tidings_core::signature::check_window(signed_at, request.received_at, tolerance)?;
-        }
+        check_signed_seconds(
+            timestamp,
+            "X-Twilio-Email-Event-Webhook-Timestamp",
+            request.received_at,
+            credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)),
+        )?;
         let mut message = Vec::with_capacity(timestamp.len() + request.body.len());
         message.extend_from_slice(timestamp.as_bytes());
         message.extend_from_slice(request.body);

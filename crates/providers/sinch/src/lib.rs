@@ -25,7 +25,7 @@
 mod status;
 mod wire;
 
-use tidings_core::signature::{base64_matches, check_window, hmac_sha256, hmac_sha512};
+use tidings_core::signature::{base64_matches, check_signed_seconds, hmac_sha256, hmac_sha512};
 use tidings_core::{
     Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
     Signature, json, time,
@@ -78,17 +78,12 @@ impl ProviderParser for Sinch {
                 ));
             }
         };
-        if let Some(tolerance) = credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)) {
-            let signed_at = timestamp
-                .trim()
-                .parse()
-                .ok()
-                .and_then(time::from_unix_seconds)
-                .ok_or(Error::MalformedSignature(
-                    "x-sinch-webhook-signature-timestamp",
-                ))?;
-            check_window(signed_at, request.received_at, tolerance)?;
-        }
+        check_signed_seconds(
+            timestamp,
+            "x-sinch-webhook-signature-timestamp",
+            request.received_at,
+            credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)),
+        )?;
         let parts: [&[u8]; 5] = [
             request.body,
             b".",
