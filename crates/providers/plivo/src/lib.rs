@@ -103,11 +103,10 @@ impl ProviderParser for Plivo {
         };
         credentials.any_key_matches(|key| {
             let mac = hmac_sha256(key.expose().as_bytes(), &[message.as_bytes()]);
-            let matches = signatures
+            signatures
                 .iter()
                 .flat_map(|header| header.split(','))
-                .any(|given| base64_matches(&mac, given));
-            matches
+                .any(|given| base64_matches(&mac, given))
         })
     }
 

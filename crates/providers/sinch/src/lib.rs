@@ -93,12 +93,11 @@ impl ProviderParser for Sinch {
         ];
         credentials.any_key_matches(|key| {
             let key = key.expose().as_bytes();
-            let matches = if sha512 {
+            if sha512 {
                 base64_matches(&hmac_sha512(key, &parts), signature)
             } else {
                 base64_matches(&hmac_sha256(key, &parts), signature)
-            };
-            matches
+            }
         })
     }
 

@@ -85,14 +85,13 @@ impl ProviderParser for Twilio {
         };
         let urls = url_variants(url);
         credentials.any_key_matches(|key| {
-            let matches = urls.iter().any(|url| {
+            urls.iter().any(|url| {
                 let mac = hmac_sha1(
                     key.expose().as_bytes(),
                     &[url.as_bytes(), params.as_bytes()],
                 );
                 base64_matches(&mac, signature)
-            });
-            matches
+            })
         })
     }
 
