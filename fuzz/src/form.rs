@@ -15,6 +15,7 @@ pub fn run(data: &[u8]) {
     };
     let headers = http::HeaderMap::new();
     let raw = RawRequest {
+        method: "POST",
         body,
         content_type,
         headers: &headers,

@@ -77,6 +77,7 @@ pub fn run(id: &str, data: &[u8]) {
         None => (Some("application/json"), None, http::HeaderMap::new(), data),
     };
     let raw = RawRequest {
+        method: "POST",
         body,
         content_type,
         headers: &headers,

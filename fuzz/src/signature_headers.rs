@@ -121,6 +121,7 @@ fn fixture_headers(text: &str) {
     let headers = crate::headers(header_lines.iter().map(String::as_str));
     let url = values.next().or(fixture.url());
     let raw = RawRequest {
+        method: "POST",
         url,
         headers: &headers,
         ..fixture.request()

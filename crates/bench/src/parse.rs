@@ -89,6 +89,7 @@ pub fn run(options: &Options) -> Result<()> {
         let received_at: DateTime<Utc> =
             DateTime::from_timestamp(1_764_300_000, 0).unwrap_or_default();
         let request = RawRequest {
+            method: "POST",
             body: body.as_bytes(),
             content_type: Some("application/json"),
             headers: &headers,

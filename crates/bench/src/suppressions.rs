@@ -51,6 +51,8 @@ fn ingest(events: Vec<Event>, feed: bool) -> Ingest {
         provider: "sendgrid".into(),
         received_at: Utc::now(),
         content_type: Some("application/json".into()),
+        method: "POST".into(),
+        url: "/v2/inbound-webhooks/delivery-providers/env/sendgrid".into(),
         headers_json: "{}".into(),
         body: b"[]".to_vec(),
         events,

@@ -154,6 +154,13 @@ pub trait ProviderParser: Send + Sync + 'static {
         false
     }
 
+    /// Whether the provider may deliver with `GET`, the fields in the query string and no body
+    /// (MessageBird's status reports, Vonage and Plivo receipts when set to GET). The service
+    /// answers `405` to a `GET` for any other provider.
+    fn accepts_get(&self) -> bool {
+        false
+    }
+
     /// The `options` keys an integration of this provider may set; any other key is a
     /// configuration error (a typo such as `topic_arn` must not be silently ignored).
     fn option_keys(&self) -> &'static [&'static str] {

@@ -10,13 +10,18 @@ use crate::{Error, Result};
 /// One webhook request as the provider sent it.
 #[derive(Debug, Clone, Copy)]
 pub struct RawRequest<'a> {
+    /// The HTTP method, upper case: `POST`, or `GET` for the receipts a provider sends with the
+    /// fields in the query string (see [`ProviderParser::accepts_get`](crate::ProviderParser::accepts_get)).
+    pub method: &'a str,
     /// The exact body bytes: signatures are computed over these.
     pub body: &'a [u8],
     /// The `Content-Type` header, verbatim.
     pub content_type: Option<&'a str>,
     /// Every request header.
     pub headers: &'a HeaderMap,
-    /// The public URL the provider called, with its query string (URL-signed schemes need it).
+    /// The URL the provider called, with its query string: the service's `public_url` joined
+    /// with the request's path and query, or, without `public_url`, rebuilt from the `Host`
+    /// header (enough to read a query string; URL-signed schemes need `public_url`).
     pub url: Option<&'a str>,
     /// When the request was received: the event time of last resort and the reference for
     /// signature timestamp windows.
@@ -69,6 +74,18 @@ impl MediaType {
 }
 
 impl<'a> RawRequest<'a> {
+    /// Whether the provider called with `GET`: no body, the fields in the URL's query string.
+    pub fn is_get(&self) -> bool {
+        self.method.eq_ignore_ascii_case("GET")
+    }
+
+    /// The URL's query string (without `?` and fragment); empty when there is none.
+    pub fn query(&self) -> &'a str {
+        let Some(url) = self.url else { return "" };
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        query.split('#').next().unwrap_or(query)
+    }
+
     /// The body's media type.
     pub fn media_type(&self) -> MediaType {
         MediaType::of(self.content_type)

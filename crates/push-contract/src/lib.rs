@@ -355,6 +355,7 @@ mod tests {
 
     fn request<'a>(body: &'a [u8], headers: &'a http::HeaderMap) -> RawRequest<'a> {
         RawRequest {
+            method: "POST",
             body,
             content_type: Some("application/json"),
             headers,

@@ -115,6 +115,13 @@ pub const ROUTES: &[Route] = &[
         path: "/v2/inbound-webhooks/delivery-providers/{environmentId}/{integrationId}",
         endpoint: Endpoint::Ingest,
     },
+    // Receipts that providers send as GET (MessageBird, Vonage, Plivo): the provider must
+    // declare it; for any other, ingest answers 405.
+    Route {
+        method: Method::GET,
+        path: "/v2/inbound-webhooks/delivery-providers/{environmentId}/{integrationId}",
+        endpoint: Endpoint::Ingest,
+    },
     Route {
         method: Method::GET,
         path: "/v1/environments/{environmentId}/events",
@@ -476,6 +483,12 @@ impl App {
         };
         let provider = parser.id();
         let with_provider = |e: ApiError| e.for_provider(provider);
+        if request.method() == Method::GET && !parser.accepts_get() {
+            return Err(with_provider(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{provider} delivers webhooks with POST; use POST for this path."),
+            )));
+        }
 
         let (parts, body) = request.into_parts();
         let content_type = parts
@@ -483,10 +496,11 @@ impl App {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let url = self.public_url(&parts.uri);
+        let url = self.request_url(&parts.uri, &parts.headers);
         // What the headers alone tell, before a byte of the body is read (docs/api.md lists the
         // order of the checks).
         let head = RawRequest {
+            method: parts.method.as_str(),
             body: &[],
             content_type: content_type.as_deref(),
             headers: &parts.headers,
@@ -583,6 +597,7 @@ impl App {
         let refused = |e: ApiError| with_provider(e.with_request(&parts.headers, Some(&body)));
         let received_at = Utc::now();
         let raw = RawRequest {
+            method: parts.method.as_str(),
             body: &body,
             content_type: content_type.as_deref(),
             headers: &parts.headers,
@@ -648,9 +663,19 @@ impl App {
             Err(err) => return Err(refused(err)),
         };
 
-        // One raw request is kept per distinct body (repeats are counted), and idempotency keys
-        // and nonces compare bodies by this hash.
-        let body_hash = Sha256::digest(&body).to_vec();
+        // One raw request is kept per distinct request (repeats are counted), and idempotency
+        // keys and nonces compare requests by this hash: the body's, or for a GET, whose fields
+        // are in the query string, the method, path and query with the body.
+        let body_hash = if parts.method == Method::GET {
+            let mut hasher = Sha256::new();
+            hasher.update(b"GET ");
+            hasher.update(path_and_query(&parts.uri).as_bytes());
+            hasher.update(b"\n");
+            hasher.update(&body);
+            hasher.finalize().to_vec()
+        } else {
+            Sha256::digest(&body).to_vec()
+        };
         let nonce = match auth {
             Auth::Signature => nonce_record(integration, *parser, keys, &raw),
             _ => None,
@@ -714,6 +739,8 @@ impl App {
             provider: provider.to_owned(),
             received_at,
             content_type: content_type.clone(),
+            method: parts.method.as_str().to_owned(),
+            url: path_and_query(&parts.uri).to_owned(),
             headers_json: headers_json(&parts.headers, *parser),
             body: body.to_vec(),
             body_hash,
@@ -773,8 +800,22 @@ impl App {
 
     fn public_url(&self, uri: &http::Uri) -> Option<String> {
         let base = self.config.public_url.as_deref()?.trim_end_matches('/');
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        Some(format!("{base}{path}"))
+        Some(format!("{base}{}", path_and_query(uri)))
+    }
+
+    /// The URL a parser sees: under `public_url` when it is set; otherwise rebuilt from the
+    /// `Host` header, which is enough for reading a GET receipt's query string (URL-signed
+    /// schemes need `public_url`, and configuration checks require it for them).
+    fn request_url(&self, uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
+        if let Some(url) = self.public_url(uri) {
+            return Some(url);
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| uri.authority().map(http::uri::Authority::as_str))
+            .unwrap_or("localhost");
+        Some(format!("http://{host}{}", path_and_query(uri)))
     }
 
     /// Confirms an SNS-style subscription when the integration allows it and the request was
@@ -1237,6 +1278,12 @@ fn openapi() -> Response<Body> {
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// The request's path and query, as sent.
+fn path_and_query(uri: &http::Uri) -> &str {
+    uri.path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str)
 }
 
 #[cfg(test)]

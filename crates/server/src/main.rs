@@ -57,28 +57,7 @@ enum Command {
         json: bool,
     },
     /// Prints the 200 response body the endpoint would give for a recorded request.
-    Parse {
-        /// Provider id or alias.
-        #[arg(long)]
-        provider: String,
-        /// Content type (default: from the file extension: .json, .form, .txt).
-        #[arg(long)]
-        content_type: Option<String>,
-        /// A request header, `Name: value` (repeatable).
-        #[arg(long = "header")]
-        headers: Vec<String>,
-        /// The URL the provider called (URL-signed schemes).
-        #[arg(long)]
-        url: Option<String>,
-        /// Verify the signature with this key first (exit 3 when it does not verify).
-        #[arg(long)]
-        signing_key: Option<String>,
-        /// The receive time (RFC 3339). Also turns on the signature's timestamp window.
-        #[arg(long)]
-        received_at: Option<String>,
-        /// The body file, or `-` for standard input.
-        file: PathBuf,
-    },
+    Parse(ParseArgs),
     /// Prints stored events as JSON lines, oldest first.
     Events {
         #[arg(long, env = "TIDINGS_CONFIG")]
@@ -174,23 +153,7 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::CheckConfig { config } => check_config(&config),
         Command::Providers { json } => providers(json).map(|()| ExitCode::SUCCESS),
-        Command::Parse {
-            provider,
-            content_type,
-            headers,
-            url,
-            signing_key,
-            received_at,
-            file,
-        } => parse(ParseArgs {
-            provider,
-            content_type,
-            headers,
-            url,
-            signing_key,
-            received_at,
-            file,
-        }),
+        Command::Parse(args) => parse(args),
         Command::Events {
             config,
             environment,
@@ -507,14 +470,33 @@ fn providers(json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `tidings parse`: one recorded request through a provider's parser (and verifier).
+#[derive(clap::Args, Debug)]
 struct ParseArgs {
+    /// Provider id or alias.
+    #[arg(long)]
     provider: String,
+    /// The HTTP method: `GET` reads the fields from the query string of `--url` (MessageBird,
+    /// Vonage and Plivo receipts), and the body file may be left out.
+    #[arg(long, default_value = "POST", value_parser = ["POST", "GET"], ignore_case = true)]
+    method: String,
+    /// Content type (default: from the file extension: .json, .form, .txt).
+    #[arg(long)]
     content_type: Option<String>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(long = "header")]
     headers: Vec<String>,
+    /// The URL the provider called, with its query (URL-signed schemes and GET receipts).
+    #[arg(long)]
     url: Option<String>,
+    /// Verify the signature with this key first (exit 3 when it does not verify).
+    #[arg(long)]
     signing_key: Option<String>,
+    /// The receive time (RFC 3339). Also turns on the signature's timestamp window.
+    #[arg(long)]
     received_at: Option<String>,
-    file: PathBuf,
+    /// The body file, or `-` for standard input (none for a GET receipt).
+    file: Option<PathBuf>,
 }
 
 fn parse(args: ParseArgs) -> Result<ExitCode> {
@@ -524,15 +506,25 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
             args.provider
         )
     })?;
-    let body = if args.file.as_os_str() == "-" {
-        let mut body = Vec::new();
-        std::io::stdin().read_to_end(&mut body)?;
-        body
-    } else {
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?
+    let method = args.method.to_ascii_uppercase();
+    if method == "GET" && args.url.is_none() {
+        return Err(anyhow!(
+            "--method GET reads the fields from the query string: pass the URL with --url"
+        ));
+    }
+    let body = match &args.file {
+        None if method == "GET" => Vec::new(),
+        None => return Err(anyhow!("name the body file, or `-` for standard input")),
+        Some(file) if file.as_os_str() == "-" => {
+            let mut body = Vec::new();
+            std::io::stdin().read_to_end(&mut body)?;
+            body
+        }
+        Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
     };
+    let extension = args.file.as_deref().and_then(|f| f.extension());
     let content_type = args.content_type.or_else(|| {
-        match args.file.extension().and_then(|e| e.to_str()) {
+        match extension.and_then(|e| e.to_str()) {
             Some("json") => Some("application/json"),
             Some("form") => Some("application/x-www-form-urlencoded"),
             Some("txt") => Some("text/plain"),
@@ -557,6 +549,7 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
         None => chrono::Utc::now(),
     };
     let request = RawRequest {
+        method: &method,
         body: &body,
         content_type: content_type.as_deref(),
         headers: &headers,

@@ -444,6 +444,7 @@ fn url_that_verifies(
         .filter(|url| *url != used)
         .find(|url| {
             let raw = tidings_core::RawRequest {
+                method: "POST",
                 body: &r.body,
                 content_type,
                 headers: &headers,

@@ -206,6 +206,7 @@ mod tests {
     fn request(body: &[u8], content_type: Option<&'static str>) -> Result<Inbound> {
         let headers = Default::default();
         let request = RawRequest {
+            method: "POST",
             body,
             content_type,
             headers: &headers,
@@ -231,6 +232,7 @@ mod tests {
         let headers = Default::default();
         let keys = |body: &'static [u8]| {
             remote_keys(&RawRequest {
+                method: "POST",
                 body,
                 content_type: Some("text/plain"),
                 headers: &headers,

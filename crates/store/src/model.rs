@@ -20,12 +20,17 @@ pub struct Ingest {
     pub received_at: DateTime<Utc>,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
+    /// The HTTP method (`POST`, or `GET` for receipts sent in the query string).
+    pub method: String,
+    /// The path and query the provider called, as sent: re-parsing a GET receipt or a
+    /// URL-signed request needs them.
+    pub url: String,
     /// Request headers as a JSON object, without credentials.
     pub headers_json: String,
     /// The exact body.
     pub body: Vec<u8>,
-    /// SHA-256 of the body: one raw request is kept per distinct body per integration, and a
-    /// repeat only counts (`repeats`).
+    /// SHA-256 of the body (for a GET, of the method, path, query and body): one raw request is
+    /// kept per distinct request per integration, and a repeat only counts (`repeats`).
     pub body_hash: Vec<u8>,
     /// The signed one-time value of a provider whose signature does not cover the body
     /// (Mailgun's token), when the request was verified by it.

@@ -104,6 +104,11 @@ fn migrations() -> Vec<String> {
         // 7: the suppression list: its records and one derived entry per recipient.
         // Self-contained: creates two new tables, touches nothing else.
         suppressions::MIGRATION.to_owned(),
+        // 8: raw requests keep the method and the path and query they were sent to (a GET
+        // receipt's fields are in the query string); rows from before read as POST, no URL.
+        "ALTER TABLE raw_requests ADD COLUMN method TEXT NOT NULL DEFAULT 'POST',
+            ADD COLUMN url TEXT;"
+            .to_owned(),
     ]
 }
 
@@ -1355,8 +1360,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ignored, body_hash, method, url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
                repeats = raw_requests.repeats + 1
              RETURNING seq, repeats",
@@ -1463,6 +1468,8 @@ async fn commit_group(
                     &ingest.body,
                     &ingest.ignored_json,
                     &ingest.body_hash,
+                    &ingest.method,
+                    &ingest.url,
                 ],
             )
             .await?;

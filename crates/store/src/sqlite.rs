@@ -210,6 +210,11 @@ const MIGRATIONS: &[&str] = &[
     // 7: the suppression list: its records (causing events and manual records) and one derived
     // entry per recipient. Self-contained: creates two new tables, touches nothing else.
     suppressions::MIGRATION,
+    // 8: raw requests keep the method and the path and query they were sent to, so that a GET
+    // receipt (fields in the query string) and a URL-signed request can be parsed again. Rows
+    // from before read as POST with no URL.
+    "ALTER TABLE raw_requests ADD COLUMN method TEXT NOT NULL DEFAULT 'POST';
+    ALTER TABLE raw_requests ADD COLUMN url TEXT;",
 ];
 
 /// How the SQLite store is opened.
@@ -1404,8 +1409,8 @@ fn commit_group(
         let mut insert_request = tx.prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                ignored, body_hash, method, url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
                repeats = repeats + 1
              RETURNING seq, repeats",
@@ -1495,6 +1500,8 @@ fn commit_group(
                     ingest.body,
                     ingest.ignored_json,
                     ingest.body_hash,
+                    ingest.method,
+                    ingest.url,
                 ],
                 |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
             )?;

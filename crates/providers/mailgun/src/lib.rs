@@ -372,6 +372,7 @@ mod tests {
         headers: &'a http::HeaderMap,
     ) -> RawRequest<'a> {
         RawRequest {
+            method: "POST",
             body,
             content_type: Some(content_type),
             headers,
@@ -415,6 +416,7 @@ mod tests {
         );
         assert_eq!(verify(&req), Ok(()));
         let late = RawRequest {
+            method: "POST",
             received_at: Utc.timestamp_opt(1_461_261_330 + 901, 0).unwrap(),
             ..req
         };

@@ -179,6 +179,7 @@ mod tests {
 
     fn request<'a>(headers: &'a http::HeaderMap, url: Option<&'a str>) -> RawRequest<'a> {
         RawRequest {
+            method: "POST",
             body: b"mandrill_events=%5B%5D",
             content_type: Some("application/x-www-form-urlencoded"),
             headers,

@@ -62,6 +62,11 @@ impl ProviderParser for MessageBird {
         Signature::Keyed("jwt-hs256")
     }
 
+    /// Status reports arrive as `GET` requests, the fields in the query string.
+    fn accepts_get(&self) -> bool {
+        true
+    }
+
     fn signs_url(&self) -> bool {
         true
     }

@@ -83,6 +83,11 @@ impl ProviderParser for Nexmo {
         Channel::Sms
     }
 
+    /// Delivery receipts come as `GET` when the account's HTTP method is set to GET.
+    fn accepts_get(&self) -> bool {
+        true
+    }
+
     fn signature(&self) -> Signature {
         Signature::Keyed("vonage-sig-or-jwt-hs256")
     }
@@ -457,6 +462,7 @@ mod tests {
             freshness: tidings_core::Freshness::ProviderDefault,
         };
         let request = |body: &'static [u8]| RawRequest {
+            method: "POST",
             body,
             content_type: Some("application/json"),
             headers: &headers,

@@ -67,6 +67,11 @@ impl ProviderParser for Plivo {
         &[ACCEPT_V2_OPTION]
     }
 
+    /// A message sent with `method=GET` gets its status callbacks as `GET` requests.
+    fn accepts_get(&self) -> bool {
+        true
+    }
+
     fn signs_url(&self) -> bool {
         true
     }
@@ -286,6 +291,7 @@ mod tests {
         let headers = Default::default();
         let body = b"MessageUUID=forged&Status=delivered&To=1";
         let request = |content_type| RawRequest {
+            method: "POST",
             body,
             content_type,
             headers: &headers,

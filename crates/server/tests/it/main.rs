@@ -13,6 +13,7 @@ mod api;
 mod browser;
 mod cli;
 mod first_hour;
+mod get_receipts;
 mod hardening;
 mod openapi;
 mod outbound;

@@ -167,6 +167,8 @@ pub(crate) fn ingest_at(env: &str, events: Vec<Event>, received_at: DateTime<Utc
         provider: "sendgrid".into(),
         received_at,
         content_type: Some("application/json".into()),
+        method: "POST".into(),
+        url: "/v2/inbound-webhooks/delivery-providers/env/sendgrid".into(),
         headers_json: "{}".into(),
         body: b"[]".to_vec(),
         // Each request a distinct body, as far as the store can tell (one raw request is kept
