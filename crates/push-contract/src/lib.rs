@@ -240,11 +240,7 @@ impl Forwarded {
         let (body_event, body_device) = body
             .map(|b| (b.event_id.map(|i| i.0), b.device_id.map(|i| i.0)))
             .unwrap_or_default();
-        let query = request
-            .url
-            .and_then(|url| url.split_once('?'))
-            .map(|(_, query)| query.split('#').next().unwrap_or_default())
-            .unwrap_or_default();
+        let query = request.query();
         let param = |name: &str| {
             form_urlencoded::parse(query.as_bytes())
                 .find(|(key, _)| key == name)

@@ -116,7 +116,6 @@ impl ProviderParser for Plivo {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        let query;
         let form = match request.media_type() {
             MediaType::Form if !request.body.is_empty() => Form::urlencoded(request.body),
             // Without `Content-Type: application/x-www-form-urlencoded` the V3 signature covers
@@ -125,13 +124,7 @@ impl ProviderParser for Plivo {
                 return Err(request.unsupported(ID));
             }
             // A `GET` callback: the fields are the URL's query parameters.
-            MediaType::Form | MediaType::Missing => {
-                query = request
-                    .url
-                    .and_then(|u| u.split_once('?'))
-                    .map_or("", |(_, q)| q);
-                Form::urlencoded(query.as_bytes())
-            }
+            MediaType::Form | MediaType::Missing => Form::urlencoded(request.query().as_bytes()),
             _ => return Err(request.unsupported(ID)),
         };
         let callback = StatusCallback::read(&form);
