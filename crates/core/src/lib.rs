@@ -10,6 +10,10 @@
 //! ```ignore
 //! tidings_core::register_provider!(SendGrid);
 //! ```
+//!
+//! Its `parse` says what each provider event is in a [`Draft`]; core assembles the [`Event`]
+//! (the result id, the date's fallback to the receive time, the dedup key) the same way for
+//! every provider.
 
 mod assemble;
 mod error;
