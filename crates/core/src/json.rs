@@ -17,6 +17,21 @@ pub fn rows<'a>(provider: &'static str, body: &'a [u8]) -> Result<Vec<&'a RawVal
     Ok(vec![read_slice(provider, body)?])
 }
 
+/// A JSON batch (see [`rows`]) read row by row: each row as `T`, handed to `each` with its
+/// exact text (for `row`) and the [`Parsed`](crate::Parsed) being filled.
+pub fn batch<'a, T: Deserialize<'a>>(
+    provider: &'static str,
+    body: &'a [u8],
+    mut each: impl FnMut(&'a str, T, &mut crate::Parsed) -> Result<()>,
+) -> Result<crate::Parsed> {
+    let mut parsed = crate::Parsed::default();
+    for row in rows(provider, body)? {
+        let text = row.get();
+        each(text, read(provider, text)?, &mut parsed)?;
+    }
+    Ok(parsed)
+}
+
 /// Whether the body is a JSON array (its first non-blank byte is `[`).
 pub fn is_array(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')

@@ -53,12 +53,9 @@ impl ProviderParser for Postmark {
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
-        let mut parsed = Parsed::default();
-        for row in json::rows(ID, request.body)? {
-            let record: Record = json::read(ID, row.get())?;
-            normalize(request, row.get(), record, &mut parsed)?;
-        }
-        Ok(parsed)
+        json::batch(ID, request.body, |row, record: Record, parsed| {
+            normalize(request, row, record, parsed)
+        })
     }
 }
 

@@ -91,12 +91,10 @@ impl ProviderParser for SendGrid {
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         request.accept(ID, &[MediaType::Json, MediaType::Text, MediaType::Missing])?;
-        let mut parsed = Parsed::default();
-        for row in json::rows(ID, request.body)? {
-            let event: SendGridEvent<'_> = json::read(ID, row.get())?;
-            normalize(request, row.get(), &event, &mut parsed);
-        }
-        Ok(parsed)
+        json::batch(ID, request.body, |row, event: SendGridEvent<'_>, parsed| {
+            normalize(request, row, &event, parsed);
+            Ok(())
+        })
     }
 }
 

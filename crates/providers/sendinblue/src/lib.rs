@@ -54,12 +54,9 @@ impl ProviderParser for Sendinblue {
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
-        let mut parsed = Parsed::default();
-        for row in json::rows(ID, request.body)? {
-            let event: WireEvent = json::read(ID, row.get())?;
-            normalize(request, row.get(), event, &mut parsed)?;
-        }
-        Ok(parsed)
+        json::batch(ID, request.body, |row, event: WireEvent, parsed| {
+            normalize(request, row, event, parsed)
+        })
     }
 }
 
