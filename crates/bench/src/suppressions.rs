@@ -52,6 +52,7 @@ fn ingest(events: Vec<Event>, feed: bool) -> Ingest {
         received_at: Utc::now(),
         content_type: Some("application/json".into()),
         method: "POST".into(),
+        authentication: "api_key".into(),
         url: "/v2/inbound-webhooks/delivery-providers/env/sendgrid".into(),
         headers_json: "{}".into(),
         body: b"[]".to_vec(),

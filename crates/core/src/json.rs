@@ -201,6 +201,53 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// `body` with the whitespace outside JSON strings removed: the compact form most providers
+/// sign, which a proxy that pretty-prints or re-indents JSON changes. Total: any bytes give
+/// bytes (strings are followed through their escapes; nothing is parsed).
+pub fn minified(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in body {
+        if in_string {
+            out.push(byte);
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if !byte.is_ascii_whitespace() {
+            in_string = byte == b'"';
+            out.push(byte);
+        }
+    }
+    out
+}
+
+/// For `#[serde(default, deserialize_with = "tidings_core::json::lenient")]` on an optional
+/// field: a value of another type than the field's (`"timestamp": {}` where a string belongs)
+/// reads as absent instead of failing the whole body. The event keeps everything else, and
+/// the field falls back as if the provider had left it out (the date to the receive time, an id
+/// to the dedup key). The provider still gets its 200, so it does not retry the batch for days.
+pub fn lenient<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(T::deserialize(value).ok())
+}
+
+/// [`lenient`] for a field that is not optional (`Vec`, maps, nested objects): a value of
+/// another type reads as the type's default, as if the field were missing.
+pub fn lenient_or_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    Ok(lenient(d)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,11 +290,52 @@ mod tests {
         assert!(!Scalar::Number("0".into()).flagged());
     }
 
+    #[test]
+    fn lenient_fields_degrade_to_absent() {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            #[serde(default, deserialize_with = "lenient")]
+            timestamp: Option<String>,
+            #[serde(default, deserialize_with = "lenient")]
+            count: Option<u32>,
+            #[serde(default, deserialize_with = "lenient")]
+            id: Option<crate::ids::Id>,
+            #[serde(default, deserialize_with = "lenient_or_default")]
+            list: Vec<String>,
+        }
+        let row: Row =
+            serde_json::from_str(r#"{"timestamp": {}, "count": "x", "id": 18446744073709551615}"#)
+                .unwrap();
+        assert_eq!((row.timestamp, row.count), (None, None));
+        assert_eq!(
+            row.id.map(|id| id.0).as_deref(),
+            Some("18446744073709551615")
+        );
+        let row: Row = serde_json::from_str(r#"{"timestamp": "2024-01-02", "count": 3}"#).unwrap();
+        assert_eq!(row.timestamp.as_deref(), Some("2024-01-02"));
+        assert_eq!((row.count, row.id), (Some(3), None));
+        assert!(serde_json::from_str::<Row>(r#"{"timestamp": [1,"#).is_err());
+        let row: Row = serde_json::from_str(r#"{"list": null}"#).unwrap();
+        assert!(row.list.is_empty());
+        let row: Row = serde_json::from_str(r#"{"list": ["a"]}"#).unwrap();
+        assert_eq!(row.list, ["a"]);
+    }
+
     fn rows_of(body: &[u8]) -> Vec<String> {
         rows("p", body)
             .unwrap()
             .iter()
             .map(|r| r.get().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn minified_keeps_strings_and_drops_whitespace_outside_them() {
+        let pretty = b"[\n  {\"a\": \"x y\\\" z\",\r\n   \"b\": [1, 2]}\n]\r\n";
+        assert_eq!(
+            minified(pretty),
+            b"[{\"a\":\"x y\\\" z\",\"b\":[1,2]}]".to_vec()
+        );
+        assert_eq!(minified(b"\"unterminated  "), b"\"unterminated  ".to_vec());
     }
 }

@@ -161,6 +161,18 @@ pub trait ProviderParser: Send + Sync + 'static {
         false
     }
 
+    /// Why this request, refused for a bad signature, most likely failed, when the provider
+    /// can tell more than the generic hint (a body re-encoded in transit that verifies once
+    /// restored, a key of the wrong kind). Computed only when a person reads the rejection, so
+    /// it may repeat the signature check on variants of the request.
+    fn refusal_hint(
+        &self,
+        _request: &RawRequest<'_>,
+        _credentials: &Credentials<'_>,
+    ) -> Option<String> {
+        None
+    }
+
     /// The `options` keys an integration of this provider may set; any other key is a
     /// configuration error (a typo such as `topic_arn` must not be silently ignored).
     fn option_keys(&self) -> &'static [&'static str] {

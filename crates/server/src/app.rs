@@ -741,6 +741,7 @@ impl App {
             content_type: content_type.clone(),
             method: parts.method.as_str().to_owned(),
             url: path_and_query(&parts.uri).to_owned(),
+            authentication: auth.name().to_owned(),
             headers_json: headers_json(&parts.headers, *parser),
             body: body.to_vec(),
             body_hash,
@@ -979,6 +980,19 @@ enum Auth {
     ShadowFailed,
 }
 
+impl Auth {
+    /// Its name where requests and events are stored and shown.
+    fn name(self) -> &'static str {
+        match self {
+            Auth::ApiKey => "api_key",
+            Auth::Basic => "basic",
+            Auth::Signature => "signature",
+            Auth::Unauthenticated => "none",
+            Auth::ShadowFailed => "shadow_failed",
+        }
+    }
+}
+
 /// The stored response, byte for byte, marked as a replay.
 fn replay(key: &str, stored: StoredResponse) -> Response<Body> {
     let mut response = Response::new(full(stored.response));
@@ -1017,27 +1031,23 @@ impl Drop for ClaimGuard {
             .as_ref()
             .filter(|admission| !admission.cancel() && !admission.is_answered())
             .cloned();
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        match (committing, &store, runtime) {
-            // In memory, nothing being committed: release at once.
-            (None, Store::Sqlite(sqlite), _) => {
-                let _ = sqlite.release_idempotency(&env, &integration, &key);
-            }
-            // After the writer's answer, or a database round trip: in the background. Until it
-            // lands, other instances answer 409; if it never does, the claim is abandoned after
-            // the request timeout.
-            (committing, _, Some(runtime)) => {
-                let wait_limit = self.wait_limit;
-                runtime.spawn(async move {
-                    if let Some(admission) = committing {
-                        admission.answered(wait_limit).await;
-                    }
-                    if let Err(err) = store.release_idempotency(&env, &integration, &key).await {
-                        tracing::warn!(error = %err, "Cannot release an idempotency key.");
-                    }
-                });
-            }
-            (_, _, None) => {}
+        // Nothing being committed and a backend that needs no round trip: release at once.
+        if committing.is_none() && store.release_idempotency_at_once(&env, &integration, &key) {
+            return;
+        }
+        // After the writer's answer, or a database round trip: in the background. Until it
+        // lands, other instances answer 409; if it never does, the claim is abandoned after the
+        // request timeout.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let wait_limit = self.wait_limit;
+            runtime.spawn(async move {
+                if let Some(admission) = committing {
+                    admission.answered(wait_limit).await;
+                }
+                if let Err(err) = store.release_idempotency(&env, &integration, &key).await {
+                    tracing::warn!(error = %err, "Cannot release an idempotency key.");
+                }
+            });
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `tidings`: the service (`serve`) and its command line (`providers`, `parse`, `check-config`,
-//! `events`, `messages`, `endpoints`, `deliveries`, `redrive`).
+//! `events`, `messages`, `endpoints`, `deliveries`, `redrive`, `suppressions`, `reparse`).
 
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
 #![allow(unreachable_pub)]
@@ -19,6 +19,7 @@ use tidings::config::{self, Config};
 use tidings::{app, certs};
 use tidings_providers as _;
 
+mod cli_reparse;
 mod cli_suppressions;
 mod server;
 
@@ -105,6 +106,9 @@ enum Command {
         #[command(subcommand)]
         command: cli_suppressions::Suppressions,
     },
+    /// Runs stored raw requests through today's parsers: new and changed events are stored,
+    /// the messages they touch folded again; prints what changed per integration.
+    Reparse(cli_reparse::ReparseArgs),
     /// Prints each outbound endpoint's progress as JSON lines: cursor, lag in events and
     /// seconds, events in retry and dead-lettered, last success, last error.
     Endpoints {
@@ -191,6 +195,7 @@ fn main() -> ExitCode {
             message.as_deref(),
         ),
         Command::Suppressions { command } => cli_suppressions::run(command),
+        Command::Reparse(args) => cli_reparse::run(args),
         Command::Endpoints { args } => endpoints(args.config.as_deref()),
         Command::Deliveries {
             args,

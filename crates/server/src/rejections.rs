@@ -342,6 +342,14 @@ pub fn view(
         }
         _ => None,
     };
+    let provider_hint = match (parser, integration) {
+        (Some(parser), Some(integration))
+            if matching_url.is_none() && r.reason == "bad_signature" =>
+        {
+            provider_hint(row, parser, integration)
+        }
+        _ => None,
+    };
     let headers: serde_json::Value =
         serde_json::from_str(&r.headers_json).unwrap_or_else(|_| serde_json::json!({}));
     let mut request = serde_json::json!({
@@ -375,7 +383,10 @@ pub fn view(
                 r.message.trim_end_matches('.'),
                 public_url.unwrap_or_default()
             ),
-            None => hint(&r.reason, &r.message, signs_url, public_url),
+            None => match provider_hint {
+                Some(hint) => format!("{}. {hint}", r.message.trim_end_matches('.')),
+                None => hint(&r.reason, &r.message, signs_url, public_url),
+            },
         },
         "request": request,
     })
@@ -395,20 +406,8 @@ fn url_that_verifies(
     base: &str,
 ) -> Option<String> {
     let r = &row.rejection;
-    if r.body_bytes.is_none_or(|bytes| bytes > r.body.len() as u64) {
-        return None;
-    }
-    let shown: BTreeMap<String, String> = serde_json::from_str(&r.headers_json).ok()?;
-    let mut headers = HeaderMap::new();
-    for (name, value) in &shown {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    let content_type = shown.get("content-type").map(String::as_str);
+    let (headers, content_type) = recorded_request(row)?;
+    let content_type = content_type.as_deref();
     let keys = integration.keys();
     let fetched = BTreeMap::new();
     let credentials = tidings_core::Credentials {
@@ -444,7 +443,7 @@ fn url_that_verifies(
         .filter(|url| *url != used)
         .find(|url| {
             let raw = tidings_core::RawRequest {
-                method: "POST",
+                method: &r.method,
                 body: &r.body,
                 content_type,
                 headers: &headers,
@@ -453,4 +452,54 @@ fn url_that_verifies(
             };
             parser.verify(&raw, &credentials).is_ok()
         })
+}
+
+/// The recorded request's headers (credentials were redacted before recording) and content
+/// type, when its whole body was kept: what a second look at the signature needs.
+fn recorded_request(row: &RejectionRow) -> Option<(HeaderMap, Option<String>)> {
+    let r = &row.rejection;
+    if r.body_bytes.is_none_or(|bytes| bytes > r.body.len() as u64) {
+        return None;
+    }
+    let shown: BTreeMap<String, String> = serde_json::from_str(&r.headers_json).ok()?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in &shown {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    Some((headers, shown.get("content-type").cloned()))
+}
+
+/// The provider's own explanation of a bad signature ([`ProviderParser::refusal_hint`]),
+/// computed from the recorded request with the integration's keys.
+///
+/// [`ProviderParser::refusal_hint`]: tidings_core::ProviderParser::refusal_hint
+fn provider_hint(
+    row: &RejectionRow,
+    parser: &dyn tidings_core::ProviderParser,
+    integration: &crate::config::Integration,
+) -> Option<String> {
+    let r = &row.rejection;
+    let (headers, content_type) = recorded_request(row)?;
+    let keys = integration.keys();
+    let fetched = BTreeMap::new();
+    let credentials = tidings_core::Credentials {
+        signing_keys: &keys,
+        options: &integration.options,
+        fetched: &fetched,
+        freshness: tidings_core::Freshness::Unchecked,
+    };
+    let raw = tidings_core::RawRequest {
+        method: &r.method,
+        body: &r.body,
+        content_type: content_type.as_deref(),
+        headers: &headers,
+        url: None,
+        received_at: r.at,
+    };
+    parser.refusal_hint(&raw, &credentials)
 }

@@ -25,6 +25,7 @@ mod postgres;
 mod readiness;
 mod redact;
 mod rejection;
+mod reparse;
 mod sqlite;
 mod store;
 mod suppressions;
@@ -47,6 +48,7 @@ pub use redact::redact_url;
 pub use rejection::{
     Rejection, RejectionBatch, RejectionCount, RejectionQuery, RejectionRow, hour_of,
 };
+pub use reparse::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
 pub use sqlite::lock::StoreLock;
 pub use sqlite::{CommitStats, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreOptions, backend_of};

@@ -25,6 +25,10 @@ pub struct Ingest {
     /// The path and query the provider called, as sent: re-parsing a GET receipt or a
     /// URL-signed request needs them.
     pub url: String,
+    /// How the request was authenticated: `api_key`, `basic`, `signature`, `none` (the
+    /// integration allows it) or `shadow_failed` (its signature failed on a `verify = "shadow"`
+    /// integration, which accepted it anyway). Kept with the request and each of its events.
+    pub authentication: String,
     /// Request headers as a JSON object, without credentials.
     pub headers_json: String,
     /// The exact body.
@@ -129,6 +133,10 @@ pub struct StoredEvent {
     pub duplicates: i64,
     /// When it was first received.
     pub received_at: DateTime<Utc>,
+    /// How the request that brought it was authenticated (see [`Ingest::authentication`]);
+    /// absent for events stored before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<String>,
 }
 
 /// A message's current state, as `tidings messages` prints it.

@@ -86,6 +86,7 @@ mod existing;
 mod explain;
 mod outbound;
 mod rejections;
+mod reparse;
 mod suppressions;
 
 /// Versioned migrations, recorded in `tidings_migrations`: number `i + 1` is `migrations()[i]`.
@@ -105,9 +106,11 @@ fn migrations() -> Vec<String> {
         // Self-contained: creates two new tables, touches nothing else.
         suppressions::MIGRATION.to_owned(),
         // 8: raw requests keep the method and the path and query they were sent to (a GET
-        // receipt's fields are in the query string); rows from before read as POST, no URL.
+        // receipt's fields are in the query string; rows from before read as POST, no URL);
+        // requests and events keep how the request was authenticated (NULL before).
         "ALTER TABLE raw_requests ADD COLUMN method TEXT NOT NULL DEFAULT 'POST',
-            ADD COLUMN url TEXT;"
+            ADD COLUMN url TEXT, ADD COLUMN authentication TEXT;
+        ALTER TABLE events ADD COLUMN authentication TEXT;"
             .to_owned(),
     ]
 }
@@ -1206,7 +1209,7 @@ fn message_row(row: &Row) -> Result<MessageRow> {
 
 /// The columns [`stored_event`] reads, in its order.
 const EVENT_COLUMNS: &str = "xid::text, seq, environment_id, integration_id, provider, message_id, \
-                             event, dedup_key, duplicates, received_at";
+                             event, dedup_key, duplicates, received_at, authentication";
 
 fn stored_event(row: &Row) -> Result<StoredEvent> {
     let seq: i64 = row.try_get(1)?;
@@ -1224,6 +1227,7 @@ fn stored_event(row: &Row) -> Result<StoredEvent> {
         dedup_key: row.try_get(7)?,
         duplicates: row.try_get(8)?,
         received_at: row.try_get(9)?,
+        authentication: row.try_get(10)?,
     })
 }
 
@@ -1340,12 +1344,12 @@ async fn commit_with_retries(
 }
 
 /// A message touched by a group (see the SQLite writer's twin).
-struct Touched<'a> {
-    provider: &'a str,
-    external_id: Option<&'a str>,
-    state: MessageState,
-    events: i64,
-    changed_seq: i64,
+pub(crate) struct Touched<'a> {
+    pub(crate) provider: &'a str,
+    pub(crate) external_id: Option<&'a str>,
+    pub(crate) state: MessageState,
+    pub(crate) events: i64,
+    pub(crate) changed_seq: i64,
 }
 
 async fn commit_group(
@@ -1360,8 +1364,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, method, url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                ignored, body_hash, method, url, authentication)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
                repeats = raw_requests.repeats + 1
              RETURNING seq, repeats",
@@ -1391,8 +1395,8 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO events
                (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                event, request_seq, received_at, authentication)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (environment_id, dedup_key) DO NOTHING RETURNING seq",
         )
         .await?;
@@ -1470,6 +1474,7 @@ async fn commit_group(
                     &ingest.body_hash,
                     &ingest.method,
                     &ingest.url,
+                    &ingest.authentication,
                 ],
             )
             .await?;
@@ -1501,6 +1506,7 @@ async fn commit_group(
                         &json,
                         &request_seq,
                         &ingest.received_at,
+                        &ingest.authentication,
                     ],
                 )
                 .await?;
@@ -1565,46 +1571,71 @@ async fn commit_group(
     let upsert = tx.prepare_cached(upsert_message).await?;
     let now = Utc::now();
     for ((environment_id, integration_id, message_id), message) in &touched {
-        let Touched {
-            provider,
-            external_id,
-            state,
-            events: count,
-            changed_seq,
-        } = message;
-        let status_at = encode_time(&state.status_at);
-        let precedence = i16::from(precedence(state.status));
-        let status_ord = i16::from(state.status.ordinal());
-        let failure_ord = failure_ordinal(state.failure);
-        let status = state.status.as_str();
-        let firsts: Vec<Option<Vec<u8>>> = Status::ALL
-            .iter()
-            .map(|s| state.first_at.get(s).map(encode_time))
-            .collect();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        let key = MessageKey {
             environment_id,
+            integration_id,
             message_id,
-            provider,
-            &status,
-            &precedence,
-            &status_at,
-            &status_ord,
-            &failure_ord,
-            count,
-            &now,
-        ];
-        params.extend(firsts.iter().map(|f| f as &(dyn ToSql + Sync)));
-        params.extend([
-            integration_id as &(dyn ToSql + Sync),
-            external_id,
-            changed_seq,
-        ]);
-        tx.execute(&upsert, &params).await?;
+        };
+        save_message(&tx, &upsert, &key, message, &now).await?;
     }
     // After the messages: every group takes its row locks in the same order.
     suppressions::apply(&tx, &suppression_touches, &settings.policy).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Which message a fold result belongs to.
+pub(crate) struct MessageKey<'a> {
+    pub(crate) environment_id: &'a str,
+    pub(crate) integration_id: &'a str,
+    pub(crate) message_id: &'a str,
+}
+
+/// Merges a message's folded state into its row with the upsert of [`upsert_message_sql`] (a
+/// row that is not there is inserted as is).
+pub(crate) async fn save_message(
+    tx: &deadpool_postgres::Transaction<'_>,
+    upsert: &tokio_postgres::Statement,
+    key: &MessageKey<'_>,
+    message: &Touched<'_>,
+    now: &DateTime<Utc>,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let Touched {
+        provider,
+        external_id,
+        state,
+        events: count,
+        changed_seq,
+    } = message;
+    let status_at = encode_time(&state.status_at);
+    let precedence = i16::from(precedence(state.status));
+    let status_ord = i16::from(state.status.ordinal());
+    let failure_ord = failure_ordinal(state.failure);
+    let status = state.status.as_str();
+    let firsts: Vec<Option<Vec<u8>>> = Status::ALL
+        .iter()
+        .map(|s| state.first_at.get(s).map(encode_time))
+        .collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &key.environment_id,
+        &key.message_id,
+        provider,
+        &status,
+        &precedence,
+        &status_at,
+        &status_ord,
+        &failure_ord,
+        count,
+        now,
+    ];
+    params.extend(firsts.iter().map(|f| f as &(dyn ToSql + Sync)));
+    params.extend([
+        &key.integration_id as &(dyn ToSql + Sync),
+        external_id,
+        changed_seq,
+    ]);
+    tx.execute(upsert, &params).await?;
+    Ok(())
 }
 
 #[cfg(test)]

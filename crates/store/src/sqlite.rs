@@ -25,6 +25,7 @@ mod files;
 pub(crate) mod lock;
 mod outbound;
 mod rejections;
+mod reparse;
 mod suppressions;
 
 /// Versioned migrations: `PRAGMA user_version` is the number applied.
@@ -211,10 +212,13 @@ const MIGRATIONS: &[&str] = &[
     // entry per recipient. Self-contained: creates two new tables, touches nothing else.
     suppressions::MIGRATION,
     // 8: raw requests keep the method and the path and query they were sent to, so that a GET
-    // receipt (fields in the query string) and a URL-signed request can be parsed again. Rows
-    // from before read as POST with no URL.
+    // receipt (fields in the query string) and a URL-signed request can be parsed again (rows
+    // from before read as POST with no URL); requests and events keep how the request was
+    // authenticated (NULL before).
     "ALTER TABLE raw_requests ADD COLUMN method TEXT NOT NULL DEFAULT 'POST';
-    ALTER TABLE raw_requests ADD COLUMN url TEXT;",
+    ALTER TABLE raw_requests ADD COLUMN url TEXT;
+    ALTER TABLE raw_requests ADD COLUMN authentication TEXT;
+    ALTER TABLE events ADD COLUMN authentication TEXT;",
 ];
 
 /// How the SQLite store is opened.
@@ -1020,7 +1024,7 @@ impl SqliteStore {
 
 /// The columns [`stored_event`] reads, in its order.
 const EVENT_COLUMNS: &str = "seq, environment_id, integration_id, provider, message_id, event, \
-                             dedup_key, duplicates, received_at";
+                             dedup_key, duplicates, received_at, authentication";
 
 /// The columns [`message_row`] reads, in its order.
 const MESSAGE_COLUMNS: &str = "environment_id, integration_id, message_id, external_id, provider, \
@@ -1041,6 +1045,7 @@ fn stored_event(row: &rusqlite::Row<'_>) -> Result<StoredEvent> {
         dedup_key: row.get(6)?,
         duplicates: row.get(7)?,
         received_at: parse_time(&received_at)?,
+        authentication: row.get(9)?,
     })
 }
 
@@ -1409,8 +1414,8 @@ fn commit_group(
         let mut insert_request = tx.prepare_cached(
             "INSERT INTO raw_requests
                (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, method, url)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                ignored, body_hash, method, url, authentication)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (environment_id, integration_id, body_hash) DO UPDATE SET
                repeats = repeats + 1
              RETURNING seq, repeats",
@@ -1432,8 +1437,8 @@ fn commit_group(
         let mut insert_event = tx.prepare_cached(
             "INSERT INTO events
                (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                event, request_seq, received_at, authentication)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (environment_id, dedup_key) DO NOTHING",
         )?;
         let mut count_duplicate = tx.prepare_cached(
@@ -1502,6 +1507,7 @@ fn commit_group(
                     ingest.body_hash,
                     ingest.method,
                     ingest.url,
+                    ingest.authentication,
                 ],
                 |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
             )?;
@@ -1522,6 +1528,7 @@ fn commit_group(
                     json,
                     request_seq,
                     received_at,
+                    ingest.authentication,
                 ])?;
                 if inserted == 0 {
                     count_duplicate.execute(params![ingest.environment_id, event.dedup_key])?;

@@ -14,6 +14,7 @@ use crate::{
     StoredResponse, Window,
 };
 use crate::{DeliveryRow, EndpointProgress, FailedAttempt, Fence, HeadLease, Lag};
+use crate::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
 
 /// How a [`Store`] is opened. Each backend uses what applies to it.
 #[derive(Debug, Clone)]
@@ -210,6 +211,25 @@ impl Store {
                 s.release_idempotency(environment_id, integration_id, key)
                     .await
             }
+        }
+    }
+
+    /// Releases a claimed key at once where the backend needs no round trip (SQLite keeps claims
+    /// in memory): `true` when it did, `false` when the caller must use
+    /// [`Store::release_idempotency`]. For a release from a `Drop`, which cannot await.
+    pub fn release_idempotency_at_once(
+        &self,
+        environment_id: &str,
+        integration_id: &str,
+        key: &str,
+    ) -> bool {
+        match self {
+            Store::Sqlite(s) => {
+                // Only a poisoned lock fails, and then no claim can be released anyway.
+                let _ = s.release_idempotency(environment_id, integration_id, key);
+                true
+            }
+            Store::Postgres(_) => false,
         }
     }
 
@@ -737,6 +757,36 @@ impl Store {
                 blocking(move || s.outbound_lag(&e, cursor)).await
             }
             Store::Postgres(s) => s.outbound_lag(environment_id, cursor).await,
+        }
+    }
+
+    /// Up to `limit` stored raw requests after `after` (a request `seq`), oldest first: the
+    /// input of re-parse.
+    pub async fn raw_requests(
+        &self,
+        filter: &RawRequestFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRequest>> {
+        match self {
+            Store::Sqlite(s) => {
+                let (s, filter) = (s.clone(), filter.clone());
+                blocking(move || s.raw_requests(&filter, after, limit)).await
+            }
+            Store::Postgres(s) => s.raw_requests(filter, after, limit).await,
+        }
+    }
+
+    /// Applies one request's re-parsed events: new ones are stored, changed ones replace the
+    /// stored record (with a new position), and the messages they touch are folded again from
+    /// all of their events. With `dry_run` nothing is written.
+    pub async fn supersede(&self, reparsed: Reparsed, dry_run: bool) -> Result<ReparseOutcome> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.supersede(&reparsed, dry_run)).await
+            }
+            Store::Postgres(s) => s.supersede(&reparsed, dry_run).await,
         }
     }
 

@@ -58,6 +58,12 @@ pub struct EventView<'a> {
     pub automated: Option<bool>,
     /// How many times the provider delivered it again.
     pub duplicates: i64,
+    /// How the request that brought it was proven: `api_key`, `basic`, `signature`, `none`
+    /// (the integration allows unauthenticated requests) or `shadow_failed` (its signature
+    /// failed on an integration in shadow mode, which accepted it anyway: not proven genuine).
+    /// Absent for events stored before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<&'a str>,
     /// The provider's own text of this event, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row: Option<&'a str>,
@@ -85,6 +91,7 @@ impl<'a> EventView<'a> {
             attempts: event.body.attempts,
             automated: event.automated,
             duplicates: stored.duplicates,
+            authentication: stored.authentication.as_deref(),
             row: event.body.row.as_deref().filter(|_| include_row),
         }
     }

@@ -32,38 +32,3 @@ use tidings_provider_telnyx as _;
 use tidings_provider_termii as _;
 use tidings_provider_twilio as _;
 use tidings_provider_unisender_go as _;
-
-pub(crate) const LINKED: &[&str] = &[
-    "africas-talking",
-    "apns",
-    "expo",
-    "fcm",
-    "infobip-sms",
-    "mailersend",
-    "mailgun",
-    "mailjet",
-    "mailtrap",
-    "mandrill",
-    "messagebird",
-    "netcore",
-    "nexmo",
-    "one-signal",
-    "plivo",
-    "postal",
-    "postmark",
-    "push-webhook",
-    "pusher-beams",
-    "pushpad",
-    "resend",
-    "ring-central",
-    "sendgrid",
-    "sendinblue",
-    "ses",
-    "sinch",
-    "sns",
-    "sparkpost",
-    "telnyx",
-    "termii",
-    "twilio",
-    "unisender-go",
-];

@@ -5,8 +5,3 @@
 //! `crates/providers/`, and a tidy test fails when it is out of date.
 
 mod generated;
-
-pub use tidings_core::{ProviderParser, registry};
-
-/// Every provider crate linked here, by provider id (the crate's directory name).
-pub const LINKED: &[&str] = generated::LINKED;

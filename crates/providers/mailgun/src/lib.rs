@@ -106,6 +106,22 @@ impl ProviderParser for Mailgun {
         })
     }
 
+    /// Mailgun's private API keys (`<32 hex>-<8 hex>-<8 hex>`) sit beside the webhook signing key
+    /// in the dashboard and are often pasted in its place; they never verify a webhook.
+    fn refusal_hint(
+        &self,
+        _request: &RawRequest<'_>,
+        credentials: &Credentials<'_>,
+    ) -> Option<String> {
+        credentials
+            .signing_keys
+            .iter()
+            .any(|key| looks_like_api_key(key.expose()))
+            .then(|| {
+                "The configured key has the shape of a Mailgun private API key (32 hex characters, then two groups of 8); webhooks are signed with the HTTP webhook signing key (Mailgun dashboard: Sending, Webhooks, HTTP webhook signing key). Configure that one.".to_owned()
+            })
+    }
+
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         match request.media_type() {
             MediaType::Json | MediaType::Missing => parse_json(request),
@@ -352,6 +368,15 @@ fn describe(data: &EventData) -> String {
 
 fn is_engagement(status: Status) -> bool {
     matches!(status, Status::Opened | Status::Clicked)
+}
+
+/// Whether `key` has the shape of a Mailgun private API key: `<32 hex>-<8 hex>-<8 hex>`.
+fn looks_like_api_key(key: &str) -> bool {
+    let groups: Vec<&str> = key.trim().split('-').collect();
+    groups.iter().map(|g| g.len()).eq([32, 8, 8])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //!   (`mj_message_id`, its deprecated string copy, when it is missing). The sender's own id is
 //!   `CustomID` (`Messages[].CustomID` at send time), else `Payload` (`Messages[].EventPayload`):
 //!   a JSON object's `id`, `novuMessageId` or `__nvMessageId`, or the whole value when it is a
-//!   single id-like token.
+//!   single id-like token. An event with neither (`MessageID` missing or `0`) is reported under
+//!   its dedup key.
 //! - `date`: `time`, Unix seconds; the receive time when it is missing.
 //! - Dedup: Mailjet sends no event id, so a hash of message id, event, recipient, time and URL.
 //! - Signature: none. Mailjet sends Basic credentials embedded in the callback URL: configure
@@ -51,10 +52,27 @@ impl ProviderParser for Mailjet {
             _ => return Err(request.unsupported(ID)),
         }
         let mut parsed = Parsed::default();
-        for row in tidings_core::json::rows(ID, request.body)? {
-            let event: WireEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed)?;
+        let rows = tidings_core::json::rows(ID, request.body)?;
+        let mut unreadable = 0;
+        for row in &rows {
+            match serde_json::from_str::<WireEvent>(row.get()) {
+                Ok(event) if event.event.is_some() => {
+                    normalize(request, row.get(), event, &mut parsed)?;
+                }
+                // One row that names no event is ignored; the rest of the batch is kept.
+                _ => {
+                    unreadable += 1;
+                    parsed.ignored.push(Ignored {
+                        provider_event: "(no event)".into(),
+                        id: None,
+                        reason: "the row is no event this parser can read".into(),
+                    });
+                }
+            }
+        }
+        // A body without one readable event is not Mailjet's.
+        if unreadable > 0 && unreadable == rows.len() {
+            return Err(Error::MissingField("event"));
         }
         Ok(parsed)
     }
@@ -86,19 +104,12 @@ fn normalize(
                 .map(str::to_owned)
                 .and_then(|payload| ids::own_id_in_text(&payload))
         });
-    let Some(id) = own_id.or_else(|| external_id.clone()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: name.to_owned(),
-            id: None,
-            reason: "the event carries no MessageID".into(),
-        });
-        return Ok(());
-    };
+    let id = own_id.or_else(|| external_id.clone());
     let hard_bounce = event.hard_bounce.as_ref().is_some_and(Scalar::flagged);
     let Some((status, failure)) = status::classify(name, hard_bounce) else {
         parsed.ignored.push(Ignored {
             provider_event: name.to_owned(),
-            id: Some(id),
+            id,
             reason: "event type maps to no delivery status".into(),
         });
         return Ok(());
@@ -108,7 +119,7 @@ fn normalize(
     let dedup_key = ids::dedup_from_fields(
         ID,
         &[
-            external_id.as_deref().unwrap_or(&id),
+            external_id.as_deref().or(id.as_deref()).unwrap_or(""),
             name,
             recipient.as_deref().unwrap_or(""),
             &seconds.map(|s| s.to_string()).unwrap_or_default(),
@@ -130,6 +141,9 @@ fn normalize(
         (Some(related), Some(error)) if !related.is_empty() => Some(format!("{related}: {error}")),
         (_, Some(error)) => Some(error.to_owned()),
     };
+    // An event without a MessageID (or with `0`) still says something true about its recipient
+    // (a bounce, a complaint): it is kept, reported under its dedup key.
+    let id = id.unwrap_or_else(|| dedup_key.clone());
     parsed.events.push(Event {
         id,
         body: EventBody {

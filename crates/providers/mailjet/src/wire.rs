@@ -8,45 +8,57 @@ use tidings_core::json::Scalar;
 #[derive(Debug, Deserialize)]
 pub(crate) struct WireEvent {
     /// `sent`, `open`, `click`, `bounce`, `blocked`, `spam`, `unsub`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) event: Option<String>,
     /// Unix seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) time: Option<Scalar>,
     /// A 64-bit integer, usually beyond 2^53: kept exact.
-    #[serde(default, rename = "MessageID")]
+    #[serde(
+        default,
+        rename = "MessageID",
+        deserialize_with = "tidings_core::json::lenient"
+    )]
     pub(crate) message_id: Option<Id>,
     /// The same id as a string (deprecated).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) mj_message_id: Option<Id>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) email: Option<String>,
     /// `Messages[].CustomID` given at send time.
-    #[serde(default, rename = "CustomID")]
+    #[serde(
+        default,
+        rename = "CustomID",
+        deserialize_with = "tidings_core::json::lenient"
+    )]
     pub(crate) custom_id: Option<Scalar>,
     /// `Messages[].EventPayload` given at send time (free text, often JSON).
-    #[serde(default, rename = "Payload")]
+    #[serde(
+        default,
+        rename = "Payload",
+        deserialize_with = "tidings_core::json::lenient"
+    )]
     pub(crate) payload: Option<Scalar>,
     /// Bounce: whether it is permanent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) hard_bounce: Option<Scalar>,
     /// Bounce and blocked: `recipient`, `domain`, `spam`, `mailjet`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) error_related_to: Option<String>,
     /// Bounce and blocked: `user unknown`, `greylisted`, `typofix`, ...
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) error: Option<String>,
     /// Bounce: the receiving server's explanation.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) comment: Option<String>,
     /// Sent: the receiving server's SMTP reply.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) smtp_reply: Option<String>,
     /// Spam: the feedback loop (`JMRPP`, ...).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) source: Option<String>,
     /// Click: the link.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) url: Option<String>,
 }
 

@@ -5,10 +5,13 @@
 //!
 //! - Body: a JSON array of up to 100 flat events with upper-case fields (`EVENT`, `TRANSID`,
 //!   `EMAIL`, `TIMESTAMP`, `RESPONSE`, ...); a bare object is accepted too. The empty array
-//!   Netcore posts to check a new webhook URL gives no events.
+//!   Netcore posts to check a new webhook URL gives no events. The lower-case format of
+//!   Netcore's migration webhooks (`event`, `sg_message_id`, `email`, `timestamp`, `response`,
+//!   `reason`; <https://emaildev.netcorecloud.com/migration-api/new-subpage/migration-webhooks>)
+//!   reads the same way.
 //! - Ids: `TRANSID` is the transaction id (`externalId`): a 64-bit integer, kept exact. The result
 //!   id is the sender's own value from `X-APIHEADER` (set per recipient at send time), else
-//!   `TRANSID`.
+//!   `TRANSID`, else (an event without either) the dedup key.
 //! - `date`: `TIMESTAMP`, Unix seconds; the receive time only when it is absent.
 //! - Dedup: Netcore has no event id, so a hash of `TRANSID`, `RCPTID`, event, recipient,
 //!   `TIMESTAMP` and clicked URL.
@@ -55,33 +58,42 @@ impl ProviderParser for Netcore {
             _ => return Err(request.unsupported(ID)),
         }
         let mut parsed = Parsed::default();
-        for row in tidings_core::json::rows(ID, request.body)? {
-            let event: NetcoreEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed);
+        let rows = tidings_core::json::rows(ID, request.body)?;
+        let mut unreadable = 0;
+        for row in &rows {
+            match serde_json::from_str::<NetcoreEvent>(row.get()) {
+                Ok(event) if event.event.is_some() => {
+                    normalize(request, row.get(), event, &mut parsed);
+                }
+                // One row that names no event is ignored; the rest of the batch is kept.
+                _ => {
+                    unreadable += 1;
+                    parsed.ignored.push(Ignored {
+                        provider_event: "(no EVENT)".into(),
+                        id: None,
+                        reason: "the row is no event this parser can read".into(),
+                    });
+                }
+            }
+        }
+        // A body without one readable event is not Netcore's.
+        if unreadable > 0 && unreadable == rows.len() {
+            return Err(Error::MissingField("EVENT"));
         }
         Ok(parsed)
     }
 }
 
 fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &mut Parsed) {
+    let name = event.event.clone().unwrap_or_default();
     let transid = non_empty(event.transid.as_ref().map(|id| id.as_str()));
     let own_id = non_empty(event.api_header.as_ref().map(|id| id.as_str()));
     let id = own_id.or(transid).map(str::to_owned);
-    let Some((status, failure)) = status::classify(&event.event, event.bounce_type.as_deref())
-    else {
+    let Some((status, failure)) = status::classify(&name, event.bounce_type.as_deref()) else {
         parsed.ignored.push(Ignored {
-            provider_event: event.event,
+            provider_event: name,
             id,
             reason: "event type maps to no delivery status".into(),
-        });
-        return;
-    };
-    let Some(id) = id else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id: None,
-            reason: "the event carries no TRANSID".into(),
         });
         return;
     };
@@ -90,18 +102,21 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
     let dedup_key = ids::dedup_from_fields(
         ID,
         &[
-            transid.unwrap_or(&id),
+            transid.or(id.as_deref()).unwrap_or(""),
             non_empty(event.rcptid.as_ref().map(|r| r.as_str())).unwrap_or(""),
-            &event.event,
+            &name,
             recipient.as_deref().unwrap_or(""),
             timestamp.as_deref().unwrap_or(""),
             event.url.as_deref().unwrap_or(""),
         ],
     );
     let provider_event = match non_empty(event.bounce_type.as_deref()) {
-        Some(kind) => format!("{} ({kind})", event.event),
-        None => event.event.clone(),
+        Some(kind) => format!("{name} ({kind})"),
+        None => name.clone(),
     };
+    // An event without TRANSID still says something true about its recipient (a bounce, a
+    // complaint): it is kept, reported under its dedup key.
+    let id = id.unwrap_or_else(|| dedup_key.clone());
     parsed.events.push(Event {
         id,
         body: EventBody {

@@ -63,23 +63,23 @@ impl<'a> DeliveryReceipt<'a> {
 /// A Messages API status webhook.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessageStatus {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) message_uuid: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) status: Option<String>,
     /// ISO 8601.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
     /// A number for SMS; an object (`{"type", "number"|"id"}`) in older payload versions.
     #[serde(default)]
     pub(crate) to: Option<Value>,
     /// The sender's own reference, set on send.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) client_ref: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) error: Option<MessageError>,
     /// Set on inbound messages, which are not statuses.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) message_type: Option<String>,
 }
 
@@ -89,7 +89,7 @@ pub(crate) struct MessageError {
     /// The error code (a number in Vonage's examples, sometimes text).
     #[serde(default)]
     pub(crate) title: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) detail: Option<String>,
 }
 

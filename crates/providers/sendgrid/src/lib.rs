@@ -57,6 +57,32 @@ impl ProviderParser for SendGrid {
         verifying_key(key.expose()).err().map(|e| e.to_string())
     }
 
+    /// SendGrid signs its compact JSON followed by CRLF. A proxy or framework that parses and
+    /// re-writes the body (pretty-printing, other line ends) breaks the signature: if the body
+    /// verifies once restored to that form, the hint says so.
+    fn refusal_hint(
+        &self,
+        request: &RawRequest<'_>,
+        credentials: &Credentials<'_>,
+    ) -> Option<String> {
+        let compact = tidings_core::json::minified(request.body);
+        let mut with_crlf = compact.clone();
+        with_crlf.extend_from_slice(b"\r\n");
+        let restored = [with_crlf, compact]
+            .into_iter()
+            .filter(|body| body.as_slice() != request.body)
+            .any(|body| {
+                let candidate = RawRequest {
+                    body: &body,
+                    ..*request
+                };
+                self.verify(&candidate, credentials).is_ok()
+            });
+        restored.then(|| {
+            "The signature matches this body in SendGrid's compact form: something between SendGrid and Tidings (a proxy, gateway or framework) re-encoded the JSON. Forward the raw bytes unchanged.".to_owned()
+        })
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)

@@ -14,7 +14,8 @@
 //!   else `mail.destination`). SNS subscription messages are handled by [`tidings_sns`].
 //! - Ids: the sender's own id is the message tag `id`, `novuMessageId` or `__nvMessageId`
 //!   (`mail.tags`), or the original header `X-Novu-Message-Id` (`mail.headers`); else
-//!   `mail.messageId`, which is always the `externalId`.
+//!   `mail.messageId`, which is always the `externalId`. An event without it (a complaint
+//!   with no `mail` object) is reported under its dedup key.
 //! - `date`: the event's own timestamp (`bounce.timestamp`, `delivery.timestamp`,
 //!   `open.timestamp`, ...), else `mail.timestamp`, else the SNS `Timestamp`; the receive time
 //!   only when none is present.
@@ -175,15 +176,10 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, event: SesEvent, par
         ),
         _ => kind.clone(),
     };
-    let Some(message_id) = event.mail.message_id.clone().filter(|m| !m.is_empty()) else {
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id: None,
-            reason: "the event carries no mail.messageId".into(),
-        });
-        return;
-    };
-    let id = own_id(&event).unwrap_or_else(|| message_id.clone());
+    // A complaint may come without the `mail` object (no message id): it still says something
+    // true about its recipients, so it is kept, reported under its dedup key.
+    let message_id = event.mail.message_id.clone().filter(|m| !m.is_empty());
+    let id = own_id(&event).or_else(|| message_id.clone());
     let unsubscribes = event
         .subscription
         .as_ref()
@@ -198,7 +194,7 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, event: SesEvent, par
         };
         parsed.ignored.push(Ignored {
             provider_event,
-            id: Some(id),
+            id,
             reason: reason.into(),
         });
         return;
@@ -216,7 +212,7 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, event: SesEvent, par
             None => ids::dedup_from_fields(
                 ID,
                 &[
-                    &message_id,
+                    message_id.as_deref().unwrap_or_default(),
                     &kind,
                     recipient.as_deref().unwrap_or_default(),
                     stamp.unwrap_or_default(),
@@ -225,11 +221,11 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, event: SesEvent, par
             ),
         };
         parsed.events.push(Event {
-            id: id.clone(),
+            id: id.clone().unwrap_or_else(|| dedup_key.clone()),
             body: EventBody {
                 status,
                 date,
-                external_id: Some(message_id.clone()),
+                external_id: message_id.clone(),
                 attempts: None,
                 response,
                 row: Some(origin.row.to_owned()),

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 #[derive(Debug, Deserialize)]
 pub(crate) struct EventBridge<'a> {
     /// EventBridge's event id, stable across the API destination's retries.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) id: Option<String>,
     #[serde(borrow)]
     pub(crate) detail: &'a RawValue,
@@ -21,48 +21,48 @@ pub(crate) struct EventBridge<'a> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SesEvent {
     /// Event publishing (configuration sets).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) event_type: Option<String>,
     /// Identity notifications (`Bounce`, `Complaint`, `Delivery`, `Received`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) notification_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) mail: Mail,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) bounce: Option<Bounce>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) complaint: Option<Complaint>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) delivery: Option<Delivery>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) delivery_delay: Option<DeliveryDelay>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) open: Option<Engagement>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) click: Option<Engagement>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) reject: Option<Reject>,
     /// `Rendering Failure`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) failure: Option<RenderingFailure>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) subscription: Option<Subscription>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Mail {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) message_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) destination: Vec<String>,
     /// Message tags, `{name: [value]}` (event publishing only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) tags: BTreeMap<String, Vec<String>>,
     /// Original headers, when the identity includes them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) headers: Vec<Header>,
 }
 
@@ -76,92 +76,92 @@ pub(crate) struct Header {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Recipient {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) email_address: Option<String>,
     /// Enhanced status code (`5.1.1`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) diagnostic_code: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Bounce {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) bounce_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) bounce_sub_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) bounced_recipients: Vec<Recipient>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Complaint {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) complained_recipients: Vec<Recipient>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) complaint_feedback_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Delivery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) recipients: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) smtp_response: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DeliveryDelay {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) delay_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_or_default")]
     pub(crate) delayed_recipients: Vec<Recipient>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
 }
 
 /// `open` and `click`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Engagement {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
     /// The clicked link.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) link: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Reject {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) reason: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RenderingFailure {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) error_message: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Subscription {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) timestamp: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) new_topic_preferences: Option<TopicPreferences>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) old_topic_preferences: Option<TopicPreferences>,
 }
 
@@ -177,9 +177,9 @@ pub(crate) struct TopicPreferences {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TopicStatus {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) topic_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) subscription_status: Option<String>,
 }
 
@@ -203,5 +203,30 @@ impl Subscription {
                     })
                 })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_fields_degrade_to_absent_instead_of_failing_the_event() {
+        let event: Option<SesEvent> = serde_json::from_str(
+            r#"{"notificationType": "Complaint", "mail": {"messageId": "m-1", "destination": null,
+                "timestamp": {}}, "complaint": {"complainedRecipients": [{"emailAddress": 7}]}}"#,
+        )
+        .ok();
+        let mail = event
+            .as_ref()
+            .map(|e| (&e.mail.message_id, e.mail.destination.len()));
+        assert_eq!(mail, Some((&Some("m-1".to_owned()), 0)));
+        let recipients = event
+            .and_then(|e| e.complaint)
+            .map(|c| c.complained_recipients.len());
+        assert_eq!(recipients, Some(1));
+        let event: Option<SesEvent> =
+            serde_json::from_str(r#"{"eventType": "Bounce", "mail": null}"#).ok();
+        assert!(event.is_some_and(|e| e.mail.message_id.is_none()));
     }
 }

@@ -1,4 +1,4 @@
-//! Telnyx Messaging API v2 webhooks: outbound message status updates.
+//! Telnyx Messaging API v2 webhooks: outbound SMS, MMS and RCS message status updates.
 //!
 //! Docs: <https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks>,
 //! <https://developers.telnyx.com/api-reference/callbacks/delivery-update> and
@@ -7,6 +7,8 @@
 //! - Body: one JSON event `{"data": {"event_type", "id", "occurred_at", "payload": {message}},
 //!   "meta": {"attempt"}}`. `message.sent` and `message.finalized` carry the status of each
 //!   recipient in `data.payload.to[]` (and `cc[]` for group MMS): one event per recipient.
+//!   RCS adds `message.read` (recipient status `read`), documented at
+//!   <https://developers.telnyx.com/docs/messaging/messages/receiving-rcs-webhooks>.
 //!   `message.received` (inbound) and other event types are ignored.
 //! - Ids: the message id `data.payload.id` is both the result id and `externalId` (Telnyx
 //!   carries no sender id back); `data.id` is the event id.

@@ -13,6 +13,7 @@ use tidings_core::{Failure, Status};
 /// | `sent` | sent | handed to the carrier |
 /// | `delivery_unconfirmed` | sent | sent, but the carrier returned no delivery receipt |
 /// | `delivered` | delivered | |
+/// | `read` | delivered | RCS read receipt (`message.read`); the read is kept as the provider event |
 /// | `sending_failed` | failed | Telnyx could not send it |
 /// | `delivery_failed` | undelivered | the carrier reported it not delivered after sending |
 /// | `expired` | undelivered | not delivered within its validity period |
@@ -22,7 +23,7 @@ pub(crate) fn classify(status: &str) -> Option<Status> {
         "queued" => Status::Queued,
         "sending" => Status::Sending,
         "sent" | "delivery_unconfirmed" => Status::Sent,
-        "delivered" => Status::Delivered,
+        "delivered" | "read" => Status::Delivered,
         "sending_failed" => Status::Failed,
         "delivery_failed" | "expired" => Status::Undelivered,
         _ => return None,
@@ -56,6 +57,7 @@ mod tests {
         assert_eq!(classify("delivery_failed"), Some(Status::Undelivered));
         assert_eq!(classify("sending_failed"), Some(Status::Failed));
         assert_eq!(classify("webhook_delivered"), None);
+        assert_eq!(classify("read"), Some(Status::Delivered));
         assert_eq!(
             failure(Status::Undelivered, Some("40006")),
             Some(Failure::Temporary)

@@ -8,7 +8,7 @@ use tidings_core::ids::Id;
 #[derive(Debug, Deserialize)]
 pub(crate) struct Webhook {
     pub(crate) data: EventData,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) meta: Option<Meta>,
 }
 
@@ -17,12 +17,12 @@ pub(crate) struct EventData {
     /// `message.sent`, `message.finalized`, `message.received`, ...
     pub(crate) event_type: String,
     /// The event id: stable across Telnyx's retries of this webhook.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) id: Option<Id>,
     /// ISO 8601 with offset.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) occurred_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) payload: Option<Payload>,
 }
 
@@ -30,10 +30,10 @@ pub(crate) struct EventData {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Payload {
     /// The message id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) id: Option<Id>,
     /// `outbound` or `inbound`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) direction: Option<String>,
     /// The recipients, each with its own status (read leniently: a list of objects).
     #[serde(default)]
@@ -41,34 +41,34 @@ pub(crate) struct Payload {
     /// Copied recipients of a group MMS, each with its own status.
     #[serde(default)]
     pub(crate) cc: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) errors: Option<Vec<MessagingError>>,
 }
 
 /// One recipient and its status.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Recipient {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) phone_number: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) status: Option<String>,
 }
 
 /// A messaging error: `{code, title, detail?}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessagingError {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) code: Option<Id>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) detail: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Meta {
     /// Telnyx's delivery attempt of this webhook.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) attempt: Option<u32>,
 }
 

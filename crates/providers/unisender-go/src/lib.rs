@@ -9,7 +9,7 @@
 //!   (a sending domain blocked) is ignored.
 //! - Ids: `event_data.job_id` is the id the send API returned (`externalId`). The result id is
 //!   the sender's own id from `event_data.metadata` (`id`, `novuMessageId` or `__nvMessageId`),
-//!   else `job_id`.
+//!   else `job_id`, else (an event without either) the dedup key.
 //! - `date`: `event_data.event_time`, `YYYY-MM-DD HH:MM:SS` in UTC without a zone; the receive
 //!   time only when it is absent.
 //! - Dedup: Unisender Go has no event id, so a hash of `job_id`, status, recipient, event time
@@ -92,10 +92,26 @@ impl ProviderParser for UnisenderGo {
             None => return Err(Error::MissingField("events_by_user")),
         };
         let mut parsed = Parsed::default();
-        for row in rows {
-            let event: UnisenderEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed);
+        let mut unreadable = 0;
+        for row in &rows {
+            match serde_json::from_str::<UnisenderEvent>(row.get()) {
+                Ok(event) if event.event_name.is_some() => {
+                    normalize(request, row.get(), event, &mut parsed);
+                }
+                // One event that names no type is ignored; the rest of the batch is kept.
+                _ => {
+                    unreadable += 1;
+                    parsed.ignored.push(Ignored {
+                        provider_event: "(no event_name)".into(),
+                        id: None,
+                        reason: "the event is none this parser can read".into(),
+                    });
+                }
+            }
+        }
+        // A body without one readable event is not Unisender Go's.
+        if unreadable > 0 && unreadable == rows.len() {
+            return Err(Error::MissingField("event_name"));
         }
         Ok(parsed)
     }
@@ -150,9 +166,10 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed:
         })
     });
     let id = own_id.or(job_id.map(str::to_owned));
-    if event.event_name != EMAIL_STATUS {
+    let event_name = event.event_name.unwrap_or_default();
+    if event_name != EMAIL_STATUS {
         parsed.ignored.push(Ignored {
-            provider_event: event.event_name,
+            provider_event: event_name,
             id,
             reason: "not about a message (a sending domain or account event)".into(),
         });
@@ -173,14 +190,6 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed:
         });
         return;
     };
-    let Some(id) = id else {
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id: None,
-            reason: "the event carries no job_id".into(),
-        });
-        return;
-    };
     let event_time = data
         .and_then(|d| d.event_time.as_deref())
         .map(str::trim)
@@ -193,13 +202,16 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed:
     let dedup_key = ids::dedup_from_fields(
         ID,
         &[
-            job_id.unwrap_or(&id),
+            job_id.or(id.as_deref()).unwrap_or(""),
             status_name,
             recipient.as_deref().unwrap_or(""),
             event_time.unwrap_or(""),
             data.and_then(|d| d.url.as_deref()).unwrap_or(""),
         ],
     );
+    // A bounce or complaint without `job_id` still says something true about its recipient:
+    // it is kept, reported under its dedup key.
+    let id = id.unwrap_or_else(|| dedup_key.clone());
     parsed.events.push(Event {
         id,
         body: EventBody {

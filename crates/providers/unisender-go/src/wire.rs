@@ -29,8 +29,9 @@ pub(crate) struct UserEvents<'a> {
 /// One event: `{"event_name", "event_data"}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct UnisenderEvent {
-    pub(crate) event_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
+    pub(crate) event_name: Option<String>,
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) event_data: Option<EmailStatus>,
 }
 
@@ -38,21 +39,21 @@ pub(crate) struct UnisenderEvent {
 #[derive(Debug, Deserialize)]
 pub(crate) struct EmailStatus {
     /// The id the send API returned.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) job_id: Option<Id>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) email: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) status: Option<String>,
     /// `YYYY-MM-DD HH:MM:SS`, UTC without a zone.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) event_time: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) url: Option<String>,
     /// The sender's metadata, echoed back.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) metadata: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) delivery_info: Option<DeliveryInfo>,
 }
 
@@ -60,9 +61,9 @@ pub(crate) struct EmailStatus {
 #[derive(Debug, Deserialize)]
 pub(crate) struct DeliveryInfo {
     /// `err_user_unknown`, `err_will_retry`, ... for failures.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) delivery_status: Option<String>,
     /// The receiving server's reply.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient")]
     pub(crate) destination_response: Option<String>,
 }

@@ -7,13 +7,13 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{self, Server, base64_bytes, unix_now};
 
-const INGEST: &str = "/v2/inbound-webhooks/delivery-providers/prod";
-const PUBLIC: &str = "https://hooks.example.com";
+pub(crate) const INGEST: &str = "/v2/inbound-webhooks/delivery-providers/prod";
+pub(crate) const PUBLIC: &str = "https://hooks.example.com";
 const MESSAGEBIRD_KEY: &str = "mb_test_signing_key_0123456789abcdef";
 const VONAGE_KEY: &str = "vonage_test_signature_secret_0123";
 const PLIVO_TOKEN: &str = "MjA0ZDYxYTc0NzFmNjQ3YjM0ZTRkYTFm";
 
-fn integrations() -> String {
+pub(crate) fn integrations() -> String {
     format!(
         r#"
 [[integrations]]
@@ -40,7 +40,7 @@ signing_key = "{PLIVO_TOKEN}"
 }
 
 /// The query string a fixture's `request_url` carries.
-fn fixture_query(meta: &str) -> String {
+pub(crate) fn fixture_query(meta: &str) -> String {
     let meta: Value =
         serde_json::from_slice(&std::fs::read(support::fixture(meta)).unwrap()).unwrap();
     let url = meta["request_url"].as_str().unwrap();
@@ -55,7 +55,7 @@ fn base64url(bytes: &[u8]) -> String {
 }
 
 /// MessageBird's `MessageBird-Signature-JWT` for a GET to `url`, valid now.
-fn messagebird_jwt(url: &str) -> String {
+pub(crate) fn messagebird_jwt(url: &str) -> String {
     let header = base64url(br#"{"alg":"HS256","typ":"JWT"}"#);
     let now = unix_now();
     let claims = serde_json::json!({

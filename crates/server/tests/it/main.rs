@@ -19,6 +19,7 @@ mod openapi;
 mod outbound;
 mod protections;
 mod rejections;
+mod reparse;
 mod scale_out;
 mod sns;
 mod support;

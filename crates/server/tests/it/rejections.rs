@@ -359,9 +359,37 @@ verify = "shadow"
         "{}",
         found[0]
     );
-    // The event is stored.
+    // The event is stored, and marked as not proven genuine, in the read API too.
     let events = server.events();
     assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["authentication"], "shadow_failed", "{events:?}");
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/events?integration=mg-shadow",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    let page: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(page["data"][0]["authentication"], "shadow_failed", "{page}");
+    // A request signed with the right key is marked as such.
+    let response = server.post(
+        &format!("{INGEST}/mg"),
+        &[("Content-Type", JSON)],
+        sign_mailgun(
+            unix_now(),
+            "a7f3a1c9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let answer = server.request(
+        "GET",
+        "/v1/environments/prod/events?integration=mg",
+        &[("Authorization", KEY)],
+        b"",
+    );
+    let page: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(page["data"][0]["authentication"], "signature", "{page}");
     let metrics = server.get("/metrics").text();
     assert!(
         metrics.contains(
@@ -530,4 +558,76 @@ signing_key = "this is not a base64 DER public key"
             && stderr.contains("base64 DER P-256 public key"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_sendgrid_body_re_encoded_in_transit_is_named() {
+    let server = Server::start();
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(support::fixture(
+            "sendgrid/signed-dropped-official-vector.meta.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let header = |name: &str| meta["headers"][name].as_str().unwrap().to_owned();
+    let signature = header("X-Twilio-Email-Event-Webhook-Signature");
+    let timestamp = header("X-Twilio-Email-Event-Webhook-Timestamp");
+    let body = std::fs::read(support::fixture(
+        "sendgrid/signed-dropped-official-vector.txt",
+    ))
+    .unwrap();
+    // What a framework that parses and pretty-prints JSON forwards.
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    let pretty = serde_json::to_string_pretty(&value).unwrap();
+    assert_ne!(pretty.as_bytes(), body.as_slice());
+    let mut seen = 0;
+    let rejection = refused(
+        &server,
+        &mut seen,
+        "bad_signature",
+        401,
+        server.post(
+            &format!("{INGEST}/sg-signed"),
+            &[
+                ("Content-Type", JSON),
+                ("X-Twilio-Email-Event-Webhook-Signature", &signature),
+                ("X-Twilio-Email-Event-Webhook-Timestamp", &timestamp),
+            ],
+            pretty.as_bytes(),
+        ),
+    );
+    let hint = rejection["hint"].as_str().unwrap();
+    assert!(hint.contains("re-encoded the JSON"), "{hint}");
+}
+
+#[test]
+fn a_mailgun_api_key_in_place_of_the_signing_key_is_named() {
+    let server = Server::start_with(
+        r#"
+[[integrations]]
+id = "mg-api-key"
+environment = "prod"
+provider = "mailgun"
+signing_key = "0123456789abcdef0123456789abcdef-0a1b2c3d-4e5f6a7b"
+"#,
+    );
+    let body = sign_mailgun(
+        unix_now(),
+        "d7f3a1c9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1",
+    );
+    let mut seen = 0;
+    let rejection = refused(
+        &server,
+        &mut seen,
+        "bad_signature",
+        401,
+        server.post(
+            &format!("{INGEST}/mg-api-key"),
+            &[("Content-Type", JSON)],
+            body.as_bytes(),
+        ),
+    );
+    let hint = rejection["hint"].as_str().unwrap();
+    assert!(hint.contains("private API key"), "{hint}");
 }

@@ -157,6 +157,12 @@ provider = "push-webhook"
 
     /// Stops the server with SIGTERM (graceful) and starts it again on the same store.
     pub(crate) fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Stops the server with SIGTERM (graceful); its store and configuration stay.
+    pub(crate) fn stop(&mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -164,9 +170,18 @@ provider = "push-webhook"
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+    }
+
+    /// Starts a stopped server again on the same store.
+    pub(crate) fn start_again(&mut self) {
         let (child, address) = spawn(&self.dir);
         self.child = child;
         self.address = address;
+    }
+
+    /// The SQLite store's URL.
+    pub(crate) fn store_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("tidings.db").display())
     }
 
     pub(crate) fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {

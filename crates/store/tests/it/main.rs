@@ -19,6 +19,7 @@ mod idempotency;
 mod ingest;
 mod migrations;
 mod outbound;
+mod reparse;
 mod replays;
 mod retention;
 mod suppressions;

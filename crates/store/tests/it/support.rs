@@ -168,6 +168,7 @@ pub(crate) fn ingest_at(env: &str, events: Vec<Event>, received_at: DateTime<Utc
         received_at,
         content_type: Some("application/json".into()),
         method: "POST".into(),
+        authentication: "api_key".into(),
         url: "/v2/inbound-webhooks/delivery-providers/env/sendgrid".into(),
         headers_json: "{}".into(),
         body: b"[]".to_vec(),

@@ -1,0 +1,200 @@
+//! Re-parse on PostgreSQL: pages of raw requests, and one request's events applied in one
+//! transaction. The messages it folds again are locked first, so an instance ingesting into
+//! one of them meanwhile merges its event into the new state instead of losing it.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use tidings_core::Event;
+use tidings_core::fold::{Fact, MessageState};
+
+use super::{MessageKey, PgStore, Touched, save_message, upsert_message_sql};
+use crate::reparse::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
+use crate::{Error, Result};
+
+impl PgStore {
+    /// Up to `limit` raw requests after `after` (a request `seq`), oldest first.
+    pub async fn raw_requests(
+        &self,
+        filter: &RawRequestFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredRequest>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, environment_id, integration_id, provider, received_at, content_type,
+                   headers, body, method, url, authentication
+                 FROM raw_requests
+                 WHERE seq > $1 AND ($2::text IS NULL OR environment_id = $2)
+                   AND ($3::text IS NULL OR integration_id = $3)
+                   AND ($4::timestamptz IS NULL OR received_at >= $4)
+                 ORDER BY seq LIMIT $5",
+                &[
+                    &after,
+                    &filter.environment_id,
+                    &filter.integration_id,
+                    &filter.since,
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredRequest {
+                    seq: row.try_get(0)?,
+                    environment_id: row.try_get(1)?,
+                    integration_id: row.try_get(2)?,
+                    provider: row.try_get(3)?,
+                    received_at: row.try_get(4)?,
+                    content_type: row.try_get(5)?,
+                    headers_json: row.try_get(6)?,
+                    body: row.try_get(7)?,
+                    method: row.try_get(8)?,
+                    url: row.try_get(9)?,
+                    authentication: row.try_get(10)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies one request's re-parsed events (see [`crate::reparse`]); with `dry_run` the
+    /// transaction is rolled back and the outcome says what it would have done.
+    pub async fn supersede(&self, reparsed: &Reparsed, dry_run: bool) -> Result<ReparseOutcome> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut outcome = ReparseOutcome::default();
+        let mut messages: BTreeSet<(String, String)> = BTreeSet::new();
+        for event in &reparsed.events {
+            let json = serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let stored = tx
+                .query_opt(
+                    "SELECT seq, integration_id, message_id, event, duplicates FROM events
+                     WHERE environment_id = $1 AND dedup_key = $2 FOR UPDATE",
+                    &[&reparsed.environment_id, &event.dedup_key],
+                )
+                .await?;
+            let duplicates: i64 = match stored {
+                Some(row) if row.try_get::<_, &str>(3)? == json => {
+                    outcome.unchanged += 1;
+                    continue;
+                }
+                Some(row) => {
+                    let seq: i64 = row.try_get(0)?;
+                    tx.execute("DELETE FROM events WHERE seq = $1", &[&seq])
+                        .await?;
+                    let old: Event = serde_json::from_str(row.try_get(3)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?;
+                    outcome.replaced.push((old.body.status, event.body.status));
+                    messages.insert((row.try_get(1)?, row.try_get(2)?));
+                    row.try_get(4)?
+                }
+                None => {
+                    outcome.added.push(event.body.status);
+                    0
+                }
+            };
+            let date = event
+                .body
+                .date
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            tx.execute(
+                "INSERT INTO events
+                   (environment_id, integration_id, provider, message_id, dedup_key, status, date,
+                    event, request_seq, received_at, duplicates, authentication)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &reparsed.environment_id,
+                    &reparsed.integration_id,
+                    &reparsed.provider,
+                    &event.id,
+                    &event.dedup_key,
+                    &event.body.status.as_str(),
+                    &date,
+                    &json,
+                    &reparsed.request_seq,
+                    &reparsed.received_at,
+                    &duplicates,
+                    &reparsed.authentication,
+                ],
+            )
+            .await?;
+            messages.insert((reparsed.integration_id.clone(), event.id.clone()));
+        }
+        let upsert = tx.prepare_cached(&upsert_message_sql()).await?;
+        let now = Utc::now();
+        for (integration_id, message_id) in &messages {
+            let key = MessageKey {
+                environment_id: &reparsed.environment_id,
+                integration_id,
+                message_id,
+            };
+            refold(&tx, &upsert, &key, &now).await?;
+        }
+        outcome.refolded = messages.len();
+        if dry_run {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Folds a message again from all of its stored events, replacing its row; a message left
+/// without events goes.
+async fn refold(
+    tx: &deadpool_postgres::Transaction<'_>,
+    upsert: &tokio_postgres::Statement,
+    key: &MessageKey<'_>,
+    now: &DateTime<Utc>,
+) -> Result<()> {
+    // Taken first: an instance folding an event into this message waits, then merges into the
+    // state written here.
+    tx.execute(
+        "SELECT 1 FROM messages
+         WHERE environment_id = $1 AND integration_id = $2 AND message_id = $3 FOR UPDATE",
+        &[&key.environment_id, &key.integration_id, &key.message_id],
+    )
+    .await?;
+    let rows = tx
+        .query(
+            "SELECT seq, provider, event FROM events
+             WHERE environment_id = $1 AND integration_id = $2 AND message_id = $3
+             ORDER BY seq",
+            &[&key.environment_id, &key.integration_id, &key.message_id],
+        )
+        .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let event: Event = serde_json::from_str(row.try_get::<_, &str>(2)?)
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        events.push((row.try_get::<_, i64>(0)?, row.try_get::<_, &str>(1)?, event));
+    }
+    tx.execute(
+        "DELETE FROM messages
+         WHERE environment_id = $1 AND integration_id = $2 AND message_id = $3",
+        &[&key.environment_id, &key.integration_id, &key.message_id],
+    )
+    .await?;
+    let Some(state) = MessageState::fold(events.iter().map(|(_, _, e)| Fact::from(e))) else {
+        return Ok(());
+    };
+    let (changed_seq, provider) = events
+        .last()
+        .map(|(seq, provider, _)| (*seq, *provider))
+        .unwrap_or_default();
+    let external_id = events
+        .iter()
+        .rev()
+        .find_map(|(_, _, e)| e.body.external_id.as_deref());
+    let touched = Touched {
+        provider,
+        external_id,
+        state,
+        events: i64::try_from(events.len()).unwrap_or(i64::MAX),
+        changed_seq,
+    };
+    save_message(tx, upsert, key, &touched, now).await?;
+    Ok(())
+}
