@@ -32,6 +32,35 @@ pub fn batch<'a, T: Deserialize<'a>>(
     Ok(parsed)
 }
 
+/// The rows of a batch in which one row that is no event this parser reads (it does not read as
+/// `T`, or `names_event` says it names none) is ignored as `(no <field>)` with `reason`, and the
+/// rest of the batch is kept; a batch in which no row is readable is not this provider's
+/// ([`Error::MissingField`]). Each readable row goes to `each` with its exact text.
+pub fn tolerant_rows<'a, T: Deserialize<'a>>(
+    rows: &[&'a RawValue],
+    field: &'static str,
+    reason: &str,
+    names_event: impl Fn(&T) -> bool,
+    parsed: &mut crate::Parsed,
+    mut each: impl FnMut(&'a str, T, &mut crate::Parsed) -> Result<()>,
+) -> Result<()> {
+    let mut unreadable = 0;
+    for row in rows {
+        let text = row.get();
+        match serde_json::from_str::<T>(text) {
+            Ok(event) if names_event(&event) => each(text, event, parsed)?,
+            _ => {
+                unreadable += 1;
+                parsed.ignore(format!("(no {field})"), None, reason);
+            }
+        }
+    }
+    if unreadable > 0 && unreadable == rows.len() {
+        return Err(Error::MissingField(field));
+    }
+    Ok(())
+}
+
 /// Whether the body is a JSON array (its first non-blank byte is `[`).
 pub fn is_array(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
@@ -319,6 +348,34 @@ mod tests {
         assert!(row.list.is_empty());
         let row: Row = serde_json::from_str(r#"{"list": ["a"]}"#).unwrap();
         assert_eq!(row.list, ["a"]);
+    }
+
+    #[test]
+    fn tolerant_rows_ignore_unreadable_rows_unless_all_are() {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            event: Option<String>,
+        }
+        let run = |body: &[u8]| {
+            let rows = rows("p", body).unwrap();
+            let mut parsed = crate::Parsed::default();
+            let mut seen = Vec::new();
+            tolerant_rows(
+                &rows,
+                "event",
+                "unreadable",
+                |row: &Row| row.event.is_some(),
+                &mut parsed,
+                |text, _row, _| {
+                    seen.push(text.to_owned());
+                    Ok(())
+                },
+            )
+            .map(|()| (seen, parsed.ignored.len()))
+        };
+        let (seen, ignored) = run(br#"[{"event":"a"},{"event":7},{}]"#).unwrap();
+        assert_eq!((seen, ignored), (vec![r#"{"event":"a"}"#.to_owned()], 2));
+        assert_eq!(run(br#"[{}, 1]"#), Err(Error::MissingField("event")));
     }
 
     fn rows_of(body: &[u8]) -> Vec<String> {
