@@ -67,6 +67,25 @@ fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
     })
 }
 
+/// The bare hyper + serde_json baseline ([`crate::baseline`]) under the same plan.
+fn baseline_scenario(plan: Plan) -> Result<Outcome> {
+    let server = crate::baseline::start()?;
+    let cpu_before = server.cpu_seconds();
+    let report = drive_many(&[server.addr], plan)?;
+    let server_cpu = cpu_before
+        .zip(server.cpu_seconds())
+        .map(|(before, after)| (after - before) / (plan.duration + plan.warmup).as_secs_f64());
+    let peak_rss_kib = server.peak_rss_kib();
+    server.kill();
+    Ok(Outcome {
+        report,
+        reopened: 0,
+        peak_rss_kib,
+        server_cpu,
+        commits: (f64::NAN, f64::NAN, f64::NAN),
+    })
+}
+
 fn print(name: &str, plan: &Plan, outcome: &Outcome) {
     let report = &outcome.report;
     let other: Vec<String> = report
@@ -165,6 +184,14 @@ pub fn run(options: &Options) -> Result<()> {
         let outcome = scenario(options, same)?;
         print("null-11.5k", &same, &outcome);
     }
+    // The bare server first: the durable single-event rate is reported as a ratio of it.
+    let bare_rate = if wanted("bare") {
+        let outcome = baseline_scenario(single)?;
+        print("bare-single", &single, &outcome);
+        Some(outcome.report.rate())
+    } else {
+        None
+    };
     for (name, plan) in [("single", single), ("batch", batch)] {
         let overload = name == "single" && wanted("overload");
         let slowloris = name == "single" && wanted("slowloris");
@@ -174,6 +201,12 @@ pub fn run(options: &Options) -> Result<()> {
         let max = scenario(options, plan)?;
         if wanted(name) {
             print(name, &plan, &max);
+            if let (Some(bare), "single") = (bare_rate, name) {
+                println!(
+                    "ratio        durable single / bare = {:.2} (goal >= 0.5)",
+                    max.report.rate() / bare
+                );
+            }
         }
         if overload {
             overload_scenario(options, 2.0 * max.report.rate(), warmup, duration)?;

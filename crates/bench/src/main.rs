@@ -15,12 +15,15 @@
 //!   process on a list of a million entries (p50/p99 of hits and misses).
 //! - `outbound --server PATH [--events N] [--max-in-flight N]`: events delivered per second to
 //!   a local receiver through one outbound endpoint.
+//! - `bare-server`: the baseline of `e2e --only bare`: a bare hyper + serde_json server that
+//!   parses the same requests and answers without storing.
 //! - `fuzz-seeds --out DIR`: seed corpora for every fuzz target, one directory each, from the
 //!   fixtures.
 
 // A binary crate: `pub` marks each module's interface to the rest of the binary.
 #![allow(unreachable_pub)]
 
+mod baseline;
 mod crash;
 mod e2e;
 mod load;
@@ -52,6 +55,7 @@ fn main() -> Result<()> {
         Some("memory") => memory::run(&options),
         Some("suppressions") => suppressions::run(&options),
         Some("outbound") => outbound::run(&options),
+        Some("bare-server") => baseline::serve(),
         Some("fuzz-seeds") => seeds::write(&options.out.clone().context("--out DIR is required")?),
         _ => {
             eprintln!(

@@ -118,16 +118,20 @@ pub struct Server {
 impl Server {
     /// Starts `binary serve --config config` and waits for its `listening on` line.
     pub fn start(binary: &Path, config: &Path) -> Result<Server> {
+        let mut command = Command::new(binary);
+        command.arg("serve").arg("--config").arg(config);
+        Server::spawn(command)
+    }
+
+    /// Starts `command` and waits for the `listening on ADDR` line it prints.
+    pub fn spawn(mut command: Command) -> Result<Server> {
         let started = Instant::now();
-        let mut child = Command::new(binary)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .with_context(|| format!("starting {:?}", command.get_program()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {

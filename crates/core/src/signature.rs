@@ -9,18 +9,56 @@ use subtle::ConstantTimeEq;
 use crate::{Error, Result};
 
 /// A signing key or password. Its `Debug` output is redacted; read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Box<str>);
+/// A key with a format (a public key, `whsec_` + base64) is parsed once, on first use, and kept
+/// ([`Secret::parsed`]), as svix's `Webhook::new` does.
+#[derive(Clone)]
+pub struct Secret {
+    text: Box<str>,
+    parsed: std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps a secret.
     pub fn new(value: impl Into<Box<str>>) -> Secret {
-        Secret(value.into())
+        Secret {
+            text: value.into(),
+            parsed: std::sync::OnceLock::new(),
+        }
     }
 
     /// The secret text. Never log it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The key in the form `parse` gives it, parsed on the first call and kept for the
+    /// secret's lifetime (the configuration's), so requests never decode it again. A failed
+    /// parse is not kept: it fails again on the next call (`check-config` reports it once, with
+    /// the provider's `key_problem`). One secret is parsed into one type; asking for another
+    /// type parses without keeping it.
+    pub fn parsed<T: std::any::Any + Send + Sync>(
+        &self,
+        parse: impl FnOnce(&str) -> Result<T>,
+    ) -> Result<std::sync::Arc<T>> {
+        if let Some(kept) = self.parsed.get() {
+            if let Ok(value) = std::sync::Arc::clone(kept).downcast::<T>() {
+                return Ok(value);
+            }
+            return parse(&self.text).map(std::sync::Arc::new);
+        }
+        let value = std::sync::Arc::new(parse(&self.text)?);
+        let kept: std::sync::Arc<dyn std::any::Any + Send + Sync> = value.clone();
+        // Another thread may have parsed it meanwhile: either value is the same key.
+        let _ = self.parsed.set(kept);
+        Ok(value)
     }
 }
 
@@ -290,5 +328,26 @@ mod tests {
         let none = format!("{}.{payload}.", enc(r#"{"alg":"none"}"#));
         assert!(verify_jwt_hs256(&none, b"key", at(1500), leeway).is_err());
         assert!(verify_jwt_hs256("a.b", b"key", at(1500), leeway).is_err());
+    }
+
+    #[test]
+    fn a_secret_is_parsed_once_and_kept() {
+        let secret = Secret::new("42");
+        let calls = std::cell::Cell::new(0);
+        let parse = |text: &str| {
+            calls.set(calls.get() + 1);
+            text.parse::<u32>()
+                .map_err(|_| Error::InvalidKey("a number"))
+        };
+        assert_eq!(*secret.parsed(parse).unwrap(), 42);
+        assert_eq!(*secret.parsed(parse).unwrap(), 42);
+        assert_eq!(calls.get(), 1);
+        // A clone keeps the parsed form; a failing parse is not kept.
+        assert_eq!(*secret.clone().parsed(parse).unwrap(), 42);
+        let bad = Secret::new("x");
+        assert!(bad.parsed(parse).is_err());
+        assert!(bad.parsed(parse).is_err());
+        assert_eq!(calls.get(), 3);
+        assert_eq!(format!("{bad:?}"), "Secret([redacted])");
     }
 }

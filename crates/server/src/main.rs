@@ -21,6 +21,7 @@ use tidings_providers as _;
 
 mod cli_reparse;
 mod cli_suppressions;
+mod log_writer;
 mod server;
 
 #[derive(Parser)]
@@ -336,7 +337,8 @@ fn serve(config_path: Option<&Path>, listen: Option<String>) -> Result<ExitCode>
     {
         return Err(anyhow!("{problem}"));
     }
-    init_logging(&config);
+    // Held until the process ends: drains the log queue on the way out.
+    let _log = init_logging(&config);
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
@@ -398,19 +400,36 @@ fn listen_error(listen: &str, err: &std::io::Error) -> anyhow::Error {
     }
 }
 
-fn init_logging(config: &Config) {
+/// Sets up the log: lines go to stderr from a thread of their own (the per-request line is
+/// written off the request's worker). The guard drains what is queued when dropped.
+fn init_logging(config: &Config) -> Option<log_writer::Guard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     // Colour only for a person at a terminal: escape codes in a log file are noise.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    if config.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+        .with_ansi(colour);
+    let json = config.log.format == "json";
+    match log_writer::start() {
+        Some((writer, guard)) => {
+            let builder = builder.with_writer(writer);
+            if json {
+                builder.json().init();
+            } else {
+                builder.init();
+            }
+            Some(guard)
+        }
+        None => {
+            let builder = builder.with_writer(std::io::stderr);
+            if json {
+                builder.json().init();
+            } else {
+                builder.init();
+            }
+            None
+        }
     }
 }
 

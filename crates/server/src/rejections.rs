@@ -408,14 +408,6 @@ fn url_that_verifies(
     let r = &row.rejection;
     let (headers, content_type) = recorded_request(row)?;
     let content_type = content_type.as_deref();
-    let keys = integration.keys();
-    let fetched = BTreeMap::new();
-    let credentials = tidings_core::Credentials {
-        signing_keys: &keys,
-        options: &integration.options,
-        fetched: &fetched,
-        freshness: tidings_core::Freshness::Unchecked,
-    };
     let used = format!("{}{}", base.trim_end_matches('/'), r.path);
     let (path, query) = match r.path.split_once('?') {
         Some((path, query)) => (path, Some(query)),
@@ -438,20 +430,22 @@ fn url_that_verifies(
             }
         }
     }
-    candidates
-        .into_iter()
-        .filter(|url| *url != used)
-        .find(|url| {
-            let raw = tidings_core::RawRequest {
-                method: &r.method,
-                body: &r.body,
-                content_type,
-                headers: &headers,
-                url: Some(url),
-                received_at: r.at,
-            };
-            parser.verify(&raw, &credentials).is_ok()
-        })
+    with_credentials(integration, |credentials| {
+        candidates
+            .into_iter()
+            .filter(|url| *url != used)
+            .find(|url| {
+                let raw = tidings_core::RawRequest {
+                    method: &r.method,
+                    body: &r.body,
+                    content_type,
+                    headers: &headers,
+                    url: Some(url),
+                    received_at: r.at,
+                };
+                parser.verify(&raw, credentials).is_ok()
+            })
+    })
 }
 
 /// The recorded request's headers (credentials were redacted before recording) and content
@@ -485,14 +479,6 @@ fn provider_hint(
 ) -> Option<String> {
     let r = &row.rejection;
     let (headers, content_type) = recorded_request(row)?;
-    let keys = integration.keys();
-    let fetched = BTreeMap::new();
-    let credentials = tidings_core::Credentials {
-        signing_keys: &keys,
-        options: &integration.options,
-        fetched: &fetched,
-        freshness: tidings_core::Freshness::Unchecked,
-    };
     let raw = tidings_core::RawRequest {
         method: &r.method,
         body: &r.body,
@@ -501,5 +487,23 @@ fn provider_hint(
         url: None,
         received_at: r.at,
     };
-    parser.refusal_hint(&raw, &credentials)
+    with_credentials(integration, |credentials| {
+        parser.refusal_hint(&raw, credentials)
+    })
+}
+
+/// The integration's keys and options as a verifier sees them, with no timestamp window (a
+/// recorded request is looked at later than it arrived).
+fn with_credentials<T>(
+    integration: &crate::config::Integration,
+    look: impl FnOnce(&tidings_core::Credentials<'_>) -> T,
+) -> T {
+    let keys = integration.keys();
+    let fetched = BTreeMap::new();
+    look(&tidings_core::Credentials {
+        signing_keys: &keys,
+        options: &integration.options,
+        fetched: &fetched,
+        freshness: tidings_core::Freshness::Unchecked,
+    })
 }

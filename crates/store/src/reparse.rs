@@ -75,7 +75,8 @@ pub struct ReparseOutcome {
     pub added: Vec<Status>,
     /// Events whose stored record changed: the old status and the new one.
     pub replaced: Vec<(Status, Status)>,
-    /// Events stored exactly as today's parser reads them.
+    /// Events stored exactly as today's parser reads them (or stored first through another
+    /// integration, which keeps them).
     pub unchanged: usize,
     /// Messages folded again.
     pub refolded: usize,

@@ -80,7 +80,7 @@ impl ProviderParser for Postal {
             };
         let signature = base64_decode(signature).ok_or(Error::MalformedSignature(header_name))?;
         credentials.any_key(|key| {
-            public_key(key.expose())?
+            key.parsed(public_key)?
                 .verify(scheme.clone(), &hashed, &signature)
                 .map_err(|_| Error::SignatureMismatch)
         })

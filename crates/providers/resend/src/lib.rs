@@ -82,9 +82,9 @@ impl ProviderParser for Resend {
             return Err(Error::MalformedSignature("svix-signature"));
         }
         credentials.any_key(|key| {
-            let key = secret_bytes(key.expose())?;
+            let key = key.parsed(secret_bytes)?;
             let expected = hmac_sha256(
-                &key,
+                key.as_slice(),
                 &[
                     msg_id.as_bytes(),
                     b".",

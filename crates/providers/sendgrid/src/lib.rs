@@ -109,7 +109,7 @@ impl ProviderParser for SendGrid {
         message.extend_from_slice(timestamp.as_bytes());
         message.extend_from_slice(request.body);
         credentials.any_key(|key| {
-            let key = verifying_key(key.expose())?;
+            let key = key.parsed(verifying_key)?;
             key.verify(&message, &signature)
                 .map_err(|_| Error::SignatureMismatch)
         })

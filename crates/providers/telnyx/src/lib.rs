@@ -25,7 +25,7 @@ mod wire;
 
 use chrono::Duration;
 use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
-use tidings_core::signature::{base64_decode, check_window};
+use tidings_core::signature::{Secret, base64_decode, check_window};
 use tidings_core::{
     Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
     RawRequest, Result, Signature, ids, time,
@@ -59,6 +59,10 @@ impl ProviderParser for Telnyx {
         Signature::Keyed("ed25519")
     }
 
+    fn key_problem(&self, key: &Secret) -> Option<String> {
+        verifying_key(key.expose()).err().map(|e| e.to_string())
+    }
+
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)
@@ -83,7 +87,7 @@ impl ProviderParser for Telnyx {
         message.push(b'|');
         message.extend_from_slice(request.body);
         credentials.any_key(|key| {
-            verifying_key(key.expose())?
+            key.parsed(verifying_key)?
                 .verify_strict(&message, &signature)
                 .map_err(|_| Error::SignatureMismatch)
         })

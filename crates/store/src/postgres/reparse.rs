@@ -75,7 +75,12 @@ impl PgStore {
                 )
                 .await?;
             let duplicates: i64 = match stored {
-                Some(row) if row.try_get::<_, &str>(3)? == json => {
+                // Unchanged, or first stored through another integration of the environment
+                // (the same webhook configured twice): that one keeps it.
+                Some(row)
+                    if row.try_get::<_, &str>(3)? == json
+                        || row.try_get::<_, &str>(1)? != reparsed.integration_id =>
+                {
                     outcome.unchanged += 1;
                     continue;
                 }

@@ -94,7 +94,11 @@ fn apply(tx: &Transaction<'_>, reparsed: &Reparsed) -> Result<ReparseOutcome> {
             })
             .optional()?;
         let duplicates = match stored {
-            Some((_, _, _, old_json, _)) if old_json == json => {
+            // Unchanged, or first stored through another integration of the environment (the
+            // same webhook configured twice): that one keeps it.
+            Some((_, integration_id, _, old_json, _))
+                if old_json == json || integration_id != reparsed.integration_id =>
+            {
                 outcome.unchanged += 1;
                 continue;
             }
