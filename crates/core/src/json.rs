@@ -1,7 +1,9 @@
 //! JSON bodies: the rows of a batch, each kept as the exact text the provider sent, and
 //! scalars whose type varies between a provider's events.
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 
 use crate::{Error, Result};
@@ -9,11 +11,124 @@ use crate::{Error, Result};
 /// The events of a JSON body that is either an array of events or one bare event object, each
 /// as a slice of the body (so `row` is the provider's own text, never re-serialized).
 pub fn rows<'a>(provider: &'static str, body: &'a [u8]) -> Result<Vec<&'a RawValue>> {
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return serde_json::from_slice(body).map_err(|e| Error::json(provider, &e));
+    if is_array(body) {
+        return read_slice(provider, body);
     }
-    let row: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(provider, &e))?;
-    Ok(vec![row])
+    Ok(vec![read_slice(provider, body)?])
+}
+
+/// A JSON batch (see [`rows`]) read row by row: each row as `T`, handed to `each` with its
+/// exact text (for `row`) and the [`Parsed`](crate::Parsed) being filled.
+pub fn batch<'a, T: Deserialize<'a>>(
+    provider: &'static str,
+    body: &'a [u8],
+    mut each: impl FnMut(&'a str, T, &mut crate::Parsed) -> Result<()>,
+) -> Result<crate::Parsed> {
+    let mut parsed = crate::Parsed::default();
+    for row in rows(provider, body)? {
+        let text = row.get();
+        each(text, read(provider, text)?, &mut parsed)?;
+    }
+    Ok(parsed)
+}
+
+/// The rows of a batch in which one row that is no event this parser reads (it does not read as
+/// `T`, or `names_event` says it names none) is ignored as `(no <field>)` with `reason`, and the
+/// rest of the batch is kept; a batch in which no row is readable is not this provider's
+/// ([`Error::MissingField`]). Each readable row goes to `each` with its exact text.
+pub fn tolerant_rows<'a, T: Deserialize<'a>>(
+    rows: &[&'a RawValue],
+    field: &'static str,
+    reason: &str,
+    names_event: impl Fn(&T) -> bool,
+    parsed: &mut crate::Parsed,
+    mut each: impl FnMut(&'a str, T, &mut crate::Parsed) -> Result<()>,
+) -> Result<()> {
+    let mut unreadable = 0;
+    for row in rows {
+        let text = row.get();
+        match serde_json::from_str::<T>(text) {
+            Ok(event) if names_event(&event) => each(text, event, parsed)?,
+            _ => {
+                unreadable += 1;
+                parsed.ignore(format!("(no {field})"), None, reason);
+            }
+        }
+    }
+    if unreadable > 0 && unreadable == rows.len() {
+        return Err(Error::MissingField(field));
+    }
+    Ok(())
+}
+
+/// Whether the body is a JSON array (its first non-blank byte is `[`).
+pub fn is_array(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// Whether the body is a JSON object (its first non-blank byte is `{`): serde reads structs from
+/// arrays too, so a provider checks this before reading an object-shaped payload.
+pub fn is_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// One JSON value of `provider`'s format from text; a body that does not read is
+/// [`Error::Malformed`] with serde's reason.
+pub fn read<'a, T: Deserialize<'a>>(provider: &'static str, text: &'a str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::json(provider, &e))
+}
+
+/// [`read`] from bytes (a whole body).
+pub fn read_slice<'a, T: Deserialize<'a>>(provider: &'static str, body: &'a [u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::json(provider, &e))
+}
+
+/// [`read`] from a [`serde_json::Value`] already parsed.
+pub fn read_value<T: DeserializeOwned>(
+    provider: &'static str,
+    value: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::json(provider, &e))
+}
+
+/// For `#[serde(deserialize_with)]`: text a provider sends as a string or a number (ids,
+/// codes), trimmed; blank text, `null`, bools, objects and arrays read as absent instead of
+/// failing the body.
+pub fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Scalar::deserialize(d)?.text().map(str::to_owned))
+}
+
+/// For `#[serde(deserialize_with)]`: an integer sent as a number or numeric text; anything else
+/// reads as absent.
+pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(Scalar::deserialize(d)?.as_i64())
+}
+
+/// For `#[serde(deserialize_with)]`: a count sent as a number or numeric text; anything else
+/// (negative, too large) reads as absent.
+pub fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(Scalar::deserialize(d)?.as_u32())
+}
+
+/// A form body's fields as one JSON object (`body.row` for form bodies); a repeated field
+/// becomes an array of its values in body order.
+pub fn form_fields(form: &crate::Form<'_>) -> String {
+    use serde_json::{Map, Value};
+    let mut fields = Map::new();
+    for (name, value) in form.iter() {
+        let value = Value::String(value.to_owned());
+        match fields.get_mut(name) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => {
+                let first = first.take();
+                fields.insert(name.to_owned(), Value::Array(vec![first, value]));
+            }
+            None => {
+                fields.insert(name.to_owned(), value);
+            }
+        }
+    }
+    Value::Object(fields).to_string()
 }
 
 /// A field a provider sends as a string in some events and a number or a bool in others
@@ -233,6 +348,34 @@ mod tests {
         assert!(row.list.is_empty());
         let row: Row = serde_json::from_str(r#"{"list": ["a"]}"#).unwrap();
         assert_eq!(row.list, ["a"]);
+    }
+
+    #[test]
+    fn tolerant_rows_ignore_unreadable_rows_unless_all_are() {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            event: Option<String>,
+        }
+        let run = |body: &[u8]| {
+            let rows = rows("p", body).unwrap();
+            let mut parsed = crate::Parsed::default();
+            let mut seen = Vec::new();
+            tolerant_rows(
+                &rows,
+                "event",
+                "unreadable",
+                |row: &Row| row.event.is_some(),
+                &mut parsed,
+                |text, _row, _| {
+                    seen.push(text.to_owned());
+                    Ok(())
+                },
+            )
+            .map(|()| (seen, parsed.ignored.len()))
+        };
+        let (seen, ignored) = run(br#"[{"event":"a"},{"event":7},{}]"#).unwrap();
+        assert_eq!((seen, ignored), (vec![r#"{"event":"a"}"#.to_owned()], 2));
+        assert_eq!(run(br#"[{}, 1]"#), Err(Error::MissingField("event")));
     }
 
     fn rows_of(body: &[u8]) -> Vec<String> {

@@ -10,7 +10,12 @@
 //! ```ignore
 //! tidings_core::register_provider!(SendGrid);
 //! ```
+//!
+//! Its `parse` says what each provider event is in a [`Draft`]; core assembles the [`Event`]
+//! (the result id, the date's fallback to the receive time, the dedup key) the same way for
+//! every provider.
 
+mod assemble;
 mod error;
 mod event;
 pub mod fold;
@@ -25,6 +30,7 @@ mod status;
 pub mod suppression;
 pub mod time;
 
+pub use assemble::{Draft, non_empty};
 pub use error::{Error, Rejection, Result};
 pub use event::{Control, Event, EventBody, Failure, Ignored, Parsed, WebhookResult, wire_date};
 pub use provider::{Credentials, Freshness, Handshake, Nonce, ProviderParser, Signature};

@@ -82,6 +82,19 @@ impl<'a> Credentials<'a> {
         Err(last)
     }
 
+    /// [`any_key`](Self::any_key) for schemes that compute and compare: `Ok` as soon as
+    /// `matches` holds for a key, else [`Error::SignatureMismatch`] (or
+    /// [`Error::NoSigningKey`] when there are none).
+    pub fn any_key_matches(&self, mut matches: impl FnMut(&Secret) -> bool) -> Result<()> {
+        self.any_key(|key| {
+            if matches(key) {
+                Ok(())
+            } else {
+                Err(Error::SignatureMismatch)
+            }
+        })
+    }
+
     /// A provider-specific option.
     pub fn option(&self, name: &str) -> Option<&'a str> {
         self.options.get(name).map(String::as_str)

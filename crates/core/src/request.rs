@@ -112,6 +112,22 @@ impl<'a> RawRequest<'a> {
         }
     }
 
+    /// `Ok` when the body's media type is one of `accepted`, else `provider`'s
+    /// [`Error::UnsupportedMediaType`] (415).
+    pub fn accept(&self, provider: &'static str, accepted: &[MediaType]) -> Result<()> {
+        if accepted.contains(&self.media_type()) {
+            Ok(())
+        } else {
+            Err(self.unsupported(provider))
+        }
+    }
+
+    /// The body as text, for a provider whose body is one JSON event (`row` is then the body,
+    /// trimmed); a body that is not UTF-8 is `provider`'s [`Error::Malformed`].
+    pub fn text(&self, provider: &'static str) -> Result<&'a str> {
+        std::str::from_utf8(self.body).map_err(|_| Error::malformed(provider, "body is not UTF-8"))
+    }
+
     /// The body's form fields, from a urlencoded or multipart body, in body order. File parts of
     /// a multipart body are skipped.
     pub fn form(&self) -> Result<Form<'a>> {

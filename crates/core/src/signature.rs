@@ -181,6 +181,28 @@ pub fn check_window(
     Ok(())
 }
 
+/// Checks a signed timestamp sent as Unix seconds in `header` against the window, when there is
+/// one (`tolerance` from [`Freshness::tolerance`](crate::Freshness::tolerance)): a value that is
+/// not whole seconds is [`Error::MalformedSignature`], one outside the window [`Error::Stale`].
+/// Without a window the value is not read at all.
+pub fn check_signed_seconds(
+    timestamp: &str,
+    header: &'static str,
+    now: DateTime<Utc>,
+    tolerance: Option<chrono::Duration>,
+) -> Result<()> {
+    let Some(tolerance) = tolerance else {
+        return Ok(());
+    };
+    let signed_at = timestamp
+        .trim()
+        .parse()
+        .ok()
+        .and_then(crate::time::from_unix_seconds)
+        .ok_or(Error::MalformedSignature(header))?;
+    check_window(signed_at, now, tolerance)
+}
+
 /// Verifies an HS256 JSON Web Token with `key` and returns its claims. Only `HS256` is accepted
 /// (never `none`); `exp` and `nbf`, when present, are checked against `now` with `leeway`.
 pub fn verify_jwt_hs256(

@@ -29,9 +29,9 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tidings_core::ids::{self, Id};
+use tidings_core::ids::Id;
 use tidings_core::{
-    Error, Event, EventBody, Failure, MediaType, Parsed, RawRequest, Result, Status, time,
+    Draft, Error, Event, Failure, MediaType, Parsed, RawRequest, Result, Status, json, time,
     wire_date,
 };
 
@@ -95,16 +95,20 @@ struct Contract<'a> {
     device_id_snake: Option<&'a RawValue>,
 }
 
-/// Whether the body is a JSON object (its first non-blank byte is `{`): serde reads structs from
-/// arrays too, so providers check this before reading an object-shaped payload.
-pub fn is_object(body: &[u8]) -> bool {
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
 /// Whether the body is a JSON object with an `eventType` key: Novu's contract rather than the
 /// provider's own payload.
 pub fn is_contract(body: &[u8]) -> bool {
-    is_object(body) && serde_json::from_slice::<Probe>(body).is_ok_and(|probe| probe.event_type)
+    json::is_object(body)
+        && serde_json::from_slice::<Probe>(body).is_ok_and(|probe| probe.event_type)
+}
+
+/// The start every push provider's `parse` shares: 415 for a media type no push sender uses,
+/// the events of a body in Novu's contract, or `None` for the provider's own formats.
+pub fn contract(provider: &'static str, request: &RawRequest<'_>) -> Result<Option<Parsed>> {
+    if !is_json_like(request) {
+        return Err(request.unsupported(provider));
+    }
+    parse(provider, request).transpose()
 }
 
 /// Parses a body in Novu's push contract for `provider`, or `None` when the body is not one
@@ -117,8 +121,7 @@ pub fn parse(provider: &'static str, request: &RawRequest<'_>) -> Option<Result<
 }
 
 fn parse_contract(provider: &'static str, request: &RawRequest<'_>) -> Result<Parsed> {
-    let contract: Contract<'_> =
-        serde_json::from_slice(request.body).map_err(|e| Error::json(provider, &e))?;
+    let contract: Contract<'_> = json::read_slice(provider, request.body)?;
     let event_type = match serde_json::from_str::<String>(contract.event_type.get()) {
         Ok(text) => text,
         Err(_) => return Err(invalid_event_type(contract.event_type.get())),
@@ -156,36 +159,23 @@ fn parse_contract(provider: &'static str, request: &RawRequest<'_>) -> Result<Pa
     }
     .filter(|id| !id.is_empty());
     let date_text = date.as_ref().map(wire_date::format).unwrap_or_default();
-    let dedup_key = ids::dedup_from_fields(
-        provider,
-        &[
-            &event_id,
-            event_type,
-            recipient.as_deref().unwrap_or(""),
-            &date_text,
-        ],
+    let dedup_fields = [
+        event_id.as_str(),
+        event_type,
+        recipient.as_deref().unwrap_or(""),
+        &date_text,
+    ];
+    let draft = Draft::new(provider, status, event_type).dedup_fields(&dedup_fields);
+    let mut parsed = Parsed::default();
+    parsed.push(
+        request,
+        draft
+            .own_id(event_id)
+            .date(date)
+            .recipient(recipient)
+            .row(body_text(request)),
     );
-    let row = body_text(request);
-    Ok(Parsed {
-        events: vec![Event {
-            id: event_id,
-            body: EventBody {
-                status,
-                date: date.unwrap_or(request.received_at),
-                external_id: None,
-                attempts: None,
-                response: None,
-                row: Some(row),
-            },
-            dedup_key,
-            provider_event: event_type.to_owned(),
-            recipient,
-            failure: None,
-            code: None,
-            automated: None,
-        }],
-        ..Parsed::default()
-    })
+    Ok(parsed)
 }
 
 fn invalid_event_type(given: &str) -> Error {
@@ -250,11 +240,7 @@ impl Forwarded {
         let (body_event, body_device) = body
             .map(|b| (b.event_id.map(|i| i.0), b.device_id.map(|i| i.0)))
             .unwrap_or_default();
-        let query = request
-            .url
-            .and_then(|url| url.split_once('?'))
-            .map(|(_, query)| query.split('#').next().unwrap_or_default())
-            .unwrap_or_default();
+        let query = request.query();
         let param = |name: &str| {
             form_urlencoded::parse(query.as_bytes())
                 .find(|(key, _)| key == name)
@@ -314,41 +300,37 @@ impl Forwarded {
             .as_ref()
             .map(wire_date::format)
             .unwrap_or_default();
-        let dedup_key = ids::dedup_from_fields(
+        let dedup_fields = [
+            self.event_id.as_deref().unwrap_or(""),
+            report.external_id.as_deref().unwrap_or(""),
+            recipient.as_deref().unwrap_or(""),
+            &report.provider_event,
+            report.code.as_deref().unwrap_or(""),
+            &date_text,
+            &report.discriminator,
+        ];
+        let draft = Draft::new(
             provider,
-            &[
-                self.event_id.as_deref().unwrap_or(""),
-                report.external_id.as_deref().unwrap_or(""),
-                recipient.as_deref().unwrap_or(""),
-                &report.provider_event,
-                report.code.as_deref().unwrap_or(""),
-                &date_text,
-                &report.discriminator,
-            ],
-        );
-        let id = self
+            report.status.unwrap_or(Status::Failed),
+            report.provider_event.as_str(),
+        )
+        .dedup_fields(&dedup_fields);
+        // The device token names the message when nothing else does (Novu keeps it for APNs).
+        let own_id = self
             .event_id
             .clone()
             .or_else(|| report.external_id.clone())
-            .or_else(|| recipient.clone())
-            .unwrap_or_else(|| dedup_key.clone());
-        Event {
-            id,
-            body: EventBody {
-                status: report.status.unwrap_or(Status::Failed),
-                date: report.date.unwrap_or(request.received_at),
-                external_id: report.external_id,
-                attempts: None,
-                response: report.response.filter(|r| !r.is_empty()),
-                row: Some(report.row),
-            },
-            dedup_key,
-            provider_event: report.provider_event,
-            recipient,
-            failure: report.failure,
-            code: report.code.filter(|c| !c.is_empty()),
-            automated: None,
-        }
+            .or_else(|| recipient.clone());
+        draft
+            .own_id(own_id)
+            .external_id(report.external_id)
+            .date(report.date)
+            .recipient(recipient)
+            .failure(report.failure)
+            .code(report.code.filter(|c| !c.is_empty()))
+            .response(report.response.filter(|r| !r.is_empty()))
+            .row(report.row)
+            .build(request)
     }
 }
 

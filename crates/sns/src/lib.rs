@@ -19,7 +19,7 @@ pub mod trust;
 mod verify;
 
 use serde::{Deserialize, Deserializer};
-use tidings_core::{Control, Error, Ignored, MediaType, Parsed, RawRequest, Result, Signature};
+use tidings_core::{Control, Error, MediaType, Parsed, RawRequest, Result, Signature};
 
 pub use verify::{
     DEFAULT_TOLERANCE, option_problems, precheck, public_key_from_pem, remote_keys, string_to_sign,
@@ -193,11 +193,7 @@ pub fn inbound(provider: &'static str, request: &RawRequest<'_>) -> Result<Inbou
             "not an SNS message type (Notification, SubscriptionConfirmation, UnsubscribeConfirmation)"
         }
     };
-    parsed.ignored.push(Ignored {
-        provider_event: kind,
-        id: None,
-        reason: reason.into(),
-    });
+    parsed.ignore(kind, None, reason);
     Ok(Inbound::Handled(parsed))
 }
 

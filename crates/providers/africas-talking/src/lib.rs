@@ -19,8 +19,7 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids,
+    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature,
 };
 
 use crate::wire::Report;
@@ -50,10 +49,7 @@ impl ProviderParser for AfricasTalking {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Form | MediaType::Multipart => {}
-            _ => return Err(request.unsupported(ID)),
-        }
+        request.accept(ID, &[MediaType::Form, MediaType::Multipart])?;
         let report = Report::from_form(&request.form()?);
         let mut parsed = Parsed::default();
         normalize(request, report, &mut parsed)?;
@@ -67,43 +63,34 @@ fn normalize(request: &RawRequest<'_>, report: Report, parsed: &mut Parsed) -> R
     let Some((status, failure)) =
         status::classify(&provider_event, report.failure_reason.as_deref())
     else {
-        parsed.ignored.push(Ignored {
+        parsed.ignore(
             provider_event,
-            id: Some(id),
-            reason: "status maps to no delivery status".into(),
-        });
+            Some(id),
+            "status maps to no delivery status",
+        );
         return Ok(());
     };
     let retries = report
         .retry_count
         .map(|n| n.to_string())
         .unwrap_or_default();
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            &id,
-            &provider_event,
-            report.phone_number.as_deref().unwrap_or(""),
-            &retries,
-            report.failure_reason.as_deref().unwrap_or(""),
-        ],
+    let draft = Draft::new(ID, status, &provider_event).dedup_fields(&[
+        &id,
+        &provider_event,
+        report.phone_number.as_deref().unwrap_or(""),
+        &retries,
+        report.failure_reason.as_deref().unwrap_or(""),
+    ]);
+    parsed.push(
+        request,
+        draft
+            .external_id(id)
+            .attempts(report.retry_count.map(|n| n.saturating_add(1)))
+            .response(report.failure_reason.clone())
+            .recipient(report.phone_number)
+            .failure(failure)
+            .code(report.failure_reason)
+            .row(report.row),
     );
-    parsed.events.push(Event {
-        id: id.clone(),
-        body: EventBody {
-            status,
-            date: request.received_at,
-            external_id: Some(id),
-            attempts: report.retry_count.map(|n| n.saturating_add(1)),
-            response: report.failure_reason.clone(),
-            row: Some(report.row),
-        },
-        dedup_key,
-        provider_event,
-        recipient: report.phone_number,
-        failure,
-        code: report.failure_reason,
-        automated: None,
-    });
     Ok(())
 }

@@ -20,24 +20,14 @@ pub(crate) struct Report {
 impl Report {
     /// Reads the fields (the first value of each name; empty values count as absent).
     pub(crate) fn from_form(form: &Form<'_>) -> Report {
-        let text = |name: &str| {
-            form.first(name)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        let mut row = serde_json::Map::new();
-        for (name, value) in form.iter() {
-            row.entry(name.to_owned())
-                .or_insert_with(|| serde_json::Value::String(value.to_owned()));
-        }
+        let text = |name: &str| tidings_core::non_empty(form.first(name)).map(str::to_owned);
         Report {
             id: text("id"),
             status: text("status"),
             phone_number: text("phoneNumber"),
             failure_reason: text("failureReason"),
             retry_count: text("retryCount").and_then(|n| n.parse().ok()),
-            row: serde_json::Value::Object(row).to_string(),
+            row: tidings_core::json::form_fields(form),
         }
     }
 }

@@ -24,7 +24,7 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+    Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json, non_empty,
 };
 use tidings_push_contract::{Forwarded, Report};
 
@@ -52,34 +52,26 @@ impl ProviderParser for Apns {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
-        }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
-        }
-        let apns_id = request
-            .header(APNS_ID_HEADER)
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned);
-        let mut parsed = Parsed::default();
-        if request.body.iter().all(u8::is_ascii_whitespace) && apns_id.is_some() {
-            parsed.ignored.push(accepted(apns_id));
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
             return Ok(parsed);
         }
-        if !tidings_push_contract::is_object(request.body) {
+        let apns_id = non_empty(request.header(APNS_ID_HEADER)).map(str::to_owned);
+        let mut parsed = Parsed::default();
+        if request.body.iter().all(u8::is_ascii_whitespace) && apns_id.is_some() {
+            accepted(&mut parsed, apns_id);
+            return Ok(parsed);
+        }
+        if !json::is_object(request.body) {
             return Err(not_apns());
         }
-        let body: Body<'_> =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let body: Body<'_> = json::read_slice(ID, request.body)?;
         let forwarded = Forwarded::from_request(request);
         if let Some(reason) = body.reason {
             parsed.events.push(forwarded.event(
                 ID,
                 request,
                 Report {
-                    failure: status::classify(&reason),
+                    failure: status::failure(&reason),
                     provider_event: reason.clone(),
                     external_id: apns_id,
                     code: Some(reason.clone()),
@@ -90,18 +82,11 @@ impl ProviderParser for Apns {
             ));
         } else if body.sent.is_some() || body.failed.is_some() {
             for row in body.sent.unwrap_or_default() {
-                let sent: DeviceResult =
-                    serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-                parsed.ignored.push(Ignored {
-                    provider_event: "sent".into(),
-                    id: sent.device.map(|d| d.0),
-                    reason: "APNs accepted the notification; it reports no delivery (the app reports it)"
-                        .into(),
-                });
+                let sent: DeviceResult = json::read(ID, row.get())?;
+                parsed.ignore("sent", sent.device.map(|d| d.0), ACCEPTED);
             }
             for row in body.failed.unwrap_or_default() {
-                let failed: DeviceResult =
-                    serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+                let failed: DeviceResult = json::read(ID, row.get())?;
                 parsed
                     .events
                     .push(forwarded.event(ID, request, device_failure(failed, row.get())));
@@ -112,7 +97,7 @@ impl ProviderParser for Apns {
             .filter(|b| !b.is_ascii_whitespace())
             .eq(b"{}".iter())
         {
-            parsed.ignored.push(accepted(apns_id));
+            accepted(&mut parsed, apns_id);
         } else {
             return Err(not_apns());
         }
@@ -144,7 +129,7 @@ fn device_failure(failed: DeviceResult, row: &str) -> Report {
     };
     Report {
         failure: match &reason {
-            Some(reason) => status::classify(reason),
+            Some(reason) => status::failure(reason),
             // A connection error before APNs answered: the send can be retried.
             None if failed.error.is_some() => Some(tidings_core::Failure::Temporary),
             None => None,
@@ -158,13 +143,11 @@ fn device_failure(failed: DeviceResult, row: &str) -> Report {
     }
 }
 
-fn accepted(apns_id: Option<String>) -> Ignored {
-    Ignored {
-        provider_event: "200".into(),
-        id: apns_id,
-        reason: "APNs accepted the notification; it reports no delivery (the app reports it)"
-            .into(),
-    }
+const ACCEPTED: &str =
+    "APNs accepted the notification; it reports no delivery (the app reports it)";
+
+fn accepted(parsed: &mut Parsed, apns_id: Option<String>) {
+    parsed.ignore("200", apns_id, ACCEPTED);
 }
 
 fn not_apns() -> Error {

@@ -1,8 +1,9 @@
 //! APNs error reasons → Tidings failure kind. Every error a sender forwards is `failed`.
 
-use tidings_core::Failure;
+use tidings_core::{Failure, Status};
 
-/// Whether an APNs error can succeed on retry (`None` for reasons Apple does not list).
+/// What an APNs error reason means: always `failed`, and whether it can succeed on retry
+/// (`None` for reasons Apple does not list, which are still `failed`, of unknown kind).
 ///
 /// | `reason` | HTTP | failure | note |
 /// |---|---|---|---|
@@ -14,8 +15,8 @@ use tidings_core::Failure;
 /// | `ExpiredProviderToken`, `TooManyProviderTokenUpdates` | 403/429 | temporary | resent with a fresh provider token |
 /// | `TooManyRequests` | 429 | temporary | too many requests to one device: back off |
 /// | `InternalServerError`, `ServiceUnavailable`, `Shutdown`, `IdleTimeout` | 500/503 | temporary | retry |
-pub(crate) fn classify(reason: &str) -> Option<Failure> {
-    Some(match reason {
+pub(crate) fn classify(reason: &str) -> Option<(Status, Option<Failure>)> {
+    let failure = match reason {
         "BadDeviceToken"
         | "DeviceTokenNotForTopic"
         | "Unregistered"
@@ -47,7 +48,13 @@ pub(crate) fn classify(reason: &str) -> Option<Failure> {
         | "Shutdown"
         | "IdleTimeout" => Failure::Temporary,
         _ => return None,
-    })
+    };
+    Some((Status::Failed, Some(failure)))
+}
+
+/// The failure kind of an error reason (every forwarded error is `failed`).
+pub(crate) fn failure(reason: &str) -> Option<Failure> {
+    classify(reason).and_then(|(_, failure)| failure)
 }
 
 #[cfg(test)]
@@ -56,9 +63,9 @@ mod tests {
 
     #[test]
     fn dead_tokens_are_permanent_and_throttling_temporary() {
-        assert_eq!(classify("Unregistered"), Some(Failure::Permanent));
-        assert_eq!(classify("BadDeviceToken"), Some(Failure::Permanent));
-        assert_eq!(classify("TooManyRequests"), Some(Failure::Temporary));
-        assert_eq!(classify("SomethingNew"), None);
+        assert_eq!(failure("Unregistered"), Some(Failure::Permanent));
+        assert_eq!(failure("BadDeviceToken"), Some(Failure::Permanent));
+        assert_eq!(failure("TooManyRequests"), Some(Failure::Temporary));
+        assert_eq!(failure("SomethingNew"), None);
     }
 }

@@ -17,16 +17,13 @@
 //! - `date`: the contract's `timestamp`; Expo responses carry no time, so the receive time.
 //! - Dedup: contract: a hash of `eventId`, `eventType`, `deviceId`, `timestamp`; receipts: a
 //!   hash of the receipt id and outcome (a receipt polled twice is stored once); error
-//!   tickets: a hash of the references, token, error and position (plus the receive time when
-//!   the sender named no message).
+//!   tickets: a hash of the references, token, error and position (never the receive time).
 //! - Signature: none (Expo sends nothing); the service authenticates with `ApiKey`.
 
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
-};
+use tidings_core::{Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json};
 use tidings_push_contract::{Forwarded, Report};
 
 use crate::wire::{Body, Entries, Outcome};
@@ -52,35 +49,28 @@ impl ProviderParser for Expo {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
-        }
-        if !tidings_push_contract::is_object(request.body) {
+        if !json::is_object(request.body) {
             return Err(not_expo());
         }
-        let body: Body<'_> =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let body: Body<'_> = json::read_slice(ID, request.body)?;
         let mut parsed = Parsed::default();
         let forwarded = Forwarded::from_request(request);
         match body.data {
             Some(data) if data.get().starts_with('[') => {
-                let tickets: Vec<&serde_json::value::RawValue> =
-                    serde_json::from_str(data.get()).map_err(|e| Error::json(ID, &e))?;
+                let tickets: Vec<&serde_json::value::RawValue> = json::read(ID, data.get())?;
                 for (position, row) in tickets.into_iter().enumerate() {
                     ticket(request, &forwarded, position, row.get(), &mut parsed)?;
                 }
             }
             Some(data) if data.get().starts_with('{') => {
-                let single: Outcome =
-                    serde_json::from_str(data.get()).map_err(|e| Error::json(ID, &e))?;
+                let single: Outcome = json::read(ID, data.get())?;
                 if single.status.is_some() {
                     ticket(request, &forwarded, 0, data.get(), &mut parsed)?;
                 } else {
-                    let receipts: Entries<'_> =
-                        serde_json::from_str(data.get()).map_err(|e| Error::json(ID, &e))?;
+                    let receipts: Entries<'_> = json::read(ID, data.get())?;
                     for (receipt_id, row) in receipts.0 {
                         receipt(request, receipt_id, row.get(), &mut parsed)?;
                     }
@@ -91,15 +81,12 @@ impl ProviderParser for Expo {
             None => {}
         }
         for error in body.errors.unwrap_or_default() {
-            parsed.ignored.push(Ignored {
-                provider_event: error
-                    .get("code")
-                    .and_then(|c| c.as_str())
-                    .unwrap_or("error")
-                    .to_owned(),
-                id: None,
-                reason: "Expo refused the whole request: no message to update".into(),
-            });
+            let code = error.get("code").and_then(|c| c.as_str());
+            parsed.ignore(
+                code.unwrap_or("error"),
+                None,
+                "Expo refused the whole request: no message to update",
+            );
         }
         Ok(parsed)
     }
@@ -107,15 +94,15 @@ impl ProviderParser for Expo {
 
 /// One push receipt: `delivered` or `failed`, under its receipt id.
 fn receipt(request: &RawRequest<'_>, id: String, row: &str, parsed: &mut Parsed) -> Result<()> {
-    let outcome: Outcome = serde_json::from_str(row).map_err(|e| Error::json(ID, &e))?;
+    let outcome: Outcome = json::read(ID, row)?;
     let state = outcome.status.clone().unwrap_or_default();
     let error = outcome.details.as_ref().and_then(|d| d.error.clone());
     let Some((status, failure)) = status::classify(true, &state, error.as_deref()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: format!("receipt {state}"),
-            id: Some(id),
-            reason: "receipt status maps to no delivery status".into(),
-        });
+        parsed.ignore(
+            format!("receipt {state}"),
+            Some(id),
+            "receipt status maps to no delivery status",
+        );
         return Ok(());
     };
     let report = Report {
@@ -144,15 +131,15 @@ fn ticket(
     row: &str,
     parsed: &mut Parsed,
 ) -> Result<()> {
-    let outcome: Outcome = serde_json::from_str(row).map_err(|e| Error::json(ID, &e))?;
+    let outcome: Outcome = json::read(ID, row)?;
     let state = outcome.status.clone().unwrap_or_default();
     let error = outcome.details.as_ref().and_then(|d| d.error.clone());
     let Some((status, failure)) = status::classify(false, &state, error.as_deref()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: format!("ticket {state}"),
-            id: outcome.id.map(|id| id.0),
-            reason: "Expo queued the message; its push receipt reports the outcome".into(),
-        });
+        parsed.ignore(
+            format!("ticket {state}"),
+            outcome.id.map(|id| id.0),
+            "Expo queued the message; its push receipt reports the outcome",
+        );
         return Ok(());
     };
     parsed.events.push(forwarded.event(

@@ -25,9 +25,7 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
-};
+use tidings_core::{Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json};
 use tidings_push_contract::{Forwarded, Report};
 
 use crate::wire::{Body, SendResponse};
@@ -53,17 +51,13 @@ impl ProviderParser for Fcm {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
-        }
-        if !tidings_push_contract::is_object(request.body) {
+        if !json::is_object(request.body) {
             return Err(not_fcm());
         }
-        let body: Body<'_> =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let body: Body<'_> = json::read_slice(ID, request.body)?;
         let forwarded = Forwarded::from_request(request);
         let mut parsed = Parsed::default();
         if let Some(error) = body.error {
@@ -77,7 +71,7 @@ impl ProviderParser for Fcm {
                 ID,
                 request,
                 Report {
-                    failure: code.as_deref().and_then(status::classify),
+                    failure: code.as_deref().and_then(status::failure),
                     provider_event,
                     code,
                     response: error.message,
@@ -87,8 +81,7 @@ impl ProviderParser for Fcm {
             ));
         } else if let Some(responses) = body.responses {
             for (position, row) in responses.into_iter().enumerate() {
-                let response: SendResponse =
-                    serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+                let response: SendResponse = json::read(ID, row.get())?;
                 batch_item(
                     request,
                     &forwarded,
@@ -99,19 +92,15 @@ impl ProviderParser for Fcm {
                 );
             }
         } else if let Some(name) = body.name {
-            parsed.ignored.push(Ignored {
-                provider_event: "sent".into(),
-                id: Some(message_id(&name).to_owned()),
-                reason: "FCM accepted the message; it reports no delivery (the app reports it)"
-                    .into(),
-            });
+            parsed.ignore("sent", Some(message_id(&name).to_owned()), ACCEPTED);
         } else if let Some(reports) = body.android_delivery_data {
-            parsed.ignored.extend(reports.iter().map(|_| Ignored {
-                provider_event: "androidDeliveryData".into(),
-                id: None,
-                reason: "daily delivery percentages per app and analytics label: no message to update"
-                    .into(),
-            }));
+            for _ in &reports {
+                parsed.ignore(
+                    "androidDeliveryData",
+                    None,
+                    "daily delivery percentages per app and analytics label: no message to update",
+                );
+            }
         } else {
             return Err(not_fcm());
         }
@@ -129,11 +118,8 @@ fn batch_item(
     parsed: &mut Parsed,
 ) {
     if response.success == Some(true) {
-        parsed.ignored.push(Ignored {
-            provider_event: "sent".into(),
-            id: response.message_id.map(|name| message_id(&name).to_owned()),
-            reason: "FCM accepted the message; it reports no delivery (the app reports it)".into(),
-        });
+        let id = response.message_id.map(|name| message_id(&name).to_owned());
+        parsed.ignore("sent", id, ACCEPTED);
         return;
     }
     let (code, message) = response
@@ -145,7 +131,7 @@ fn batch_item(
         request,
         Report {
             provider_event: code.clone().unwrap_or_else(|| "error".into()),
-            failure: code.as_deref().and_then(status::classify),
+            failure: code.as_deref().and_then(status::failure),
             code,
             response: message,
             discriminator: position.to_string(),
@@ -154,6 +140,8 @@ fn batch_item(
         },
     ));
 }
+
+const ACCEPTED: &str = "FCM accepted the message; it reports no delivery (the app reports it)";
 
 /// The message id at the end of `projects/<project>/messages/<id>`.
 fn message_id(name: &str) -> &str {

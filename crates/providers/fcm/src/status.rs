@@ -1,8 +1,9 @@
 //! FCM send errors → Tidings failure kind. Every error a sender forwards is `failed`.
 
-use tidings_core::Failure;
+use tidings_core::{Failure, Status};
 
-/// Whether an FCM error can succeed on retry (`None` when FCM does not say).
+/// What an FCM error code means: always `failed`, and whether it can succeed on retry (`None`
+/// when FCM does not say, which is still `failed`, of unknown kind).
 ///
 /// | HTTP v1 `errorCode` | Admin SDK `code` | failure | note |
 /// |---|---|---|---|
@@ -15,8 +16,8 @@ use tidings_core::Failure;
 /// | `INTERNAL` | `messaging/internal-error` | temporary | retry with backoff |
 /// | canonical `NOT_FOUND` / `RESOURCE_EXHAUSTED` | | permanent / temporary | errors without an `FcmError` detail: as `UNREGISTERED` / `QUOTA_EXCEEDED` |
 /// | `UNSPECIFIED_ERROR`, anything else | | unknown | |
-pub(crate) fn classify(code: &str) -> Option<Failure> {
-    Some(match code {
+pub(crate) fn classify(code: &str) -> Option<(Status, Option<Failure>)> {
+    let failure = match code {
         "UNREGISTERED"
         | "INVALID_ARGUMENT"
         | "SENDER_ID_MISMATCH"
@@ -38,7 +39,13 @@ pub(crate) fn classify(code: &str) -> Option<Failure> {
         | "messaging/server-unavailable"
         | "messaging/internal-error" => Failure::Temporary,
         _ => return None,
-    })
+    };
+    Some((Status::Failed, Some(failure)))
+}
+
+/// The failure kind of an error code (every forwarded error is `failed`).
+pub(crate) fn failure(code: &str) -> Option<Failure> {
+    classify(code).and_then(|(_, failure)| failure)
 }
 
 #[cfg(test)]
@@ -47,16 +54,16 @@ mod tests {
 
     #[test]
     fn v1_and_admin_codes_agree() {
-        assert_eq!(classify("UNREGISTERED"), Some(Failure::Permanent));
+        assert_eq!(failure("UNREGISTERED"), Some(Failure::Permanent));
         assert_eq!(
-            classify("messaging/registration-token-not-registered"),
+            failure("messaging/registration-token-not-registered"),
             Some(Failure::Permanent)
         );
-        assert_eq!(classify("QUOTA_EXCEEDED"), Some(Failure::Temporary));
+        assert_eq!(failure("QUOTA_EXCEEDED"), Some(Failure::Temporary));
         assert_eq!(
-            classify("messaging/message-rate-exceeded"),
+            failure("messaging/message-rate-exceeded"),
             Some(Failure::Temporary)
         );
-        assert_eq!(classify("UNSPECIFIED_ERROR"), None);
+        assert_eq!(failure("UNSPECIFIED_ERROR"), None);
     }
 }

@@ -21,8 +21,7 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Draft, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json, time,
 };
 
 use crate::wire::{Code, Report, Reports};
@@ -48,16 +47,11 @@ impl ProviderParser for InfobipSms {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let body: Reports<'_> =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let body: Reports<'_> = json::read_slice(ID, request.body)?;
         let mut parsed = Parsed::default();
         for row in body.results {
-            let report: Report =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            let report: Report = json::read(ID, row.get())?;
             normalize(request, row.get(), report, &mut parsed);
         }
         Ok(parsed)
@@ -72,11 +66,11 @@ fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut P
         .or_else(|| status.group_name.clone())
         .unwrap_or_else(|| "(no status)".into());
     let Some(message_id) = report.message_id.map(|id| id.0).filter(|id| !id.is_empty()) else {
-        parsed.ignored.push(Ignored {
+        parsed.ignore(
             provider_event,
-            id: report.callback_data,
-            reason: "the report carries no messageId".into(),
-        });
+            report.callback_data,
+            "the report carries no messageId",
+        );
         return;
     };
     // `error` with id 0 is Infobip's `NO_ERROR`: not an error at all.
@@ -87,58 +81,49 @@ fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut P
         status.id,
         error.as_ref().and_then(|e| e.permanent),
     ) else {
-        parsed.ignored.push(Ignored {
+        parsed.ignore(
             provider_event,
-            id: Some(report.callback_data.unwrap_or(message_id)),
-            reason: "status group maps to no delivery status".into(),
-        });
+            Some(report.callback_data.unwrap_or(message_id)),
+            "status group maps to no delivery status",
+        );
         return;
     };
     let date = [report.done_at.as_deref(), report.sent_at.as_deref()]
         .into_iter()
         .flatten()
-        .find_map(time::parse)
-        .unwrap_or(request.received_at);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            &message_id,
-            &status
-                .id
-                .map(|id| id.to_string())
-                .unwrap_or_else(|| provider_event.clone()),
-            report.to.as_deref().unwrap_or(""),
-            report.done_at.as_deref().unwrap_or(""),
-            &error
-                .as_ref()
-                .and_then(|e| e.id)
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
-        ],
-    );
+        .find_map(time::parse);
+    let draft = Draft::new(ID, status_kind, &provider_event).dedup_fields(&[
+        &message_id,
+        &status
+            .id
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| provider_event.clone()),
+        report.to.as_deref().unwrap_or(""),
+        report.done_at.as_deref().unwrap_or(""),
+        &error
+            .as_ref()
+            .and_then(|e| e.id)
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    ]);
     let response = error
         .as_ref()
         .and_then(|e| e.description.clone())
         .or(status.description)
         .filter(|text| !text.is_empty());
     let code = error.as_ref().and_then(code_of);
-    parsed.events.push(Event {
-        id: report.callback_data.unwrap_or_else(|| message_id.clone()),
-        body: EventBody {
-            status: status_kind,
-            date,
-            external_id: Some(message_id),
-            attempts: None,
-            response,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient: report.to.filter(|to| !to.is_empty()),
-        failure,
-        code,
-        automated: None,
-    });
+    parsed.push(
+        request,
+        draft
+            .own_id(report.callback_data)
+            .external_id(message_id)
+            .date(date)
+            .recipient(report.to.filter(|to| !to.is_empty()))
+            .failure(failure)
+            .code(code)
+            .response(response)
+            .row(row),
+    );
 }
 
 /// The error's name (`EC_ABSENT_SUBSCRIBER`), else its numeric id.

@@ -38,11 +38,11 @@ pub(crate) struct Report {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Code {
-    #[serde(default, deserialize_with = "lenient_int")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_i64")]
     pub(crate) group_id: Option<i64>,
     #[serde(default)]
     pub(crate) group_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient_int")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_i64")]
     pub(crate) id: Option<i64>,
     #[serde(default)]
     pub(crate) name: Option<String>,
@@ -51,15 +51,6 @@ pub(crate) struct Code {
     /// On `error` only: whether retrying the same message cannot succeed.
     #[serde(default)]
     pub(crate) permanent: Option<bool>,
-}
-
-/// An integer sent as a number or a numeric string; anything else reads as absent.
-fn lenient_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => n.as_i64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
 }
 
 /// Free text the sender chose: a string as it is, a number as its exact text, anything else

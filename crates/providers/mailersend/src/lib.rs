@@ -20,8 +20,8 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Signature, json, non_empty, time,
 };
 
 use crate::wire::{Envelope, detail};
@@ -61,28 +61,18 @@ impl ProviderParser for MailerSend {
         let signature = request
             .header(SIGNATURE_HEADER)
             .ok_or(Error::MissingHeader("Signature"))?;
-        credentials.any_key(|key| {
-            if hex_matches(
+        credentials.any_key_matches(|key| {
+            hex_matches(
                 &hmac_sha256(key.expose().as_bytes(), &[request.body]),
                 signature,
-            ) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+            )
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let envelope: Envelope =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
-        let row = std::str::from_utf8(request.body)
-            .map_err(|_| Error::malformed(ID, "body is not UTF-8"))?
-            .trim();
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let envelope: Envelope = json::read_slice(ID, request.body)?;
+        let row = request.text(ID)?.trim();
         let mut parsed = Parsed::default();
         normalize(request, row, envelope, &mut parsed);
         Ok(parsed)
@@ -111,27 +101,19 @@ fn normalize(request: &RawRequest<'_>, row: &str, envelope: Envelope, parsed: &m
             "inbound.message" => "inbound message: about no sent message",
             _ => "not a message activity",
         };
-        parsed.ignored.push(Ignored {
-            provider_event: envelope.kind,
-            id: message_id,
-            reason: reason.into(),
-        });
+        parsed.ignore(envelope.kind, message_id, reason);
         return;
     };
     let Some((status, failure)) = status::classify(activity) else {
-        parsed.ignored.push(Ignored {
-            provider_event: envelope.kind.clone(),
-            id: message_id,
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(
+            envelope.kind,
+            message_id,
+            "event type maps to no delivery status",
+        );
         return;
     };
     let Some(id) = message_id else {
-        parsed.ignored.push(Ignored {
-            provider_event: envelope.kind.clone(),
-            id: None,
-            reason: "the event carries no message id".into(),
-        });
+        parsed.ignore(envelope.kind, None, "the event carries no message id");
         return;
     };
     let recipient = data
@@ -149,39 +131,25 @@ fn normalize(request: &RawRequest<'_>, row: &str, envelope: Envelope, parsed: &m
         .or(envelope.created_at.as_deref());
     let details = data.and_then(|d| d.meta.as_ref().or(d.morph.as_ref()));
     let event_id = non_empty(data.and_then(|d| d.id.as_ref()).map(|id| id.as_str()));
-    let dedup_key = match event_id {
-        Some(event_id) => ids::dedup_from_id(ID, event_id),
-        None => ids::dedup_from_fields(
-            ID,
-            &[
-                &id,
-                activity,
-                recipient.as_deref().unwrap_or(""),
-                created_at.unwrap_or(""),
-            ],
-        ),
+    let draft = Draft::new(ID, status, &envelope.kind);
+    let draft = match event_id {
+        Some(event_id) => draft.dedup_id(event_id),
+        None => draft.dedup_fields(&[
+            &id,
+            activity,
+            recipient.as_deref().unwrap_or(""),
+            created_at.unwrap_or(""),
+        ]),
     };
-    parsed.events.push(Event {
-        id: id.clone(),
-        body: EventBody {
-            status,
-            date: created_at
-                .and_then(time::parse)
-                .unwrap_or(request.received_at),
-            external_id: Some(id),
-            attempts: None,
-            response: REASON_KEYS.iter().find_map(|key| detail(details, key)),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event: envelope.kind.clone(),
-        recipient,
-        failure,
-        code: detail(details, "bounce_code"),
-        automated: None,
-    });
-}
-
-fn non_empty(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim).filter(|t| !t.is_empty())
+    parsed.push(
+        request,
+        draft
+            .external_id(id)
+            .date(created_at.and_then(time::parse))
+            .recipient(recipient)
+            .failure(failure)
+            .code(detail(details, "bounce_code"))
+            .response(REASON_KEYS.iter().find_map(|key| detail(details, key)))
+            .row(row),
+    );
 }

@@ -32,8 +32,8 @@ mod wire;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{check_window, hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Nonce, Parsed,
-    ProviderParser, RawRequest, Result, Signature, Status, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Nonce, Parsed, ProviderParser, RawRequest,
+    Result, Signature, Status, ids, json, non_empty, time,
 };
 
 use crate::wire::{EventData, Scalar, Webhook};
@@ -73,16 +73,12 @@ impl ProviderParser for Mailgun {
         if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::MalformedSignature("signature"));
         }
-        credentials.any_key(|key| {
+        credentials.any_key_matches(|key| {
             let mac = hmac_sha256(
                 key.expose().as_bytes(),
                 &[signed.timestamp.as_bytes(), signed.token.as_bytes()],
             );
-            if hex_matches(&mac, signature) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+            hex_matches(&mac, signature)
         })?;
         let default = chrono::Duration::minutes(DEFAULT_TOLERANCE_MINUTES);
         if let Some(tolerance) = credentials.freshness.tolerance(Some(default)) {
@@ -145,8 +141,7 @@ struct Signed {
 fn signed_fields(request: &RawRequest<'_>) -> Result<Signed> {
     match request.media_type() {
         MediaType::Json | MediaType::Missing => {
-            let webhook: Webhook<'_> =
-                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+            let webhook: Webhook<'_> = json::read_slice(ID, request.body)?;
             let block = webhook
                 .signature
                 .ok_or(Error::MissingSignatureField("signature"))?;
@@ -182,12 +177,11 @@ fn signed_fields(request: &RawRequest<'_>) -> Result<Signed> {
 }
 
 fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
-    let webhook: Webhook<'_> =
-        serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+    let webhook: Webhook<'_> = json::read_slice(ID, request.body)?;
     let row = webhook
         .event_data
         .ok_or(Error::MissingField("event-data"))?;
-    let data: EventData = serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+    let data: EventData = json::read(ID, row.get())?;
     let token = webhook
         .signature
         .and_then(|s| s.token)
@@ -209,9 +203,7 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
         .or_else(|| event_id.clone())
         .or(token)
     else {
-        parsed
-            .ignored
-            .push(ignored(provider_event, None, "the event carries no id"));
+        parsed.ignore(provider_event, None, "the event carries no id");
         return Ok(parsed);
     };
     let Some((status, failure)) = status::classify(
@@ -219,11 +211,11 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
         data.severity.as_deref(),
         data.reason.as_deref(),
     ) else {
-        parsed.ignored.push(ignored(
+        parsed.ignore(
             provider_event,
             Some(id),
             "event type maps to no delivery status",
-        ));
+        );
         return Ok(parsed);
     };
 
@@ -235,22 +227,18 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     let micros = signed_time
         .map(|t| t.timestamp_micros().to_string())
         .unwrap_or_default();
-    let dedup_key = match &event_id {
-        Some(event_id) if signed_time.is_some() => {
-            ids::dedup_from_id(ID, &format!("{event_id}@{micros}"))
-        }
-        _ => ids::dedup_from_fields(
-            ID,
-            &[
-                external_id.as_deref().unwrap_or(&id),
-                &data.event,
-                data.recipient.as_deref().unwrap_or(""),
-                &micros,
-                data.severity.as_deref().unwrap_or(""),
-                data.reason.as_deref().unwrap_or(""),
-                data.url.as_deref().unwrap_or(""),
-            ],
-        ),
+    let draft = Draft::new(ID, status, provider_event);
+    let draft = match &event_id {
+        Some(event_id) if signed_time.is_some() => draft.dedup_id(format!("{event_id}@{micros}")),
+        _ => draft.dedup_fields(&[
+            external_id.as_deref().unwrap_or(&id),
+            &data.event,
+            data.recipient.as_deref().unwrap_or(""),
+            &micros,
+            data.severity.as_deref().unwrap_or(""),
+            data.reason.as_deref().unwrap_or(""),
+            data.url.as_deref().unwrap_or(""),
+        ]),
     };
 
     let delivery = data.delivery_status.as_ref();
@@ -260,7 +248,8 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
             data.reject.as_ref().and_then(|r| {
                 non_empty(r.reason.as_deref()).or(non_empty(r.description.as_deref()))
             })
-        });
+        })
+        .map(str::to_owned);
     let automated = is_engagement(status).then(|| {
         data.client_info.as_ref().is_some_and(|c| {
             c.bot.as_ref().is_some_and(Scalar::flagged) || c.client_type.as_deref() == Some("robot")
@@ -268,25 +257,23 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     });
     // `rejected` events have no `recipient`: the `To` header names it.
     let recipient = non_empty(data.recipient.as_deref())
-        .or_else(|| headers.and_then(|h| non_empty(h.to.as_deref().map(wire::address))));
+        .or_else(|| headers.and_then(|h| non_empty(h.to.as_deref().map(wire::address))))
+        .map(str::to_owned);
 
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: signed_time.unwrap_or(request.received_at),
-            external_id,
-            attempts: delivery.and_then(|d| d.attempt_no.as_ref()?.as_u32()),
-            response,
-            row: Some(row.get().to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code: delivery.and_then(|d| d.code.as_ref()?.text().map(str::to_owned)),
-        automated,
-    });
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(external_id)
+            .date(signed_time)
+            .recipient(recipient)
+            .failure(failure)
+            .code(delivery.and_then(|d| d.code.as_ref()?.text().map(str::to_owned)))
+            .response(response)
+            .attempts(delivery.and_then(|d| d.attempt_no.as_ref()?.as_u32()))
+            .automated(automated)
+            .row(row.get()),
+    );
     Ok(parsed)
 }
 
@@ -303,6 +290,7 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
     };
     let external_id = non_empty(form.first("Message-Id"))
         .or_else(|| non_empty(form.first("message-id")))
+        .map(str::to_owned)
         .or_else(|| {
             form.first("message-headers")
                 .and_then(wire::message_id_header)
@@ -311,25 +299,20 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
         .filter(|id| !id.is_empty());
     let own_id = OWN_ID_KEYS
         .iter()
-        .find_map(|name| non_empty(form.first(name).map(str::trim)));
-    let token = non_empty(form.last("token"));
+        .find_map(|name| non_empty(form.first(name)))
+        .map(str::to_owned);
+    let token = non_empty(form.last("token")).map(str::to_owned);
 
     let mut parsed = Parsed::default();
     let Some(id) = own_id
         .or_else(|| external_id.clone())
         .or_else(|| token.clone())
     else {
-        parsed
-            .ignored
-            .push(ignored(event.to_owned(), None, "the event carries no id"));
+        parsed.ignore(event, None, "the event carries no id");
         return Ok(parsed);
     };
     let Some((status, failure)) = status::classify(event, None, None) else {
-        parsed.ignored.push(ignored(
-            event.to_owned(),
-            Some(id),
-            "event type maps to no delivery status",
-        ));
+        parsed.ignore(event, Some(id), "event type maps to no delivery status");
         return Ok(parsed);
     };
 
@@ -339,38 +322,33 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
         .ok()
         .and_then(time::from_unix_seconds);
     let recipient = non_empty(form.first("recipient"));
-    let dedup_key = match &token {
-        Some(token) => ids::dedup_from_id(ID, token),
-        None => ids::dedup_from_fields(
-            ID,
-            &[
-                external_id.as_deref().unwrap_or(&id),
-                event,
-                recipient.as_deref().unwrap_or(""),
-                timestamp,
-                form.first("url").unwrap_or(""),
-            ],
-        ),
+    let draft = Draft::new(ID, status, event);
+    let draft = match &token {
+        Some(token) => draft.dedup_id(token),
+        None => draft.dedup_fields(&[
+            external_id.as_deref().unwrap_or(&id),
+            event,
+            recipient.unwrap_or(""),
+            timestamp,
+            form.first("url").unwrap_or(""),
+        ]),
     };
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: signed_time.unwrap_or(request.received_at),
-            external_id,
-            attempts: None,
-            response: non_empty(form.first("error"))
-                .or_else(|| non_empty(form.first("description")))
-                .or_else(|| non_empty(form.first("notification"))),
-            row: Some(wire::fields_json(&form)),
-        },
-        dedup_key,
-        provider_event: event.to_owned(),
-        recipient,
-        failure,
-        code: non_empty(form.first("code")),
-        automated: is_engagement(status).then(|| form.first("client-type") == Some("robot")),
-    });
+    let response = non_empty(form.first("error"))
+        .or_else(|| non_empty(form.first("description")))
+        .or_else(|| non_empty(form.first("notification")));
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(external_id)
+            .date(signed_time)
+            .recipient(recipient.map(str::to_owned))
+            .failure(failure)
+            .code(non_empty(form.first("code")).map(str::to_owned))
+            .response(response.map(str::to_owned))
+            .automated(is_engagement(status).then(|| form.first("client-type") == Some("robot")))
+            .row(json::form_fields(&form)),
+    );
     Ok(parsed)
 }
 
@@ -390,21 +368,6 @@ fn describe(data: &EventData) -> String {
 
 fn is_engagement(status: Status) -> bool {
     matches!(status, Status::Opened | Status::Clicked)
-}
-
-fn ignored(provider_event: String, id: Option<String>, reason: &str) -> Ignored {
-    Ignored {
-        provider_event,
-        id,
-        reason: reason.into(),
-    }
-}
-
-fn non_empty(value: Option<&str>) -> Option<String> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
 }
 
 /// Whether `key` has the shape of a Mailgun private API key: `<32 hex>-<8 hex>-<8 hex>`.

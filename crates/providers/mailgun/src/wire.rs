@@ -3,9 +3,8 @@
 //! bot flags) are read leniently.
 
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
-use tidings_core::Form;
 use tidings_core::ids::OWN_ID_KEYS;
 pub(crate) use tidings_core::json::Scalar;
 
@@ -152,24 +151,4 @@ pub(crate) fn message_id_header(text: &str) -> Option<String> {
         name.eq_ignore_ascii_case("message-id")
             .then(|| value.to_owned())
     })
-}
-
-/// The legacy fields as one JSON object; a repeated field becomes an array of its values in body
-/// order.
-pub(crate) fn fields_json(form: &Form<'_>) -> String {
-    let mut fields = Map::new();
-    for (name, value) in form.iter() {
-        let value = Value::String(value.to_owned());
-        match fields.get_mut(name) {
-            Some(Value::Array(values)) => values.push(value),
-            Some(first) => {
-                let first = first.take();
-                fields.insert(name.to_owned(), Value::Array(vec![first, value]));
-            }
-            None => {
-                fields.insert(name.to_owned(), value);
-            }
-        }
-    }
-    Value::Object(fields).to_string()
 }

@@ -19,8 +19,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, ids,
+    json, time,
 };
 
 use crate::wire::WireEvent;
@@ -47,33 +47,18 @@ impl ProviderParser for Mailjet {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let mut parsed = Parsed::default();
-        let rows = tidings_core::json::rows(ID, request.body)?;
-        let mut unreadable = 0;
-        for row in &rows {
-            match serde_json::from_str::<WireEvent>(row.get()) {
-                Ok(event) if event.event.is_some() => {
-                    normalize(request, row.get(), event, &mut parsed)?;
-                }
-                // One row that names no event is ignored; the rest of the batch is kept.
-                _ => {
-                    unreadable += 1;
-                    parsed.ignored.push(Ignored {
-                        provider_event: "(no event)".into(),
-                        id: None,
-                        reason: "the row is no event this parser can read".into(),
-                    });
-                }
-            }
-        }
-        // A body without one readable event is not Mailjet's.
-        if unreadable > 0 && unreadable == rows.len() {
-            return Err(Error::MissingField("event"));
-        }
+        let rows = json::rows(ID, request.body)?;
+        // One row that names no event is ignored; the rest of the batch is kept.
+        json::tolerant_rows(
+            &rows,
+            "event",
+            "the row is no event this parser can read",
+            |event: &WireEvent| event.event.is_some(),
+            &mut parsed,
+            |row, event, parsed| normalize(request, row, event, parsed),
+        )?;
         Ok(parsed)
     }
 }
@@ -107,25 +92,11 @@ fn normalize(
     let id = own_id.or_else(|| external_id.clone());
     let hard_bounce = event.hard_bounce.as_ref().is_some_and(Scalar::flagged);
     let Some((status, failure)) = status::classify(name, hard_bounce) else {
-        parsed.ignored.push(Ignored {
-            provider_event: name.to_owned(),
-            id,
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(name, id, "event type maps to no delivery status");
         return Ok(());
     };
     let seconds = event.time.as_ref().and_then(Scalar::as_i64);
     let recipient = event.email.filter(|e| !e.trim().is_empty());
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            external_id.as_deref().or(id.as_deref()).unwrap_or(""),
-            name,
-            recipient.as_deref().unwrap_or(""),
-            &seconds.map(|s| s.to_string()).unwrap_or_default(),
-            event.url.as_deref().unwrap_or(""),
-        ],
-    );
     let provider_event = match name {
         "bounce" => format!("bounce (hard_bounce={hard_bounce})"),
         other => other.to_owned(),
@@ -141,27 +112,26 @@ fn normalize(
         (Some(related), Some(error)) if !related.is_empty() => Some(format!("{related}: {error}")),
         (_, Some(error)) => Some(error.to_owned()),
     };
+    let draft = Draft::new(ID, status, provider_event).dedup_fields(&[
+        external_id.as_deref().or(id.as_deref()).unwrap_or(""),
+        name,
+        recipient.as_deref().unwrap_or(""),
+        &seconds.map(|s| s.to_string()).unwrap_or_default(),
+        event.url.as_deref().unwrap_or(""),
+    ]);
     // An event without a MessageID (or with `0`) still says something true about its recipient
-    // (a bounce, a complaint): it is kept, reported under its dedup key.
-    let id = id.unwrap_or_else(|| dedup_key.clone());
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: seconds
-                .and_then(time::from_unix_seconds)
-                .unwrap_or(request.received_at),
-            external_id,
-            attempts: None,
-            response,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code,
-        automated: None,
-    });
+    // (a bounce, a complaint): it is kept, reported under its dedup key (core's fallback).
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(external_id)
+            .date(seconds.and_then(time::from_unix_seconds))
+            .recipient(recipient)
+            .failure(failure)
+            .code(code)
+            .response(response)
+            .row(row),
+    );
     Ok(())
 }

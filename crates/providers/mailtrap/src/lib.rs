@@ -21,8 +21,8 @@ mod wire;
 use serde_json::value::RawValue;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
+    non_empty, time,
 };
 
 use crate::wire::{Batch, MailtrapEvent};
@@ -66,8 +66,7 @@ impl ProviderParser for Mailtrap {
         }
         let mut parsed = Parsed::default();
         for row in rows(request.body, json_lines)? {
-            let event: MailtrapEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            let event: MailtrapEvent = json::read(ID, row.get())?;
             normalize(request, row.get(), event, &mut parsed);
         }
         Ok(parsed)
@@ -109,64 +108,42 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: 
     });
     let id = own_id.or(message_id.map(str::to_owned));
     let Some((status, failure)) = status::classify(&event.event) else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id,
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(event.event, id, "event type maps to no delivery status");
         return;
     };
     let Some(id) = id else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id: None,
-            reason: "the event carries no message id".into(),
-        });
+        parsed.ignore(event.event, None, "the event carries no message id");
         return;
     };
     let timestamp = wire::timestamp_text(event.timestamp.as_ref());
     let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
-    let dedup_key = match non_empty(event.event_id.as_ref().map(|e| e.as_str())) {
-        Some(event_id) => ids::dedup_from_id(ID, &format!("{event_id}:{}", event.event)),
-        None => ids::dedup_from_fields(
-            ID,
-            &[
-                message_id.unwrap_or(&id),
-                &event.event,
-                recipient.as_deref().unwrap_or(""),
-                timestamp.as_deref().unwrap_or(""),
-                event.url.as_deref().unwrap_or(""),
-            ],
-        ),
-    };
     let provider_event = match non_empty(event.bounce_category.as_deref()) {
         Some(category) => format!("{} (bounce_category={category})", event.event),
         None => event.event.clone(),
     };
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: timestamp
-                .as_deref()
-                .and_then(time::parse)
-                .unwrap_or(request.received_at),
-            external_id: message_id.map(str::to_owned),
-            attempts: None,
-            response: non_empty(event.response.as_deref())
-                .or(non_empty(event.reason.as_deref()))
-                .map(str::to_owned),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code: non_empty(event.response_code.as_ref().map(|c| c.as_str())).map(str::to_owned),
-        automated: None,
-    });
-}
-
-fn non_empty(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim).filter(|t| !t.is_empty())
+    let draft = Draft::new(ID, status, provider_event);
+    let draft = match non_empty(event.event_id.as_ref().map(|e| e.as_str())) {
+        Some(event_id) => draft.dedup_id(format!("{event_id}:{}", event.event)),
+        None => draft.dedup_fields(&[
+            message_id.unwrap_or(&id),
+            &event.event,
+            recipient.as_deref().unwrap_or(""),
+            timestamp.as_deref().unwrap_or(""),
+            event.url.as_deref().unwrap_or(""),
+        ]),
+    };
+    let response = non_empty(event.response.as_deref()).or(non_empty(event.reason.as_deref()));
+    let code = non_empty(event.response_code.as_ref().map(|c| c.as_str()));
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(message_id.map(str::to_owned))
+            .date(timestamp.as_deref().and_then(time::parse))
+            .recipient(recipient)
+            .failure(failure)
+            .code(code.map(str::to_owned))
+            .response(response.map(str::to_owned))
+            .row(row),
+    );
 }

@@ -24,8 +24,8 @@ use serde_json::value::RawValue;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{base64_matches, hmac_sha1};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Signature, json, non_empty, time,
 };
 
 use crate::wire::{MandrillEvent, Scalar};
@@ -75,29 +75,21 @@ impl ProviderParser for Mandrill {
             signed.extend_from_slice(key.as_bytes());
             signed.extend_from_slice(value.as_bytes());
         }
-        credentials.any_key(|key| {
-            if base64_matches(&hmac_sha1(key.expose().as_bytes(), &[&signed]), signature) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+        credentials.any_key_matches(|key| {
+            base64_matches(&hmac_sha1(key.expose().as_bytes(), &[&signed]), signature)
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Form | MediaType::Multipart => {}
-            _ => return Err(request.unsupported(ID)),
-        }
+        request.accept(ID, &[MediaType::Form, MediaType::Multipart])?;
         let form = request.form()?;
         let events = form
             .first(EVENTS_FIELD)
             .ok_or(Error::MissingField(EVENTS_FIELD))?;
-        let rows: Vec<&RawValue> = serde_json::from_str(events).map_err(|e| Error::json(ID, &e))?;
+        let rows: Vec<&RawValue> = json::read(ID, events)?;
         let mut parsed = Parsed::default();
         for row in rows {
-            let event: MandrillEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            let event: MandrillEvent = json::read(ID, row.get())?;
             normalize(request, row.get(), event, &mut parsed);
         }
         Ok(parsed)
@@ -121,11 +113,11 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MandrillEvent, parsed: 
             Some(action) => format!("{kind} ({action})"),
             None => kind.to_owned(),
         };
-        parsed.ignored.push(Ignored {
+        parsed.ignore(
             provider_event,
             id,
-            reason: "sync event: a rejection or allow list change, about no message".into(),
-        });
+            "sync event: a rejection or allow list change, about no message",
+        );
         return;
     };
     let Some((status, failure)) = status::classify(name) else {
@@ -134,33 +126,22 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MandrillEvent, parsed: 
         } else {
             "event type maps to no delivery status"
         };
-        parsed.ignored.push(Ignored {
-            provider_event: name.to_owned(),
-            id,
-            reason: reason.into(),
-        });
+        parsed.ignore(name, id, reason);
         return;
     };
     let Some(id) = id else {
-        parsed.ignored.push(Ignored {
-            provider_event: name.to_owned(),
-            id: None,
-            reason: "the event carries no message id".into(),
-        });
+        parsed.ignore(name, None, "the event carries no message id");
         return;
     };
     let ts = event.ts.as_ref().and_then(Scalar::text);
     let recipient = non_empty(msg.and_then(|m| m.email.as_deref())).map(str::to_owned);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            message_id.unwrap_or(&id),
-            name,
-            recipient.as_deref().unwrap_or(""),
-            ts.unwrap_or(""),
-            event.url.as_deref().unwrap_or(""),
-        ],
-    );
+    let draft = Draft::new(ID, status, name).dedup_fields(&[
+        message_id.unwrap_or(&id),
+        name,
+        recipient.as_deref().unwrap_or(""),
+        ts.unwrap_or(""),
+        event.url.as_deref().unwrap_or(""),
+    ]);
     let response = msg.and_then(|m| {
         non_empty(m.diag.as_deref())
             .or_else(|| {
@@ -176,27 +157,18 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MandrillEvent, parsed: 
             .or_else(|| m.bgtools_code.as_ref().and_then(Scalar::text))
             .map(str::to_owned)
     });
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: ts.and_then(time::parse).unwrap_or(request.received_at),
-            external_id: message_id.map(str::to_owned),
-            attempts: None,
-            response,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event: name.to_owned(),
-        recipient,
-        failure,
-        code,
-        automated: None,
-    });
-}
-
-fn non_empty(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim).filter(|t| !t.is_empty())
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(message_id.map(str::to_owned))
+            .date(ts.and_then(time::parse))
+            .recipient(recipient)
+            .failure(failure)
+            .code(code)
+            .response(response)
+            .row(row),
+    );
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ use chrono::Duration;
 use sha2::{Digest, Sha256};
 use tidings_core::signature::{hex_matches, verify_jwt_hs256};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Form, Ignored, MediaType, Parsed,
-    ProviderParser, RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, json, time,
 };
 
 use crate::wire::Report;
@@ -99,7 +99,7 @@ impl ProviderParser for MessageBird {
             match request.media_type() {
                 MediaType::Json => {
                     let object: serde_json::Map<String, serde_json::Value> =
-                        serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+                        json::read_slice(ID, request.body)?;
                     let row = String::from_utf8_lossy(request.body);
                     Report::from_json(object, row.trim())
                 }
@@ -153,45 +153,33 @@ fn normalize(request: &RawRequest<'_>, report: Report, parsed: &mut Parsed) -> R
     let provider_event = report.status.ok_or(Error::MissingField("status"))?;
     let id = report.reference.unwrap_or_else(|| message_id.clone());
     let Some((status, failure)) = status::classify(&provider_event) else {
-        parsed.ignored.push(Ignored {
+        parsed.ignore(
             provider_event,
-            id: Some(id),
-            reason: "status maps to no delivery status".into(),
-        });
+            Some(id),
+            "status maps to no delivery status",
+        );
         return Ok(());
     };
-    let date = report
-        .status_datetime
-        .as_deref()
-        .and_then(time::parse)
-        .unwrap_or(request.received_at);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            &message_id,
-            &provider_event,
-            report.recipient.as_deref().unwrap_or(""),
-            report.status_datetime.as_deref().unwrap_or(""),
-            report.status_error_code.as_deref().unwrap_or(""),
-        ],
+    let date = report.status_datetime.as_deref().and_then(time::parse);
+    let draft = Draft::new(ID, status, &provider_event).dedup_fields(&[
+        &message_id,
+        &provider_event,
+        report.recipient.as_deref().unwrap_or(""),
+        report.status_datetime.as_deref().unwrap_or(""),
+        report.status_error_code.as_deref().unwrap_or(""),
+    ]);
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(message_id)
+            .date(date)
+            .recipient(report.recipient)
+            .failure(failure)
+            // 0 is "no error".
+            .code(report.status_error_code.filter(|code| code != "0"))
+            .response(report.status_reason)
+            .row(report.row),
     );
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date,
-            external_id: Some(message_id),
-            attempts: None,
-            response: report.status_reason,
-            row: Some(report.row),
-        },
-        dedup_key,
-        provider_event,
-        recipient: report.recipient,
-        failure,
-        // 0 is "no error".
-        code: report.status_error_code.filter(|code| code != "0"),
-        automated: None,
-    });
     Ok(())
 }

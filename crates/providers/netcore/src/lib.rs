@@ -22,8 +22,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Draft, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
+    non_empty, time,
 };
 
 use crate::wire::NetcoreEvent;
@@ -53,33 +53,21 @@ impl ProviderParser for Netcore {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let mut parsed = Parsed::default();
-        let rows = tidings_core::json::rows(ID, request.body)?;
-        let mut unreadable = 0;
-        for row in &rows {
-            match serde_json::from_str::<NetcoreEvent>(row.get()) {
-                Ok(event) if event.event.is_some() => {
-                    normalize(request, row.get(), event, &mut parsed);
-                }
-                // One row that names no event is ignored; the rest of the batch is kept.
-                _ => {
-                    unreadable += 1;
-                    parsed.ignored.push(Ignored {
-                        provider_event: "(no EVENT)".into(),
-                        id: None,
-                        reason: "the row is no event this parser can read".into(),
-                    });
-                }
-            }
-        }
-        // A body without one readable event is not Netcore's.
-        if unreadable > 0 && unreadable == rows.len() {
-            return Err(Error::MissingField("EVENT"));
-        }
+        let rows = json::rows(ID, request.body)?;
+        // One row that names no event is ignored; the rest of the batch is kept.
+        json::tolerant_rows(
+            &rows,
+            "EVENT",
+            "the row is no event this parser can read",
+            |event: &NetcoreEvent| event.event.is_some(),
+            &mut parsed,
+            |row, event, parsed| {
+                normalize(request, row, event, parsed);
+                Ok(())
+            },
+        )?;
         Ok(parsed)
     }
 }
@@ -90,59 +78,38 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: NetcoreEvent, parsed: &
     let own_id = non_empty(event.api_header.as_ref().map(|id| id.as_str()));
     let id = own_id.or(transid).map(str::to_owned);
     let Some((status, failure)) = status::classify(&name, event.bounce_type.as_deref()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: name,
-            id,
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(name, id, "event type maps to no delivery status");
         return;
     };
     let timestamp = wire::timestamp_text(event.timestamp.as_ref());
     let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            transid.or(id.as_deref()).unwrap_or(""),
-            non_empty(event.rcptid.as_ref().map(|r| r.as_str())).unwrap_or(""),
-            &name,
-            recipient.as_deref().unwrap_or(""),
-            timestamp.as_deref().unwrap_or(""),
-            event.url.as_deref().unwrap_or(""),
-        ],
-    );
     let provider_event = match non_empty(event.bounce_type.as_deref()) {
         Some(kind) => format!("{name} ({kind})"),
         None => name.clone(),
     };
+    let draft = Draft::new(ID, status, provider_event).dedup_fields(&[
+        transid.or(id.as_deref()).unwrap_or(""),
+        non_empty(event.rcptid.as_ref().map(|r| r.as_str())).unwrap_or(""),
+        &name,
+        recipient.as_deref().unwrap_or(""),
+        timestamp.as_deref().unwrap_or(""),
+        event.url.as_deref().unwrap_or(""),
+    ]);
+    let response =
+        non_empty(event.response.as_deref()).or(non_empty(event.bounce_reason.as_deref()));
+    let code = non_empty(event.bounce_reason_id.as_ref().map(|c| c.as_str())).filter(|c| *c != "0");
     // An event without TRANSID still says something true about its recipient (a bounce, a
-    // complaint): it is kept, reported under its dedup key.
-    let id = id.unwrap_or_else(|| dedup_key.clone());
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: timestamp
-                .as_deref()
-                .and_then(time::parse)
-                .unwrap_or(request.received_at),
-            external_id: transid.map(str::to_owned),
-            attempts: None,
-            response: non_empty(event.response.as_deref())
-                .or(non_empty(event.bounce_reason.as_deref()))
-                .map(str::to_owned),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code: non_empty(event.bounce_reason_id.as_ref().map(|c| c.as_str()))
-            .filter(|c| *c != "0")
-            .map(str::to_owned),
-        automated: None,
-    });
-}
-
-fn non_empty(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim).filter(|t| !t.is_empty())
+    // complaint): it is kept, reported under its dedup key (core's fallback).
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(transid.map(str::to_owned))
+            .date(timestamp.as_deref().and_then(time::parse))
+            .recipient(recipient)
+            .failure(failure)
+            .code(code.map(str::to_owned))
+            .response(response.map(str::to_owned))
+            .row(row),
+    );
 }

@@ -39,12 +39,15 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 use tidings_core::signature::{
-    check_window, hex_matches, hmac_sha1, hmac_sha256, hmac_sha512, verify_jwt_hs256,
+    check_signed_seconds, check_window, hex_matches, hmac_sha1, hmac_sha256, hmac_sha512,
+    verify_jwt_hs256,
 };
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Form, Ignored, MediaType, Parsed,
-    ProviderParser, RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, json, time,
 };
+
+use crate::status::Source;
 
 use crate::wire::{DeliveryReceipt, MessageStatus};
 
@@ -119,10 +122,7 @@ impl ProviderParser for Nexmo {
 }
 
 fn read_body<'a>(request: &RawRequest<'a>) -> Result<Body<'a>> {
-    let looks_json = matches!(
-        request.body.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'{')
-    );
+    let looks_json = json::is_object(request.body);
     let pairs = match request.media_type() {
         MediaType::Json => return read_json(request.body),
         MediaType::Missing if looks_json => return read_json(request.body),
@@ -149,9 +149,8 @@ fn read_body<'a>(request: &RawRequest<'a>) -> Result<Body<'a>> {
 }
 
 fn read_json(body: &[u8]) -> Result<Body<'_>> {
-    let raw: &RawValue = serde_json::from_slice(body).map_err(|e| Error::json(ID, &e))?;
-    let object: serde_json::Map<String, Value> =
-        serde_json::from_str(raw.get()).map_err(|e| Error::json(ID, &e))?;
+    let raw: &RawValue = json::read_slice(ID, body)?;
+    let object: serde_json::Map<String, Value> = json::read(ID, raw.get())?;
     if object.contains_key("message_uuid") {
         return Ok(Body::Message(raw));
     }
@@ -181,61 +180,51 @@ fn parse_receipt(
     let id = receipt.client_ref().unwrap_or(message_id).to_owned();
     let Some(raw_status) = receipt.status() else {
         if receipt.is_inbound() {
-            parsed.ignored.push(Ignored {
-                provider_event: "inbound message".into(),
-                id: Some(id),
-                reason: "an inbound message, not a delivery receipt".into(),
-            });
+            parsed.ignore(
+                "inbound message",
+                Some(id),
+                "an inbound message, not a delivery receipt",
+            );
             return Ok(());
         }
         return Err(Error::MissingField("status"));
     };
-    let Some(status) = status::classify_dlr(raw_status) else {
-        parsed.ignored.push(Ignored {
-            provider_event: raw_status.to_owned(),
-            id: Some(id),
-            reason: "the carrier reported no final state; the current status stands".into(),
-        });
+    let code = receipt.err_code().filter(|c| *c != "0");
+    let Some((status, failure)) = status::classify(Source::Receipt(raw_status, code)) else {
+        parsed.ignore(
+            raw_status,
+            Some(id),
+            "the carrier reported no final state; the current status stands",
+        );
         return Ok(());
     };
     let date = receipt
         .message_timestamp()
         .and_then(time::parse)
-        .or_else(|| receipt.scts().and_then(carrier_time))
-        .unwrap_or(request.received_at);
-    let code = receipt.err_code().filter(|c| *c != "0");
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date,
-            external_id: Some(message_id.to_owned()),
-            attempts: None,
-            response: None,
-            row: Some(row),
-        },
-        dedup_key: ids::dedup_from_fields(
-            ID,
-            &[
-                message_id,
-                raw_status,
-                receipt.err_code().unwrap_or_default(),
-                receipt.scts().unwrap_or_default(),
-                receipt.message_timestamp().unwrap_or_default(),
-            ],
-        ),
-        provider_event: raw_status.to_owned(),
-        recipient: receipt.msisdn().map(str::to_owned),
-        failure: status::dlr_failure(status, code),
-        code: code.map(str::to_owned),
-        automated: None,
-    });
+        .or_else(|| receipt.scts().and_then(carrier_time));
+    let draft = Draft::new(ID, status, raw_status).dedup_fields(&[
+        message_id,
+        raw_status,
+        receipt.err_code().unwrap_or_default(),
+        receipt.scts().unwrap_or_default(),
+        receipt.message_timestamp().unwrap_or_default(),
+    ]);
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(message_id.to_owned())
+            .date(date)
+            .recipient(receipt.msisdn().map(str::to_owned))
+            .failure(failure)
+            .code(code.map(str::to_owned))
+            .row(row),
+    );
     Ok(())
 }
 
 fn parse_message(request: &RawRequest<'_>, raw: &RawValue, parsed: &mut Parsed) -> Result<()> {
-    let message: MessageStatus =
-        serde_json::from_str(raw.get()).map_err(|e| Error::json(ID, &e))?;
+    let message: MessageStatus = json::read(ID, raw.get())?;
     let uuid = message
         .message_uuid
         .as_deref()
@@ -243,11 +232,11 @@ fn parse_message(request: &RawRequest<'_>, raw: &RawValue, parsed: &mut Parsed) 
         .ok_or(Error::MissingField("message_uuid"))?;
     let Some(raw_status) = message.status.as_deref() else {
         if let Some(kind) = message.message_type.as_deref() {
-            parsed.ignored.push(Ignored {
-                provider_event: format!("inbound {kind}"),
-                id: Some(uuid.to_owned()),
-                reason: "an inbound message, not a delivery status".into(),
-            });
+            parsed.ignore(
+                format!("inbound {kind}"),
+                Some(uuid.to_owned()),
+                "an inbound message, not a delivery status",
+            );
             return Ok(());
         }
         return Err(Error::MissingField("status"));
@@ -258,48 +247,34 @@ fn parse_message(request: &RawRequest<'_>, raw: &RawValue, parsed: &mut Parsed) 
         .filter(|r| !r.is_empty())
         .unwrap_or(uuid)
         .to_owned();
-    let Some((status, failure)) = status::classify_message(raw_status) else {
-        parsed.ignored.push(Ignored {
-            provider_event: raw_status.to_owned(),
-            id: Some(id),
-            reason: "status maps to no delivery status".into(),
-        });
+    let Some((status, failure)) = status::classify(Source::Message(raw_status)) else {
+        parsed.ignore(raw_status, Some(id), "status maps to no delivery status");
         return Ok(());
     };
-    let date = message
-        .timestamp
-        .as_deref()
-        .and_then(time::parse)
-        .unwrap_or(request.received_at);
     let recipient = message.to.as_ref().and_then(wire::recipient);
     let error = message.error.as_ref();
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date,
-            external_id: Some(uuid.to_owned()),
-            attempts: None,
-            response: error.and_then(|e| e.detail.clone()),
-            row: Some(raw.get().to_owned()),
-        },
-        dedup_key: ids::dedup_from_fields(
-            ID,
-            &[
-                uuid,
-                raw_status,
-                message.timestamp.as_deref().unwrap_or_default(),
-                recipient.as_deref().unwrap_or_default(),
-            ],
-        ),
-        provider_event: raw_status.to_owned(),
-        recipient,
-        failure,
-        code: error
-            .and_then(|e| e.title.as_ref())
-            .and_then(wire::scalar_text),
-        automated: None,
-    });
+    let draft = Draft::new(ID, status, raw_status).dedup_fields(&[
+        uuid,
+        raw_status,
+        message.timestamp.as_deref().unwrap_or_default(),
+        recipient.as_deref().unwrap_or_default(),
+    ]);
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(uuid.to_owned())
+            .date(message.timestamp.as_deref().and_then(time::parse))
+            .recipient(recipient)
+            .failure(failure)
+            .code(
+                error
+                    .and_then(|e| e.title.as_ref())
+                    .and_then(wire::scalar_text),
+            )
+            .response(error.and_then(|e| e.detail.clone()))
+            .row(raw.get()),
+    );
     Ok(())
 }
 
@@ -366,14 +341,12 @@ fn verify_sig(
     let sig = fields
         .get("sig")
         .ok_or(Error::MissingSignatureField("sig"))?;
-    if let Some(tolerance) = tolerance {
-        let signed_at = fields
-            .get("timestamp")
-            .and_then(|t| t.trim().parse().ok())
-            .and_then(time::from_unix_seconds)
-            .ok_or(Error::MalformedSignature("timestamp"))?;
-        check_window(signed_at, request.received_at, tolerance)?;
-    }
+    check_signed_seconds(
+        fields.get("timestamp").map_or("", String::as_str),
+        "timestamp",
+        request.received_at,
+        tolerance,
+    )?;
     let methods: Vec<&str> = match credentials.option(METHOD_OPTION) {
         None => METHODS.to_vec(),
         Some(method) => {
@@ -391,9 +364,9 @@ fn verify_sig(
         .filter(|(key, _)| key.as_str() != "sig")
         .map(|(key, value)| format!("&{key}={}", value.replace(['&', '='], "_")))
         .collect();
-    credentials.any_key(|key| {
+    credentials.any_key_matches(|key| {
         let secret = key.expose().as_bytes();
-        let matches = methods.iter().any(|method| {
+        methods.iter().any(|method| {
             let digest = match *method {
                 "md5hash" => Md5::new_with_prefix(&signed)
                     .chain_update(secret)
@@ -412,12 +385,7 @@ fn verify_sig(
                 _ => hmac_sha512(secret, &[signed.as_bytes()]).to_vec(),
             };
             hex_matches(&digest, sig)
-        });
-        if matches {
-            Ok(())
-        } else {
-            Err(Error::SignatureMismatch)
-        }
+        })
     })
 }
 

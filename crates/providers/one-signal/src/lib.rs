@@ -26,10 +26,10 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest, Result,
-    Signature, ids, time,
+    Channel, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json, time,
 };
 
+use crate::status::Source;
 use crate::wire::{Flat, Nested, Probe, WebPush};
 
 const ID: &str = "one-signal";
@@ -57,36 +57,28 @@ impl ProviderParser for OneSignal {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
-        }
-        let rows: Vec<&serde_json::value::RawValue> =
-            if tidings_push_contract::is_object(request.body) {
-                vec![serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?]
-            } else {
-                serde_json::from_slice(request.body).map_err(|_| not_one_signal())?
-            };
+        let rows: Vec<&serde_json::value::RawValue> = if json::is_object(request.body) {
+            vec![json::read_slice(ID, request.body)?]
+        } else {
+            serde_json::from_slice(request.body).map_err(|_| not_one_signal())?
+        };
         let mut parsed = Parsed::default();
         for row in rows {
-            let probe: Probe<'_> =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+            let probe: Probe<'_> = json::read(ID, row.get())?;
             match probe.event {
                 Some(event) if event.get().starts_with('"') => {
-                    let event: WebPush =
-                        serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+                    let event: WebPush = json::read(ID, row.get())?;
                     web_push(request, row.get(), event, &mut parsed);
                 }
                 Some(event) if event.get().starts_with('{') => {
-                    let event: Nested =
-                        serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+                    let event: Nested = json::read(ID, row.get())?;
                     stream(request, row.get(), event, &mut parsed);
                 }
                 _ if probe.kind.is_some() => {
-                    let event: Flat =
-                        serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+                    let event: Flat = json::read(ID, row.get())?;
                     stream(request, row.get(), event.into(), &mut parsed);
                 }
                 _ => return Err(not_one_signal()),
@@ -99,46 +91,37 @@ impl ProviderParser for OneSignal {
 fn web_push(request: &RawRequest<'_>, row: &str, event: WebPush, parsed: &mut Parsed) {
     let external_id = event.notification_id.0.clone();
     let id = event.nv_message_id().unwrap_or_else(|| external_id.clone());
-    let Some(status) = status::classify_web_push(&event.event, event.action_id.as_deref()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id: Some(id),
-            reason: "web push event maps to no delivery status".into(),
-        });
+    let source = Source::WebPush(&event.event, event.action_id.as_deref());
+    let Some((status, failure)) = status::classify(source) else {
+        parsed.ignore(
+            event.event,
+            Some(id),
+            "web push event maps to no delivery status",
+        );
         return;
     };
     let recipient = event.subscription_id.filter(|s| !s.is_empty());
     let action = event.action_id.unwrap_or_default();
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            &external_id,
-            &event.event,
-            recipient.as_deref().unwrap_or(""),
-            &action,
-        ],
+    let provider_event = if action.is_empty() {
+        event.event.clone()
+    } else {
+        format!("{} (actionId={action})", event.event)
+    };
+    let draft = Draft::new(ID, status, provider_event).dedup_fields(&[
+        &external_id,
+        &event.event,
+        recipient.as_deref().unwrap_or(""),
+        &action,
+    ]);
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(external_id)
+            .recipient(recipient)
+            .failure(failure)
+            .row(row),
     );
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: request.received_at,
-            external_id: Some(external_id),
-            attempts: None,
-            response: None,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event: if action.is_empty() {
-            event.event
-        } else {
-            format!("{} (actionId={action})", event.event)
-        },
-        recipient,
-        failure: None,
-        code: None,
-        automated: None,
-    });
 }
 
 fn stream(request: &RawRequest<'_>, row: &str, body: Nested, parsed: &mut Parsed) {
@@ -148,23 +131,17 @@ fn stream(request: &RawRequest<'_>, row: &str, body: Nested, parsed: &mut Parsed
         .and_then(|m| m.id)
         .map(|id| id.0)
         .filter(|id| !id.is_empty());
-    let status = match status::classify_stream(&event.kind) {
-        Ok(status) => status,
-        Err(reason) => {
-            parsed.ignored.push(Ignored {
-                provider_event: event.kind,
-                id: message_id,
-                reason: reason.into(),
-            });
-            return;
-        }
+    let Some((status, failure)) = status::classify(Source::Stream(&event.kind)) else {
+        let reason = status::ignore_reason(&event.kind);
+        parsed.ignore(event.kind, message_id, reason);
+        return;
     };
     let Some(message_id) = message_id else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.kind,
-            id: None,
-            reason: "the event carries no message id (`message.id` is blank after 30 days)".into(),
-        });
+        parsed.ignore(
+            event.kind,
+            None,
+            "the event carries no message id (`message.id` is blank after 30 days)",
+        );
         return;
     };
     let date = event
@@ -177,35 +154,25 @@ fn stream(request: &RawRequest<'_>, row: &str, body: Nested, parsed: &mut Parsed
         })
         .or_else(|| event.datetime.as_deref().and_then(time::parse));
     let recipient = event.subscription_id.filter(|s| !s.is_empty());
-    let dedup_key = match event.id.as_ref().filter(|id| !id.0.is_empty()) {
-        Some(event_id) => ids::dedup_from_id(ID, &event_id.0),
-        None => ids::dedup_from_fields(
-            ID,
-            &[
-                &message_id,
-                &event.kind,
-                recipient.as_deref().unwrap_or(""),
-                &date.map(|d| d.timestamp().to_string()).unwrap_or_default(),
-            ],
-        ),
+    let draft = Draft::new(ID, status, &event.kind);
+    let draft = match event.id.as_ref().filter(|id| !id.0.is_empty()) {
+        Some(event_id) => draft.dedup_id(&event_id.0),
+        None => draft.dedup_fields(&[
+            &message_id,
+            &event.kind,
+            recipient.as_deref().unwrap_or(""),
+            &date.map(|d| d.timestamp().to_string()).unwrap_or_default(),
+        ]),
     };
-    parsed.events.push(Event {
-        id: message_id.clone(),
-        body: EventBody {
-            status,
-            date: date.unwrap_or(request.received_at),
-            external_id: Some(message_id),
-            attempts: None,
-            response: None,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event: event.kind,
-        recipient,
-        failure: None,
-        code: None,
-        automated: None,
-    });
+    parsed.push(
+        request,
+        draft
+            .external_id(message_id)
+            .date(date)
+            .recipient(recipient)
+            .failure(failure)
+            .row(row),
+    );
 }
 
 fn not_one_signal() -> Error {

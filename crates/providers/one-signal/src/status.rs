@@ -1,8 +1,19 @@
 //! OneSignal events → Tidings status.
 
-use tidings_core::Status;
+use tidings_core::{Failure, Status};
 
-/// What a web push webhook means.
+/// A OneSignal event: a web push webhook or an Event Stream event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// A web push webhook's `event` and `actionId`.
+    WebPush(&'a str, Option<&'a str>),
+    /// An Event Stream `event.kind`.
+    Stream(&'a str),
+}
+
+/// What a OneSignal event means, or `None` for events that map to no status.
+///
+/// Web push webhooks:
 ///
 /// | `event` | status | note |
 /// |---|---|---|
@@ -11,17 +22,8 @@ use tidings_core::Status;
 /// | `notification.clicked`, `actionId` `""` or absent | opened | the notification body: it opens the URL |
 /// | `notification.dismissed` | dismissed | closed by the user, or expired (Chrome only) |
 /// | anything else | ignored | |
-pub(crate) fn classify_web_push(event: &str, action_id: Option<&str>) -> Option<Status> {
-    Some(match event {
-        "notification.willDisplay" | "notification.displayed" => Status::Delivered,
-        "notification.clicked" if action_id.is_some_and(|a| !a.is_empty()) => Status::Clicked,
-        "notification.clicked" => Status::Opened,
-        "notification.dismissed" => Status::Dismissed,
-        _ => return None,
-    })
-}
-
-/// What an Event Stream event means, or why it maps to no status.
+///
+/// Event Stream events (why the others are ignored: [`ignore_reason`]):
 ///
 /// | `event.kind` | status | note |
 /// |---|---|---|
@@ -31,17 +33,33 @@ pub(crate) fn classify_web_push(event: &str, action_id: Option<&str>) -> Option<
 /// | `message.push.sent` | ignored | handed to FCM / APNs: not a push status |
 /// | `message.push.unsubscribed` | ignored | the subscription changed, not this message |
 /// | `message.email.*`, `message.sms.*`, `message.iam.*`, ... | ignored | not push |
-pub(crate) fn classify_stream(kind: &str) -> Result<Status, &'static str> {
-    match kind {
-        "message.push.received" => Ok(Status::Delivered),
-        "message.push.clicked" => Ok(Status::Clicked),
-        "message.push.failed" => Ok(Status::Failed),
-        "message.push.sent" => Err("handed to FCM / APNs: push has no `sent` status"),
-        "message.push.unsubscribed" => {
-            Err("the subscription unsubscribed: not a delivery status of this message")
+pub(crate) fn classify(event: Source<'_>) -> Option<(Status, Option<Failure>)> {
+    let status = match event {
+        Source::WebPush("notification.willDisplay" | "notification.displayed", _) => {
+            Status::Delivered
         }
-        kind if kind.starts_with("message.push.") => Err("push event kind maps to no status"),
-        _ => Err("not a push event (this integration is the push channel)"),
+        Source::WebPush("notification.clicked", Some(action)) if !action.is_empty() => {
+            Status::Clicked
+        }
+        Source::WebPush("notification.clicked", _) => Status::Opened,
+        Source::WebPush("notification.dismissed", _) => Status::Dismissed,
+        Source::Stream("message.push.received") => Status::Delivered,
+        Source::Stream("message.push.clicked") => Status::Clicked,
+        Source::Stream("message.push.failed") => Status::Failed,
+        _ => return None,
+    };
+    Some((status, None))
+}
+
+/// Why an Event Stream kind that [`classify`] does not map is ignored.
+pub(crate) fn ignore_reason(kind: &str) -> &'static str {
+    match kind {
+        "message.push.sent" => "handed to FCM / APNs: push has no `sent` status",
+        "message.push.unsubscribed" => {
+            "the subscription unsubscribed: not a delivery status of this message"
+        }
+        kind if kind.starts_with("message.push.") => "push event kind maps to no status",
+        _ => "not a push event (this integration is the push channel)",
     }
 }
 
@@ -51,15 +69,16 @@ mod tests {
 
     #[test]
     fn body_clicks_are_opens_and_button_clicks_are_clicks() {
-        let click = |action| classify_web_push("notification.clicked", action);
+        let status = |event| classify(event).map(|(status, _)| status);
+        let click = |action| status(Source::WebPush("notification.clicked", action));
         assert_eq!(click(Some("track")), Some(Status::Clicked));
         assert_eq!(click(Some("")), Some(Status::Opened));
         assert_eq!(click(None), Some(Status::Opened));
         assert_eq!(
-            classify_web_push("notification.displayed", None),
+            status(Source::WebPush("notification.displayed", None)),
             Some(Status::Delivered)
         );
-        assert!(classify_stream("message.push.sent").is_err());
-        assert!(classify_stream("message.email.opened").is_err());
+        assert_eq!(status(Source::Stream("message.push.sent")), None);
+        assert_eq!(status(Source::Stream("message.email.opened")), None);
     }
 }

@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use tidings_core::signature::{base64_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Form, Ignored, MediaType, Parsed,
-    ProviderParser, RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, json, time,
 };
 
 use crate::wire::StatusCallback;
@@ -106,22 +106,16 @@ impl ProviderParser for Plivo {
         } else {
             return Err(Error::MissingHeader("X-Plivo-Signature-V3"));
         };
-        credentials.any_key(|key| {
+        credentials.any_key_matches(|key| {
             let mac = hmac_sha256(key.expose().as_bytes(), &[message.as_bytes()]);
-            let matches = signatures
+            signatures
                 .iter()
                 .flat_map(|header| header.split(','))
-                .any(|given| base64_matches(&mac, given));
-            if matches {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+                .any(|given| base64_matches(&mac, given))
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        let query;
         let form = match request.media_type() {
             MediaType::Form if !request.body.is_empty() => Form::urlencoded(request.body),
             // Without `Content-Type: application/x-www-form-urlencoded` the V3 signature covers
@@ -130,13 +124,7 @@ impl ProviderParser for Plivo {
                 return Err(request.unsupported(ID));
             }
             // A `GET` callback: the fields are the URL's query parameters.
-            MediaType::Form | MediaType::Missing => {
-                query = request
-                    .url
-                    .and_then(|u| u.split_once('?'))
-                    .map_or("", |(_, q)| q);
-                Form::urlencoded(query.as_bytes())
-            }
+            MediaType::Form | MediaType::Missing => Form::urlencoded(request.query().as_bytes()),
             _ => return Err(request.unsupported(ID)),
         };
         let callback = StatusCallback::read(&form);
@@ -145,44 +133,30 @@ impl ProviderParser for Plivo {
             .ok_or(Error::MissingField("MessageUUID"))?;
         let raw_status = callback.status.ok_or(Error::MissingField("Status"))?;
         let mut parsed = Parsed::default();
-        let Some(status) = status::classify(raw_status) else {
-            parsed.ignored.push(Ignored {
-                provider_event: raw_status.to_owned(),
-                id: Some(message_uuid.to_owned()),
-                reason: "status maps to no delivery status".into(),
-            });
+        let Some((status, failure)) = status::classify(raw_status, callback.error_code) else {
+            parsed.ignore(
+                raw_status,
+                Some(message_uuid.to_owned()),
+                "status maps to no delivery status",
+            );
             return Ok(parsed);
         };
-        let date = event_time(&callback, raw_status).unwrap_or(request.received_at);
-        let row: serde_json::Map<String, serde_json::Value> = form
-            .iter()
-            .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
-            .collect();
-        parsed.events.push(Event {
-            id: message_uuid.to_owned(),
-            body: EventBody {
-                status,
-                date,
-                external_id: Some(message_uuid.to_owned()),
-                attempts: None,
-                response: None,
-                row: Some(serde_json::Value::Object(row).to_string()),
-            },
-            dedup_key: ids::dedup_from_fields(
-                ID,
-                &[
-                    message_uuid,
-                    raw_status,
-                    callback.sequence.unwrap_or_default(),
-                    callback.error_code.unwrap_or_default(),
-                ],
-            ),
-            provider_event: raw_status.to_owned(),
-            recipient: callback.to.map(str::to_owned),
-            failure: status::failure(status, callback.error_code),
-            code: callback.error_code.map(str::to_owned),
-            automated: None,
-        });
+        let draft = Draft::new(ID, status, raw_status).dedup_fields(&[
+            message_uuid,
+            raw_status,
+            callback.sequence.unwrap_or_default(),
+            callback.error_code.unwrap_or_default(),
+        ]);
+        parsed.push(
+            request,
+            draft
+                .external_id(message_uuid.to_owned())
+                .date(event_time(&callback, raw_status))
+                .recipient(callback.to.map(str::to_owned))
+                .failure(failure)
+                .code(callback.error_code.map(str::to_owned))
+                .row(json::form_fields(&form)),
+        );
         Ok(parsed)
     }
 }

@@ -2,7 +2,8 @@
 
 use tidings_core::{Failure, Status};
 
-/// What a Plivo `Status` means, or `None` for statuses that map to no delivery status.
+/// What a Plivo `Status` means (the failure kind from its `ErrorCode`, see [`failure`]), or
+/// `None` for statuses that map to no delivery status.
 ///
 /// | `Status` | status | note |
 /// |---|---|---|
@@ -14,8 +15,11 @@ use tidings_core::{Failure, Status};
 /// | `failed` | failed | Plivo could not send it |
 /// | `rejected` | rejected | refused before sending (older docs) |
 /// | `received`, anything else | ignored | inbound messages, not delivery states |
-pub(crate) fn classify(status: &str) -> Option<Status> {
-    Some(match status.to_ascii_lowercase().as_str() {
+pub(crate) fn classify(
+    status: &str,
+    error_code: Option<&str>,
+) -> Option<(Status, Option<Failure>)> {
+    let status = match status.to_ascii_lowercase().as_str() {
         "queued" => Status::Queued,
         "sent" => Status::Sent,
         "delivered" | "read" => Status::Delivered,
@@ -23,7 +27,8 @@ pub(crate) fn classify(status: &str) -> Option<Status> {
         "failed" => Status::Failed,
         "rejected" => Status::Rejected,
         _ => return None,
-    })
+    };
+    Some((status, failure(status, error_code)))
 }
 
 /// Whether a failure is worth retrying, from Plivo's SMS error code where it says so.
@@ -33,7 +38,7 @@ pub(crate) fn classify(status: &str) -> Option<Status> {
 /// | 20 | temporary | network error |
 /// | 10, 30, 40, 50 | permanent | invalid message, spam detected, invalid source number, invalid destination number |
 /// | other codes | unknown | look them up in Plivo's SMS error code table |
-pub(crate) fn failure(status: Status, code: Option<&str>) -> Option<Failure> {
+fn failure(status: Status, code: Option<&str>) -> Option<Failure> {
     if !matches!(
         status,
         Status::Failed | Status::Undelivered | Status::Rejected
@@ -53,8 +58,8 @@ mod tests {
 
     #[test]
     fn statuses_and_failures() {
-        assert_eq!(classify("read"), Some(Status::Delivered));
-        assert_eq!(classify("received"), None);
+        assert_eq!(classify("read", None), Some((Status::Delivered, None)));
+        assert_eq!(classify("received", None), None);
         assert_eq!(
             failure(Status::Undelivered, Some("30")),
             Some(Failure::Permanent)

@@ -28,8 +28,8 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use tidings_core::signature::base64_decode;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Secret, Signature, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Secret, Signature, json, non_empty, time,
 };
 
 use crate::wire::{Payload, PostalEvent};
@@ -87,15 +87,9 @@ impl ProviderParser for Postal {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let event: PostalEvent =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
-        let row = std::str::from_utf8(request.body)
-            .map_err(|_| Error::malformed(ID, "body is not UTF-8"))?
-            .trim();
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let event: PostalEvent = json::read_slice(ID, request.body)?;
+        let row = request.text(ID)?.trim();
         let mut parsed = Parsed::default();
         normalize(request, row, event, &mut parsed);
         Ok(parsed)
@@ -108,17 +102,14 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: PostalEvent, parsed: &m
         .message
         .as_ref()
         .or(payload.original_message.as_ref());
-    let message_id = message
-        .and_then(|m| m.id.as_ref())
-        .map(|id| id.as_str().trim())
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned);
+    let message_id =
+        non_empty(message.and_then(|m| m.id.as_ref()).map(|id| id.as_str())).map(str::to_owned);
     if message.and_then(|m| m.direction.as_deref()) == Some("incoming") {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id: message_id,
-            reason: "about an incoming message, not a sent one".into(),
-        });
+        parsed.ignore(
+            event.event,
+            message_id,
+            "about an incoming message, not a sent one",
+        );
         return;
     }
     let Some((status, failure)) = status::classify(
@@ -126,71 +117,49 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: PostalEvent, parsed: &m
         payload.status.as_deref(),
         payload.bounce.is_some(),
     ) else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id: message_id,
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(
+            event.event,
+            message_id,
+            "event type maps to no delivery status",
+        );
         return;
     };
     let Some(id) = message_id else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.event,
-            id: None,
-            reason: "the event carries no message id".into(),
-        });
+        parsed.ignore(event.event, None, "the event carries no message id");
         return;
     };
-    let recipient = message
-        .and_then(|m| m.to.as_deref())
-        .map(str::trim)
-        .filter(|to| !to.is_empty())
-        .map(str::to_owned);
+    let recipient = non_empty(message.and_then(|m| m.to.as_deref())).map(str::to_owned);
     let timestamp = event.timestamp.filter(|t| t.is_finite());
-    let dedup_key = match event.uuid.as_deref().map(str::trim) {
-        Some(uuid) if !uuid.is_empty() => ids::dedup_from_id(ID, uuid),
-        _ => ids::dedup_from_fields(
-            ID,
-            &[
-                &id,
-                &event.event,
-                &timestamp.map(|t| t.to_string()).unwrap_or_default(),
-                payload.url.as_deref().unwrap_or(""),
-            ],
-        ),
-    };
     let provider_event = match payload.status.as_deref() {
         Some(s) => format!("{} ({s})", event.event),
         None => event.event.clone(),
     };
-    parsed.events.push(Event {
-        id: id.clone(),
-        body: EventBody {
-            status,
-            date: timestamp
-                .and_then(time::from_unix_float)
-                .unwrap_or(request.received_at),
-            external_id: Some(id),
-            attempts: None,
-            response: response(&payload),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code: None,
-        automated: None,
-    });
+    let draft = Draft::new(ID, status, provider_event);
+    let draft = match non_empty(event.uuid.as_deref()) {
+        Some(uuid) => draft.dedup_id(uuid),
+        None => draft.dedup_fields(&[
+            &id,
+            &event.event,
+            &timestamp.map(|t| t.to_string()).unwrap_or_default(),
+            payload.url.as_deref().unwrap_or(""),
+        ]),
+    };
+    parsed.push(
+        request,
+        draft
+            .external_id(id)
+            .date(timestamp.and_then(time::from_unix_float))
+            .recipient(recipient)
+            .failure(failure)
+            .response(response(&payload))
+            .row(row),
+    );
 }
 
 /// The receiving server's reply, else Postal's description of the outcome.
 fn response(payload: &Payload) -> Option<String> {
-    [payload.output.as_deref(), payload.details.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .find(|text| !text.is_empty())
+    non_empty(payload.output.as_deref())
+        .or(non_empty(payload.details.as_deref()))
         .map(str::to_owned)
 }
 

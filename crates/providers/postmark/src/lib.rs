@@ -23,8 +23,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
+    time,
 };
 
 use crate::wire::Record;
@@ -52,17 +52,10 @@ impl ProviderParser for Postmark {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let mut parsed = Parsed::default();
-        for row in tidings_core::json::rows(ID, request.body)? {
-            let record: Record =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), record, &mut parsed)?;
-        }
-        Ok(parsed)
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        json::batch(ID, request.body, |row, record: Record, parsed| {
+            normalize(request, row, record, parsed)
+        })
     }
 }
 
@@ -79,13 +72,11 @@ fn normalize(
         .filter(|id| !id.is_empty());
     let Some(record_type) = record.record_type.as_deref() else {
         if record.from_full.is_some() {
-            parsed.ignored.push(Ignored {
-                provider_event: "Inbound".into(),
-                id: external_id,
-                reason:
-                    "an inbound message, not a tracking event (the inbound webhook points here)"
-                        .into(),
-            });
+            parsed.ignore(
+                "Inbound",
+                external_id,
+                "an inbound message, not a tracking event (the inbound webhook points here)",
+            );
             return Ok(());
         }
         return Err(Error::MissingField("RecordType"));
@@ -105,11 +96,7 @@ fn normalize(
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty());
     let Some(id) = own_id.or_else(|| external_id.clone()) else {
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id: None,
-            reason: "the record carries no message id".into(),
-        });
+        parsed.ignore(provider_event, None, "the record carries no message id");
         return Ok(());
     };
     let Some((status, failure)) = status::classify(
@@ -118,15 +105,12 @@ fn normalize(
         record.suppress_sending,
         record.suppression_reason.as_deref(),
     ) else {
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id: Some(id),
-            reason: if record_type == "SubscriptionChange" {
-                "a reactivation (SuppressSending=false) is not a delivery state".into()
-            } else {
-                "record type maps to no delivery status".into()
-            },
-        });
+        let reason = if record_type == "SubscriptionChange" {
+            "a reactivation (SuppressSending=false) is not a delivery state"
+        } else {
+            "record type maps to no delivery status"
+        };
+        parsed.ignore(provider_event, Some(id), reason);
         return Ok(());
     };
     let recipient = record
@@ -135,24 +119,20 @@ fn normalize(
         .or_else(|| record.email.clone())
         .filter(|r| !r.is_empty());
     let event_time = record.event_time().unwrap_or("");
-    let dedup_key = match (&record.id, request.header(TRACE_HEADER)) {
-        (Some(bounce_id), _) => {
-            ids::dedup_from_id(ID, &format!("{record_type}:{}", bounce_id.as_str()))
-        }
+    let draft = Draft::new(ID, status, provider_event);
+    let draft = match (&record.id, request.header(TRACE_HEADER)) {
+        (Some(bounce_id), _) => draft.dedup_id(format!("{record_type}:{}", bounce_id.as_str())),
         (None, Some(trace)) if !trace.trim().is_empty() => {
-            ids::dedup_from_id(ID, &format!("trace:{}", trace.trim()))
+            draft.dedup_id(format!("trace:{}", trace.trim()))
         }
-        _ => ids::dedup_from_fields(
-            ID,
-            &[
-                record_type,
-                external_id.as_deref().unwrap_or(""),
-                recipient.as_deref().unwrap_or(""),
-                event_time,
-                record.original_link.as_deref().unwrap_or(""),
-                record.suppression_reason.as_deref().unwrap_or(""),
-            ],
-        ),
+        _ => draft.dedup_fields(&[
+            record_type,
+            external_id.as_deref().unwrap_or(""),
+            recipient.as_deref().unwrap_or(""),
+            event_time,
+            record.original_link.as_deref().unwrap_or(""),
+            record.suppression_reason.as_deref().unwrap_or(""),
+        ]),
     };
     let response = [&record.details, &record.description]
         .into_iter()
@@ -160,22 +140,17 @@ fn normalize(
         .map(|text| text.trim())
         .find(|text| !text.is_empty())
         .map(str::to_owned);
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: time::parse(event_time).unwrap_or(request.received_at),
-            external_id,
-            attempts: None,
-            response,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code: record.type_code.map(|code| code.0),
-        automated: None,
-    });
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(external_id)
+            .date(time::parse(event_time))
+            .recipient(recipient)
+            .failure(failure)
+            .code(record.type_code.map(|code| code.0))
+            .response(response)
+            .row(row),
+    );
     Ok(())
 }

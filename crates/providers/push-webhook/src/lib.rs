@@ -21,7 +21,7 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
+    Channel, Credentials, Error, Parsed, ProviderParser, RawRequest, Result, Signature,
 };
 
 use crate::wire::Outgoing;
@@ -55,22 +55,17 @@ impl ProviderParser for PushWebhook {
         if given.len() != 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::MalformedSignature("X-Novu-Signature"));
         }
-        credentials.any_key(|key| {
-            let expected = hmac_sha256(key.expose().as_bytes(), &[request.body]);
-            if hex_matches(&expected, given) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+        credentials.any_key_matches(|key| {
+            hex_matches(
+                &hmac_sha256(key.expose().as_bytes(), &[request.body]),
+                given,
+            )
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
-        }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
         let outgoing: Outgoing = serde_json::from_slice(request.body).map_err(|_| {
             Error::malformed(
@@ -84,13 +79,8 @@ impl ProviderParser for PushWebhook {
                 "expected Novu's push contract (an object with `eventType` and `eventId`)",
             ));
         };
-        Ok(Parsed {
-            ignored: vec![Ignored {
-                provider_event: "notification".into(),
-                id: outgoing.message_id(),
-                reason: reason.into(),
-            }],
-            ..Parsed::default()
-        })
+        let mut parsed = Parsed::default();
+        parsed.ignore("notification", outgoing.message_id(), reason);
+        Ok(parsed)
     }
 }

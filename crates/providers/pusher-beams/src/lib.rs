@@ -24,8 +24,8 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha1};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature, ids,
+    json, time,
 };
 
 use crate::status::Outcome;
@@ -60,37 +60,28 @@ impl ProviderParser for PusherBeams {
         if given.len() != 40 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::MalformedSignature("Webhook-Signature"));
         }
-        credentials.any_key(|key| {
-            let expected = hmac_sha1(key.expose().as_bytes(), &[request.body]);
-            if hex_matches(&expected, given) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+        credentials.any_key_matches(|key| {
+            hex_matches(&hmac_sha1(key.expose().as_bytes(), &[request.body]), given)
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
-        }
-        if !tidings_push_contract::is_object(request.body) {
+        if !json::is_object(request.body) {
             return Err(not_beams());
         }
         let mut parsed = Parsed::default();
         if let Ok(legacy) = serde_json::from_slice::<LegacyHook>(request.body) {
-            parsed.ignored.push(Ignored {
-                provider_event: format!("publish {}", legacy.status),
-                id: Some(legacy.publish_id.0),
-                reason: "deprecated publish hook: aggregate counts per platform, no user".into(),
-            });
+            parsed.ignore(
+                format!("publish {}", legacy.status),
+                Some(legacy.publish_id.0),
+                "deprecated publish hook: aggregate counts per platform, no user",
+            );
             return Ok(parsed);
         }
-        let envelope: Envelope =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let envelope: Envelope = json::read_slice(ID, request.body)?;
         let row = tidings_push_contract::body_text(request);
         let event_type = envelope.metadata.event_type.as_str();
         let payload = &envelope.payload;
@@ -124,11 +115,11 @@ impl ProviderParser for PusherBeams {
                 )
                 .collect(),
             _ => {
-                parsed.ignored.push(Ignored {
-                    provider_event: event_type.to_owned(),
-                    id: payload.publish_id.as_ref().map(|id| id.0.clone()),
-                    reason: "webhook event type maps to no delivery status".into(),
-                });
+                parsed.ignore(
+                    event_type,
+                    payload.publish_id.as_ref().map(|id| id.0.clone()),
+                    "webhook event type maps to no delivery status",
+                );
                 return Ok(parsed);
             }
         };
@@ -144,20 +135,17 @@ impl ProviderParser for PusherBeams {
             let classified = status::classify(outcome);
             let (Some((status, failure)), Some(publish_id)) = (classified, publish_id.clone())
             else {
-                parsed.ignored.push(Ignored {
-                    provider_event: if fan_out {
-                        format!("{provider_event}: {}", user.0)
-                    } else {
-                        provider_event
-                    },
-                    id: publish_id,
-                    reason: if classified.is_some() {
-                        "the event carries no publish id".into()
-                    } else {
-                        "APNs / FCM accepted it; the device's acknowledgement is the delivery"
-                            .into()
-                    },
-                });
+                let provider_event = if fan_out {
+                    format!("{provider_event}: {}", user.0)
+                } else {
+                    provider_event
+                };
+                let reason = if classified.is_some() {
+                    "the event carries no publish id"
+                } else {
+                    "APNs / FCM accepted it; the device's acknowledgement is the delivery"
+                };
+                parsed.ignore(provider_event, publish_id, reason);
                 continue;
             };
             let date = envelope
@@ -165,43 +153,27 @@ impl ProviderParser for PusherBeams {
                 .created_at
                 .as_deref()
                 .and_then(time::parse);
-            let dedup_key = match envelope
-                .metadata
-                .event_id
-                .as_ref()
-                .filter(|id| !id.0.is_empty())
-            {
-                Some(event_id) if fan_out => {
-                    ids::dedup_from_id(ID, &format!("{}:{}", event_id.0, user.0))
-                }
-                Some(event_id) => ids::dedup_from_id(ID, &event_id.0),
-                None => ids::dedup_from_fields(
-                    ID,
-                    &[
-                        &publish_id,
-                        &provider_event,
-                        &user.0,
-                        envelope.metadata.created_at.as_deref().unwrap_or(""),
-                    ],
-                ),
+            let draft = Draft::new(ID, status, &provider_event);
+            let event_id = envelope.metadata.event_id.as_ref();
+            let draft = match event_id.filter(|id| !id.0.is_empty()) {
+                Some(event_id) if fan_out => draft.dedup_id(format!("{}:{}", event_id.0, user.0)),
+                Some(event_id) => draft.dedup_id(&event_id.0),
+                None => draft.dedup_fields(&[
+                    &publish_id,
+                    &provider_event,
+                    &user.0,
+                    envelope.metadata.created_at.as_deref().unwrap_or(""),
+                ]),
             };
-            parsed.events.push(Event {
-                id: publish_id.clone(),
-                body: EventBody {
-                    status,
-                    date: date.unwrap_or(request.received_at),
-                    external_id: Some(publish_id),
-                    attempts: None,
-                    response: None,
-                    row: Some(row.clone()),
-                },
-                dedup_key,
-                provider_event,
-                recipient: Some(user.0.clone()).filter(|u| !u.is_empty()),
-                failure,
-                code: None,
-                automated: None,
-            });
+            parsed.push(
+                request,
+                draft
+                    .external_id(publish_id)
+                    .date(date)
+                    .recipient(Some(user.0.clone()).filter(|u| !u.is_empty()))
+                    .failure(failure)
+                    .row(row.as_str()),
+            );
         }
         Ok(parsed)
     }

@@ -17,9 +17,7 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Error, Ignored, Parsed, ProviderParser, RawRequest, Result, Signature,
-};
+use tidings_core::{Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json};
 
 use crate::wire::Notification;
 
@@ -44,11 +42,8 @@ impl ProviderParser for Pushpad {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        if !tidings_push_contract::is_json_like(request) {
-            return Err(request.unsupported(ID));
-        }
-        if let Some(parsed) = tidings_push_contract::parse(ID, request) {
-            return parsed;
+        if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
+            return Ok(parsed);
         }
         let not_pushpad = || {
             Error::malformed(
@@ -56,18 +51,13 @@ impl ProviderParser for Pushpad {
                 "expected Novu's push contract (an object with `eventType` and `eventId`)",
             )
         };
-        if !tidings_push_contract::is_object(request.body) {
+        if !json::is_object(request.body) {
             return Err(not_pushpad());
         }
         let body: Notification = serde_json::from_slice(request.body).map_err(|_| not_pushpad())?;
-        let (provider_event, reason) = status::classify(&body).ok_or_else(not_pushpad)?;
-        Ok(Parsed {
-            ignored: vec![Ignored {
-                provider_event: provider_event.into(),
-                id: body.id.map(|id| id.0),
-                reason: reason.into(),
-            }],
-            ..Parsed::default()
-        })
+        let (provider_event, reason) = status::recognize(&body).ok_or_else(not_pushpad)?;
+        let mut parsed = Parsed::default();
+        parsed.ignore(provider_event, body.id.map(|id| id.0), reason);
+        Ok(parsed)
     }
 }

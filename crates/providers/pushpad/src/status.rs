@@ -7,13 +7,13 @@
 use crate::wire::Notification;
 
 /// The provider event and why a Pushpad resource maps to no status, or `None` when the body is
-/// not one.
+/// not one. (No `classify`: no Pushpad body maps to a status.)
 ///
 /// | body | status | note |
 /// |---|---|---|
 /// | create response `{id, scheduled, uids}` | ignored | Pushpad accepted the notification; no delivery signal follows |
 /// | notification `{id, scheduled_count, successfully_sent_count, opened_count, ...}` | ignored | counters for all subscribers: no event for one device |
-pub(crate) fn classify(body: &Notification) -> Option<(&'static str, &'static str)> {
+pub(crate) fn recognize(body: &Notification) -> Option<(&'static str, &'static str)> {
     if body.successfully_sent_count.is_some()
         || body.opened_count.is_some()
         || body.scheduled_count.is_some()

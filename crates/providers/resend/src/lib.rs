@@ -25,8 +25,8 @@ use chrono::Duration;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{base64_decode, base64_matches, check_window, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Secret, Signature, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Secret, Signature, json, time,
 };
 
 use crate::wire::WireEvent;
@@ -97,22 +97,14 @@ impl ProviderParser for Resend {
             let matched = candidates
                 .iter()
                 .fold(false, |any, given| base64_matches(&expected, given) | any);
-            if matched {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+            matched.then_some(()).ok_or(Error::SignatureMismatch)
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let row = std::str::from_utf8(request.body)
-            .map_err(|_| Error::malformed(ID, "body is not UTF-8"))?;
-        let event: WireEvent = serde_json::from_str(row).map_err(|e| Error::json(ID, &e))?;
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let row = request.text(ID)?;
+        let event: WireEvent = json::read(ID, row)?;
         let mut parsed = Parsed::default();
         normalize(request, row.trim(), event, &mut parsed);
         Ok(parsed)
@@ -154,19 +146,15 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty());
     let Some((status, failure)) = status::classify(&event.kind) else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.kind,
-            id: own_id.or(external_id),
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(
+            event.kind,
+            own_id.or(external_id),
+            "event type maps to no delivery status",
+        );
         return;
     };
     let Some(id) = own_id.or_else(|| external_id.clone()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: event.kind,
-            id: None,
-            reason: "the event carries no email_id".into(),
-        });
+        parsed.ignore(event.kind, None, "the event carries no email_id");
         return;
     };
     let click = data.click.unwrap_or_default();
@@ -176,21 +164,19 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
         .or(click.timestamp.as_deref())
         .unwrap_or("");
     let recipient = data.to.first().map(|to| address(to).to_owned());
-    let dedup_key = match request
+    let draft = Draft::new(ID, status, &event.kind);
+    let delivery = request
         .header("svix-id")
-        .or_else(|| request.header("webhook-id"))
-    {
-        Some(delivery) if !delivery.trim().is_empty() => ids::dedup_from_id(ID, delivery.trim()),
-        _ => ids::dedup_from_fields(
-            ID,
-            &[
-                external_id.as_deref().unwrap_or(&id),
-                &event.kind,
-                recipient.as_deref().unwrap_or(""),
-                event_time,
-                click.link.as_deref().unwrap_or(""),
-            ],
-        ),
+        .or_else(|| request.header("webhook-id"));
+    let draft = match delivery {
+        Some(delivery) if !delivery.trim().is_empty() => draft.dedup_id(delivery.trim()),
+        _ => draft.dedup_fields(&[
+            external_id.as_deref().unwrap_or(&id),
+            &event.kind,
+            recipient.as_deref().unwrap_or(""),
+            event_time,
+            click.link.as_deref().unwrap_or(""),
+        ]),
     };
     let detail = data
         .bounce
@@ -214,23 +200,18 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
         }
         _ => failure,
     };
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: time::parse(event_time).unwrap_or(request.received_at),
-            external_id,
-            attempts: None,
-            response,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event: event.kind,
-        recipient,
-        failure,
-        code,
-        automated: None,
-    });
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(external_id)
+            .date(time::parse(event_time))
+            .recipient(recipient)
+            .failure(failure)
+            .code(code)
+            .response(response)
+            .row(row),
+    );
 }
 
 /// The address inside `Name <address>`, or the text as it is.

@@ -34,8 +34,8 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use tidings_core::signature::ct_eq;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Handshake, Ignored, MediaType, Parsed,
-    ProviderParser, RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, Handshake, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, json, time,
 };
 
 use crate::wire::{Envelope, Message};
@@ -77,13 +77,7 @@ impl ProviderParser for RingCentral {
         let token = request
             .header("verification-token")
             .ok_or(Error::MissingHeader("Verification-Token"))?;
-        credentials.any_key(|key| {
-            if ct_eq(key.expose().as_bytes(), token.as_bytes()) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
-        })
+        credentials.any_key_matches(|key| ct_eq(key.expose().as_bytes(), token.as_bytes()))
     }
 
     /// `Verification-Token` is the integration's shared secret itself: never stored.
@@ -101,32 +95,24 @@ impl ProviderParser for RingCentral {
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         let mut parsed = Parsed::default();
         if validation_token(request).is_some() {
-            parsed.ignored.push(Ignored {
-                provider_event: "subscription validation".into(),
-                id: None,
-                reason: "webhook subscription handshake: answer with its Validation-Token header"
-                    .into(),
-            });
+            parsed.ignore(
+                "subscription validation",
+                None,
+                "webhook subscription handshake: answer with its Validation-Token header",
+            );
             return Ok(parsed);
         }
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let first = request.body.iter().find(|b| !b.is_ascii_whitespace());
-        if first == Some(&b'[') {
-            let rows: Vec<&RawValue> =
-                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        if json::is_array(request.body) {
+            let rows: Vec<&RawValue> = json::read_slice(ID, request.body)?;
             for row in rows {
                 record(request, row, None, None, &mut parsed)?;
             }
             return Ok(parsed);
         }
-        let value: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        let value: serde_json::Map<String, serde_json::Value> = json::read_slice(ID, request.body)?;
         if value.contains_key("body") {
-            let envelope: Envelope<'_> =
-                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+            let envelope: Envelope<'_> = json::read_slice(ID, request.body)?;
             let sent_at = envelope.timestamp.as_deref().and_then(time::parse);
             record(
                 request,
@@ -136,8 +122,7 @@ impl ProviderParser for RingCentral {
                 &mut parsed,
             )?;
         } else if value.contains_key("messageStatus") {
-            let row: &RawValue =
-                serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+            let row: &RawValue = json::read_slice(ID, request.body)?;
             record(request, row, None, None, &mut parsed)?;
         } else {
             return Err(Error::malformed(
@@ -157,7 +142,7 @@ fn record(
     sent_at: Option<DateTime<Utc>>,
     parsed: &mut Parsed,
 ) -> Result<()> {
-    let message: Message = serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+    let message: Message = json::read(ID, row.get())?;
     let filter = event_filter.unwrap_or("message");
     let id = message.id.map(|id| id.0).filter(|id| !id.is_empty());
     let Some(status_name) = message.message_status else {
@@ -168,11 +153,7 @@ fn record(
         } else {
             "the event carries no message status"
         };
-        parsed.ignored.push(Ignored {
-            provider_event: filter.to_owned(),
-            id,
-            reason: reason.into(),
-        });
+        parsed.ignore(filter, id, reason);
         return Ok(());
     };
     let id = id.ok_or(Error::MissingField("id"))?;
@@ -181,19 +162,15 @@ fn record(
         .as_deref()
         .is_some_and(|d| d.eq_ignore_ascii_case("inbound"))
     {
-        parsed.ignored.push(Ignored {
-            provider_event: format!("Inbound {status_name}"),
-            id: Some(id),
-            reason: "an inbound message, not the delivery status of a sent one".into(),
-        });
+        parsed.ignore(
+            format!("Inbound {status_name}"),
+            Some(id),
+            "an inbound message, not the delivery status of a sent one",
+        );
         return Ok(());
     }
-    let Some(status) = status::classify(&status_name) else {
-        parsed.ignored.push(Ignored {
-            provider_event: status_name,
-            id: Some(id),
-            reason: "status maps to no delivery status".into(),
-        });
+    let Some((status, failure)) = status::classify(&status_name) else {
+        parsed.ignore(status_name, Some(id), "status maps to no delivery status");
         return Ok(());
     };
     let date = [
@@ -203,35 +180,25 @@ fn record(
     .into_iter()
     .flatten()
     .find_map(time::parse)
-    .or(sent_at)
-    .unwrap_or(request.received_at);
+    .or(sent_at);
     let code = message.error_code.or(message.delivery_error_code);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            &id,
-            &status_name,
-            message.to.as_deref().unwrap_or(""),
-            message.last_modified_time.as_deref().unwrap_or(""),
-            code.as_deref().unwrap_or(""),
-        ],
+    let draft = Draft::new(ID, status, &status_name).dedup_fields(&[
+        &id,
+        &status_name,
+        message.to.as_deref().unwrap_or(""),
+        message.last_modified_time.as_deref().unwrap_or(""),
+        code.as_deref().unwrap_or(""),
+    ]);
+    parsed.push(
+        request,
+        draft
+            .external_id(id)
+            .date(date)
+            .recipient(message.to)
+            .failure(failure)
+            .code(code)
+            .attempts(message.sms_sending_attempts_count)
+            .row(row.get()),
     );
-    parsed.events.push(Event {
-        id: id.clone(),
-        body: EventBody {
-            status,
-            date,
-            external_id: Some(id),
-            attempts: message.sms_sending_attempts_count,
-            response: None,
-            row: Some(row.get().to_owned()),
-        },
-        dedup_key,
-        provider_event: status_name,
-        recipient: message.to,
-        failure: None,
-        code,
-        automated: None,
-    });
     Ok(())
 }

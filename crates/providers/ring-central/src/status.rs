@@ -1,6 +1,6 @@
 //! RingCentral `messageStatus` → Tidings status.
 
-use tidings_core::Status;
+use tidings_core::{Failure, Status};
 
 /// What a RingCentral message status means, or `None` for statuses it does not document.
 ///
@@ -12,15 +12,17 @@ use tidings_core::Status;
 /// | `Delivered` | delivered | |
 /// | `DeliveryFailed` | failed | the carrier reported the delivery failed |
 /// | `SendingFailed` | failed | RingCentral could not send it |
-pub(crate) fn classify(status: &str) -> Option<Status> {
-    Some(match status.trim() {
+pub(crate) fn classify(status: &str) -> Option<(Status, Option<Failure>)> {
+    let status = match status.trim() {
         "Received" => Status::Accepted,
         "Queued" => Status::Queued,
         "Sent" => Status::Sent,
         "Delivered" => Status::Delivered,
         "DeliveryFailed" | "SendingFailed" => Status::Failed,
         _ => return None,
-    })
+    };
+    // RingCentral does not say whether a failure is worth retrying.
+    Some((status, None))
 }
 
 #[cfg(test)]
@@ -29,8 +31,8 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(classify("Received"), Some(Status::Accepted));
-        assert_eq!(classify("DeliveryFailed"), Some(Status::Failed));
+        assert_eq!(classify("Received"), Some((Status::Accepted, None)));
+        assert_eq!(classify("DeliveryFailed"), Some((Status::Failed, None)));
         assert_eq!(classify("Read"), None);
     }
 }

@@ -38,13 +38,13 @@ pub(crate) struct Message {
     #[serde(default)]
     pub(crate) last_modified_time: Option<String>,
     /// Message-store records: how many times RingCentral tried to send the SMS.
-    #[serde(default, deserialize_with = "lenient_u32")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_u32")]
     pub(crate) sms_sending_attempts_count: Option<u32>,
     /// High Volume SMS: RingCentral's error code of a failure.
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) error_code: Option<String>,
     /// Message-store records: the carrier's error code of a failed delivery.
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) delivery_error_code: Option<String>,
     // Bodies of other events, told apart by these fields.
     /// Message-store events: counts of changed messages, no statuses.
@@ -67,20 +67,4 @@ fn first_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
         }
     }
     Ok(number(&serde_json::Value::deserialize(d)?))
-}
-
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
-}
-
-fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        _ => None,
-    })
 }

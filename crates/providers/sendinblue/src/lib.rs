@@ -21,8 +21,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, Status, ids, time,
+    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature,
+    Status, ids, json, time,
 };
 
 use crate::wire::WireEvent;
@@ -53,17 +53,10 @@ impl ProviderParser for Sendinblue {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let mut parsed = Parsed::default();
-        for row in tidings_core::json::rows(ID, request.body)? {
-            let event: WireEvent =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
-            normalize(request, row.get(), event, &mut parsed)?;
-        }
-        Ok(parsed)
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        json::batch(ID, request.body, |row, event: WireEvent, parsed| {
+            normalize(request, row, event, parsed)
+        })
     }
 }
 
@@ -82,11 +75,11 @@ fn normalize(
         .filter(|id| !id.is_empty());
     let Some(name) = event.event.as_deref() else {
         if event.items.is_some() {
-            parsed.ignored.push(Ignored {
-                provider_event: "inbound".into(),
-                id: None,
-                reason: "an inbound-parse payload, not a tracking event".into(),
-            });
+            parsed.ignore(
+                "inbound",
+                None,
+                "an inbound-parse payload, not a tracking event",
+            );
             return Ok(());
         }
         return Err(Error::MissingField("event"));
@@ -98,53 +91,38 @@ fn normalize(
         .map(str::to_owned)
         .and_then(|custom| ids::own_id_in_text(&custom));
     let Some(id) = own_id.or_else(|| external_id.clone()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: name.to_owned(),
-            id: None,
-            reason: "the event carries no message-id".into(),
-        });
+        parsed.ignore(name, None, "the event carries no message-id");
         return Ok(());
     };
     let Some((status, failure)) = status::classify(name) else {
-        parsed.ignored.push(Ignored {
-            provider_event: name.to_owned(),
-            id: Some(id),
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(name, Some(id), "event type maps to no delivery status");
         return Ok(());
     };
     let (date, time_text) = event_time(&event);
     let recipient = event.email.filter(|e| !e.trim().is_empty());
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            external_id.as_deref().unwrap_or(&id),
-            name,
-            recipient.as_deref().unwrap_or(""),
-            &time_text,
-            event.link.as_deref().unwrap_or(""),
-        ],
+    let draft = Draft::new(ID, status, name).dedup_fields(&[
+        external_id.as_deref().unwrap_or(&id),
+        name,
+        recipient.as_deref().unwrap_or(""),
+        &time_text,
+        event.link.as_deref().unwrap_or(""),
+    ]);
+    let response = event
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(external_id)
+            .date(date)
+            .recipient(recipient)
+            .failure(failure)
+            .response(response)
+            .automated((status == Status::Opened).then(|| status::is_proxy_open(name)))
+            .row(row),
     );
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: date.unwrap_or(request.received_at),
-            external_id,
-            attempts: None,
-            response: event
-                .reason
-                .map(|r| r.trim().to_owned())
-                .filter(|r| !r.is_empty()),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event: name.to_owned(),
-        recipient,
-        failure,
-        code: None,
-        automated: (status == Status::Opened).then(|| status::is_proxy_open(name)),
-    });
     Ok(())
 }
 

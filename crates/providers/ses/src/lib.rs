@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature,
+    json, time,
 };
 use tidings_sns::Inbound;
 
@@ -115,22 +115,20 @@ impl ProviderParser for Ses {
                         };
                         normalize(request, &origin, event, &mut parsed);
                     }
-                    _ => parsed.ignored.push(Ignored {
-                        provider_event: "Notification".into(),
-                        id: None,
-                        reason: "the SNS message is not an SES event (such as SES's topic validation notice)"
-                            .into(),
-                    }),
+                    _ => parsed.ignore(
+                        "Notification",
+                        None,
+                        "the SNS message is not an SES event (such as SES's topic validation notice)",
+                    ),
                 }
             }
             Inbound::Raw => {
-                let body = std::str::from_utf8(request.body)
-                    .map_err(|_| Error::malformed(ID, "body is not UTF-8"))?;
+                let body = request.text(ID)?;
                 let (row, event_id) = match serde_json::from_str::<EventBridge<'_>>(body) {
                     Ok(bridge) => (bridge.detail.get(), bridge.id),
                     Err(_) => (body, None),
                 };
-                let event: SesEvent = serde_json::from_str(row).map_err(|e| Error::json(ID, &e))?;
+                let event: SesEvent = json::read(ID, row)?;
                 if event.event_type.is_none() && event.notification_type.is_none() {
                     return Err(Error::MissingField("eventType"));
                 }
@@ -192,51 +190,37 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, event: SesEvent, par
             "Received" => "inbound mail (email receiving), not a delivery event",
             _ => "event type maps to no delivery status",
         };
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id,
-            reason: reason.into(),
-        });
+        parsed.ignore(provider_event, id, reason);
         return;
     };
     let event_time = event_time(&event);
     let stamp = event_time.or(event.mail.timestamp.as_deref());
-    let date = stamp
-        .or(origin.published)
-        .and_then(time::parse)
-        .unwrap_or(request.received_at);
+    let date = stamp.or(origin.published).and_then(time::parse);
     let link = event.click.as_ref().and_then(|c| c.link.as_deref());
     for (index, (recipient, code, response)) in targets(&event, &kind).into_iter().enumerate() {
-        let dedup_key = match origin.event_id {
-            Some(event_id) => ids::dedup_from_id(ID, &format!("{event_id}/{index}")),
-            None => ids::dedup_from_fields(
-                ID,
-                &[
-                    message_id.as_deref().unwrap_or_default(),
-                    &kind,
-                    recipient.as_deref().unwrap_or_default(),
-                    stamp.unwrap_or_default(),
-                    link.unwrap_or_default(),
-                ],
-            ),
+        let draft = Draft::new(ID, status, provider_event.as_str());
+        let draft = match origin.event_id {
+            Some(event_id) => draft.dedup_id(format!("{event_id}/{index}")),
+            None => draft.dedup_fields(&[
+                message_id.as_deref().unwrap_or_default(),
+                &kind,
+                recipient.as_deref().unwrap_or_default(),
+                stamp.unwrap_or_default(),
+                link.unwrap_or_default(),
+            ]),
         };
-        parsed.events.push(Event {
-            id: id.clone().unwrap_or_else(|| dedup_key.clone()),
-            body: EventBody {
-                status,
-                date,
-                external_id: message_id.clone(),
-                attempts: None,
-                response,
-                row: Some(origin.row.to_owned()),
-            },
-            dedup_key,
-            provider_event: provider_event.clone(),
-            recipient,
-            failure,
-            code,
-            automated: None,
-        });
+        parsed.push(
+            request,
+            draft
+                .own_id(id.clone())
+                .external_id(message_id.clone())
+                .date(date)
+                .recipient(recipient)
+                .failure(failure)
+                .code(code)
+                .response(response)
+                .row(origin.row),
+        );
     }
 }
 

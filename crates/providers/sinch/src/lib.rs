@@ -25,10 +25,10 @@
 mod status;
 mod wire;
 
-use tidings_core::signature::{base64_matches, check_window, hmac_sha256, hmac_sha512};
+use tidings_core::signature::{base64_matches, check_signed_seconds, hmac_sha256, hmac_sha512};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Signature, json, time,
 };
 
 use crate::wire::Report;
@@ -78,17 +78,12 @@ impl ProviderParser for Sinch {
                 ));
             }
         };
-        if let Some(tolerance) = credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)) {
-            let signed_at = timestamp
-                .trim()
-                .parse()
-                .ok()
-                .and_then(time::from_unix_seconds)
-                .ok_or(Error::MalformedSignature(
-                    "x-sinch-webhook-signature-timestamp",
-                ))?;
-            check_window(signed_at, request.received_at, tolerance)?;
-        }
+        check_signed_seconds(
+            timestamp,
+            "x-sinch-webhook-signature-timestamp",
+            request.received_at,
+            credentials.freshness.tolerance(Some(DEFAULT_TOLERANCE)),
+        )?;
         let parts: [&[u8]; 5] = [
             request.body,
             b".",
@@ -96,28 +91,19 @@ impl ProviderParser for Sinch {
             b".",
             timestamp.as_bytes(),
         ];
-        credentials.any_key(|key| {
+        credentials.any_key_matches(|key| {
             let key = key.expose().as_bytes();
-            let matches = if sha512 {
+            if sha512 {
                 base64_matches(&hmac_sha512(key, &parts), signature)
             } else {
                 base64_matches(&hmac_sha256(key, &parts), signature)
-            };
-            if matches {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
             }
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let report: Report =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let report: Report = json::read_slice(ID, request.body)?;
         let row = String::from_utf8_lossy(request.body);
         let mut parsed = Parsed::default();
         match report.kind.as_str() {
@@ -127,11 +113,11 @@ impl ProviderParser for Sinch {
             "delivery_report_sms" | "delivery_report_mms" => {
                 batch(request, report, &mut parsed)?;
             }
-            other => parsed.ignored.push(Ignored {
-                provider_event: other.to_owned(),
-                id: report.client_reference.or(report.batch_id.map(|id| id.0)),
-                reason: "not a delivery report".into(),
-            }),
+            other => parsed.ignore(
+                other,
+                report.client_reference.or(report.batch_id.map(|id| id.0)),
+                "not a delivery report",
+            ),
         }
         Ok(parsed)
     }
@@ -148,42 +134,33 @@ fn per_recipient(
     let status_name = report.status.ok_or(Error::MissingField("status"))?;
     let id = report.client_reference.unwrap_or_else(|| batch_id.clone());
     let Some((status, failure)) = status::classify(&status_name) else {
-        parsed.ignored.push(unmapped(status_name, id));
+        parsed.ignore(status_name, Some(id), UNMAPPED);
         return Ok(());
     };
     let date = [report.operator_status_at.as_deref(), report.at.as_deref()]
         .into_iter()
         .flatten()
-        .find_map(time::parse)
-        .unwrap_or(request.received_at);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            &batch_id,
-            report.recipient.as_deref().unwrap_or(""),
-            &status_name,
-            report.code.as_deref().unwrap_or(""),
-            report.operator_status_at.as_deref().unwrap_or(""),
-            report.at.as_deref().unwrap_or(""),
-        ],
+        .find_map(time::parse);
+    let draft = Draft::new(ID, status, &status_name).dedup_fields(&[
+        &batch_id,
+        report.recipient.as_deref().unwrap_or(""),
+        &status_name,
+        report.code.as_deref().unwrap_or(""),
+        report.operator_status_at.as_deref().unwrap_or(""),
+        report.at.as_deref().unwrap_or(""),
+    ]);
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(batch_id)
+            .date(date)
+            .recipient(report.recipient)
+            .failure(failure)
+            .code(report.code)
+            .response(report.status_message.filter(|m| !m.is_empty()))
+            .row(row),
     );
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date,
-            external_id: Some(batch_id),
-            attempts: None,
-            response: report.status_message.filter(|m| !m.is_empty()),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event: status_name,
-        recipient: report.recipient,
-        failure,
-        code: report.code,
-        automated: None,
-    });
     Ok(())
 }
 
@@ -194,15 +171,15 @@ fn batch(request: &RawRequest<'_>, report: Report, parsed: &mut Parsed) -> Resul
     let id = report.client_reference.unwrap_or_else(|| batch_id.clone());
     for group in report.statuses {
         let Some((status, failure)) = status::classify(&group.status) else {
-            parsed.ignored.push(unmapped(group.status, id.clone()));
+            parsed.ignore(group.status, Some(id.clone()), UNMAPPED);
             continue;
         };
         if group.recipients.is_empty() {
-            parsed.ignored.push(Ignored {
-                provider_event: group.status,
-                id: Some(id.clone()),
-                reason: "summary report: counts without recipients".into(),
-            });
+            parsed.ignore(
+                group.status,
+                Some(id.clone()),
+                "summary report: counts without recipients",
+            );
             continue;
         }
         for recipient in group.recipients {
@@ -217,40 +194,25 @@ fn batch(request: &RawRequest<'_>, report: Report, parsed: &mut Parsed) -> Resul
                 row.insert("code".into(), code.clone().into());
             }
             row.insert("recipient".into(), recipient.clone().into());
-            parsed.events.push(Event {
-                id: id.clone(),
-                body: EventBody {
-                    status,
-                    date: request.received_at,
-                    external_id: Some(batch_id.clone()),
-                    attempts: None,
-                    response: None,
-                    row: Some(serde_json::Value::Object(row).to_string()),
-                },
-                dedup_key: ids::dedup_from_fields(
-                    ID,
-                    &[
-                        &batch_id,
-                        &recipient,
-                        &group.status,
-                        group.code.as_deref().unwrap_or(""),
-                    ],
-                ),
-                provider_event: group.status.clone(),
-                recipient: Some(recipient),
-                failure,
-                code: group.code.clone(),
-                automated: None,
-            });
+            let draft = Draft::new(ID, status, &group.status).dedup_fields(&[
+                &batch_id,
+                &recipient,
+                &group.status,
+                group.code.as_deref().unwrap_or(""),
+            ]);
+            parsed.push(
+                request,
+                draft
+                    .own_id(id.clone())
+                    .external_id(batch_id.clone())
+                    .recipient(recipient)
+                    .failure(failure)
+                    .code(group.code.clone())
+                    .row(serde_json::Value::Object(row).to_string()),
+            );
         }
     }
     Ok(())
 }
 
-fn unmapped(provider_event: String, id: String) -> Ignored {
-    Ignored {
-        provider_event,
-        id: Some(id),
-        reason: "status maps to no delivery status".into(),
-    }
-}
+const UNMAPPED: &str = "status maps to no delivery status";

@@ -2,7 +2,7 @@
 //! batch report (`delivery_report_sms`, with `statuses`) and the per-recipient report
 //! (`recipient_delivery_report_sms`). No `deny_unknown_fields`: Sinch adds fields.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tidings_core::ids::Id;
 
 /// One delivery report callback.
@@ -13,12 +13,12 @@ pub(crate) struct Report {
     #[serde(default)]
     pub(crate) batch_id: Option<Id>,
     /// The sender's own value given at send time.
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) client_reference: Option<String>,
     // Per-recipient reports.
     #[serde(default)]
     pub(crate) recipient: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) code: Option<String>,
     #[serde(default)]
     pub(crate) status: Option<String>,
@@ -39,18 +39,9 @@ pub(crate) struct Report {
 /// reports, not in `summary` ones).
 #[derive(Debug, Deserialize)]
 pub(crate) struct StatusGroup {
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) code: Option<String>,
     pub(crate) status: String,
     #[serde(default)]
     pub(crate) recipients: Vec<String>,
-}
-
-/// A string or number as text; anything else (null, an object) reads as absent.
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
 }

@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, Parsed, ProviderParser, RawRequest,
-    Result, Signature, Status, ids, time,
+    Channel, Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature,
+    Status, time,
 };
 use tidings_sns::Inbound;
 
@@ -111,16 +111,15 @@ impl ProviderParser for Sns {
                         };
                         normalize(request, &origin, record, &mut parsed);
                     }
-                    Err(_) => parsed.ignored.push(Ignored {
-                        provider_event: "Notification".into(),
-                        id: None,
-                        reason: "the SNS message is not an SMS delivery event".into(),
-                    }),
+                    Err(_) => parsed.ignore(
+                        "Notification",
+                        None,
+                        "the SNS message is not an SMS delivery event",
+                    ),
                 }
             }
             Inbound::Raw => {
-                let row = std::str::from_utf8(request.body)
-                    .map_err(|_| Error::malformed(ID, "body is not UTF-8"))?;
+                let row = request.text(ID)?;
                 let record: Record = serde_json::from_str(row).map_err(|_| {
                     Error::malformed(
                         ID,
@@ -178,8 +177,7 @@ fn fields(record: Record) -> Fields {
             }
         }
         Record::Log(log) => Fields {
-            // The log's free-text `providerResponse` does not say whether a failure is final.
-            classified: status::classify_log(&log.status).map(|s| (s, None)),
+            classified: status::classify(&log.status),
             own_id: None,
             message_id: log.notification.message_id,
             recipient: log.delivery.destination,
@@ -195,11 +193,7 @@ fn fields(record: Record) -> Fields {
 fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, parsed: &mut Parsed) {
     let f = fields(record);
     let Some(message_id) = f.message_id.filter(|m| !m.is_empty()) else {
-        parsed.ignored.push(Ignored {
-            provider_event: f.provider_event,
-            id: None,
-            reason: "the record carries no messageId".into(),
-        });
+        parsed.ignore(f.provider_event, None, "the record carries no messageId");
         return;
     };
     let id = f.own_id.unwrap_or_else(|| message_id.clone());
@@ -211,51 +205,36 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, pars
         } else {
             "event type maps to no delivery status"
         };
-        parsed.ignored.push(Ignored {
-            provider_event: f.provider_event,
-            id: Some(id),
-            reason: reason.into(),
-        });
+        parsed.ignore(f.provider_event, Some(id), reason);
         return;
     };
-    let date = f
-        .time
-        .or_else(|| origin.published.and_then(time::parse))
-        .unwrap_or(request.received_at);
-    let dedup_key = match origin.sns_message_id {
-        Some(sns_id) => ids::dedup_from_id(ID, sns_id),
-        None => ids::dedup_from_fields(
-            ID,
-            &[
-                &message_id,
-                &f.provider_event,
-                f.recipient.as_deref().unwrap_or_default(),
-                &f.time_text,
-            ],
-        ),
+    let date = f.time.or_else(|| origin.published.and_then(time::parse));
+    let draft = Draft::new(ID, status, &f.provider_event);
+    let draft = match origin.sns_message_id {
+        Some(sns_id) => draft.dedup_id(sns_id),
+        None => draft.dedup_fields(&[
+            &message_id,
+            &f.provider_event,
+            f.recipient.as_deref().unwrap_or_default(),
+            &f.time_text,
+        ]),
     };
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date,
-            external_id: Some(message_id),
-            attempts: None,
-            response: f.response.filter(|r| !r.is_empty()),
-            row: Some(origin.row.to_owned()),
-        },
-        dedup_key,
-        provider_event: f.provider_event,
-        recipient: f.recipient,
-        failure,
-        code: f.code.filter(|_| {
-            matches!(
-                status,
-                Status::Rejected | Status::Undelivered | Status::Failed
-            )
-        }),
-        automated: None,
-    });
+    let failed = matches!(
+        status,
+        Status::Rejected | Status::Undelivered | Status::Failed
+    );
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(message_id)
+            .date(date)
+            .recipient(f.recipient)
+            .failure(failure)
+            .code(f.code.filter(|_| failed))
+            .response(f.response.filter(|r| !r.is_empty()))
+            .row(origin.row),
+    );
 }
 
 /// The sender's own id from the event's `context`.

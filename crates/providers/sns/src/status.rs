@@ -17,7 +17,19 @@ use tidings_core::{Failure, Status};
 /// | `TTL_EXPIRED` | undelivered | not delivered within the message's TTL |
 /// | `CARRIER_UNREACHABLE`, `UNREACHABLE` | undelivered | carrier network or handset unavailable; temporary |
 /// | `UNKNOWN`, anything else | ignored | AWS reports it after 72 h without a final receipt: the status stays as it was |
+///
+/// The legacy SNS SMS delivery log's `status`:
+///
+/// | `status` | status | note |
+/// |---|---|---|
+/// | `SUCCESS` | sent | the carrier accepted it |
+/// | `FAILURE` | undelivered | the free-text `providerResponse` does not say whether it is final |
 pub(crate) fn classify(event_type: &str) -> Option<(Status, Option<Failure>)> {
+    match event_type {
+        "SUCCESS" => return Some((Status::Sent, None)),
+        "FAILURE" => return Some((Status::Undelivered, None)),
+        _ => {}
+    }
     let kind = event_type
         .strip_prefix("TEXT_")
         .or_else(|| event_type.strip_prefix("MEDIA_"))?;
@@ -37,16 +49,6 @@ pub(crate) fn classify(event_type: &str) -> Option<(Status, Option<Failure>)> {
     })
 }
 
-/// The legacy SNS SMS delivery log: `SUCCESS` → sent (the carrier accepted it), `FAILURE` →
-/// undelivered.
-pub(crate) fn classify_log(status: &str) -> Option<Status> {
-    match status {
-        "SUCCESS" => Some(Status::Sent),
-        "FAILURE" => Some(Status::Undelivered),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +62,6 @@ mod tests {
         assert_eq!(classify("TEXT_SPAM").map(|c| c.0), Some(Status::Rejected));
         assert_eq!(classify("TEXT_UNKNOWN"), None);
         assert_eq!(classify("VOICE_COMPLETED"), None);
-        assert_eq!(classify_log("FAILURE"), Some(Status::Undelivered));
+        assert_eq!(classify("FAILURE"), Some((Status::Undelivered, None)));
     }
 }

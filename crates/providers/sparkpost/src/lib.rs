@@ -22,8 +22,8 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, ids, time,
+    Channel, Draft, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
+    non_empty, time,
 };
 
 use crate::wire::{Scalar, SparkPostEvent, Wrapper};
@@ -50,24 +50,15 @@ impl ProviderParser for SparkPost {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let mut parsed = Parsed::default();
-        for row in tidings_core::json::rows(ID, request.body)? {
-            let wrapper: Wrapper<'_> =
-                serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+        for row in json::rows(ID, request.body)? {
+            let wrapper: Wrapper<'_> = json::read(ID, row.get())?;
             if wrapper.msys.is_empty() {
-                parsed.ignored.push(Ignored {
-                    provider_event: "msys (empty)".into(),
-                    id: None,
-                    reason: "webhook ping: carries no event".into(),
-                });
+                parsed.ignore("msys (empty)", None, "webhook ping: carries no event");
             }
             for (class, event) in wrapper.msys {
-                let event: SparkPostEvent =
-                    serde_json::from_str(event.get()).map_err(|e| Error::json(ID, &e))?;
+                let event: SparkPostEvent = json::read(ID, event.get())?;
                 normalize(request, row.get(), &class, event, &mut parsed);
             }
         }
@@ -103,65 +94,46 @@ fn normalize(
         } else {
             "event type maps to no delivery status"
         };
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id,
-            reason: reason.into(),
-        });
+        parsed.ignore(provider_event, id, reason);
         return;
     };
     let timestamp = event.timestamp.as_ref().and_then(Scalar::text);
     let recipient = non_empty(event.raw_rcpt_to.as_deref())
         .or(non_empty(event.rcpt_to.as_deref()))
         .map(str::to_owned);
-    let dedup_key = match event.event_id.as_ref().map(|e| e.as_str()) {
-        Some(event_id) if !event_id.is_empty() => ids::dedup_from_id(ID, event_id),
-        _ => ids::dedup_from_fields(
-            ID,
-            &[
-                message_id
-                    .or(transmission_id)
-                    .or(id.as_deref())
-                    .unwrap_or(""),
-                class,
-                &event.kind,
-                recipient.as_deref().unwrap_or(""),
-                timestamp.unwrap_or(""),
-                event.target_link_url.as_deref().unwrap_or(""),
-            ],
-        ),
+    let draft = Draft::new(ID, status, provider_event);
+    let draft = match event.event_id.as_ref().map(|e| e.as_str()) {
+        Some(event_id) if !event_id.is_empty() => draft.dedup_id(event_id),
+        _ => draft.dedup_fields(&[
+            message_id
+                .or(transmission_id)
+                .or(id.as_deref())
+                .unwrap_or(""),
+            class,
+            &event.kind,
+            recipient.as_deref().unwrap_or(""),
+            timestamp.unwrap_or(""),
+            event.target_link_url.as_deref().unwrap_or(""),
+        ]),
     };
     // An event with no id at all (SparkPost always sends one; trimmed test payloads do not) is
-    // still reported and stored, under its dedup key: it can match no message, but is not lost.
-    let id = id.unwrap_or_else(|| dedup_key.clone());
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: timestamp
-                .and_then(time::parse)
-                .unwrap_or(request.received_at),
-            external_id: message_id.or(transmission_id).map(str::to_owned),
-            attempts: None,
-            response: event
-                .raw_reason
-                .filter(|r| !r.is_empty())
-                .or(event.reason.filter(|r| !r.is_empty())),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code: event
-            .error_code
-            .as_ref()
-            .and_then(Scalar::text)
-            .map(str::to_owned),
-        automated: None,
-    });
-}
-
-fn non_empty(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim).filter(|t| !t.is_empty())
+    // still reported and stored, under its dedup key (core's fallback): it can match no
+    // message, but is not lost.
+    let response = event
+        .raw_reason
+        .filter(|r| !r.is_empty())
+        .or(event.reason.filter(|r| !r.is_empty()));
+    let code = event.error_code.as_ref().and_then(Scalar::text);
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(message_id.or(transmission_id).map(str::to_owned))
+            .date(timestamp.and_then(time::parse))
+            .recipient(recipient)
+            .failure(failure)
+            .code(code.map(str::to_owned))
+            .response(response)
+            .row(row),
+    );
 }

@@ -25,10 +25,10 @@ mod wire;
 
 use chrono::Duration;
 use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
-use tidings_core::signature::{Secret, base64_decode, check_window};
+use tidings_core::signature::{Secret, base64_decode, check_signed_seconds};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Signature, json, time,
 };
 
 use crate::wire::Webhook;
@@ -73,15 +73,12 @@ impl ProviderParser for Telnyx {
         let signature = base64_decode(signature)
             .and_then(|bytes| Ed25519Signature::from_slice(&bytes).ok())
             .ok_or(Error::MalformedSignature("telnyx-signature-ed25519"))?;
-        if let Some(tolerance) = credentials.freshness.tolerance(Some(Duration::minutes(5))) {
-            let signed_at = timestamp
-                .trim()
-                .parse()
-                .ok()
-                .and_then(time::from_unix_seconds)
-                .ok_or(Error::MalformedSignature("telnyx-timestamp"))?;
-            check_window(signed_at, request.received_at, tolerance)?;
-        }
+        check_signed_seconds(
+            timestamp,
+            "telnyx-timestamp",
+            request.received_at,
+            credentials.freshness.tolerance(Some(Duration::minutes(5))),
+        )?;
         let mut message = Vec::with_capacity(timestamp.len() + 1 + request.body.len());
         message.extend_from_slice(timestamp.as_bytes());
         message.push(b'|');
@@ -94,14 +91,9 @@ impl ProviderParser for Telnyx {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let webhook: Webhook =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
-        let row = std::str::from_utf8(request.body)
-            .map_err(|_| Error::malformed(ID, "body is not UTF-8"))?;
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let webhook: Webhook = json::read_slice(ID, request.body)?;
+        let row = request.text(ID)?;
         let mut parsed = Parsed::default();
         let data = &webhook.data;
         let payload = data.payload.as_ref();
@@ -113,15 +105,12 @@ impl ProviderParser for Telnyx {
             || payload.and_then(|p| p.direction.as_deref()) == Some("inbound");
         let (Some(payload), Some(message_id), false) = (payload, message_id.clone(), inbound)
         else {
-            parsed.ignored.push(Ignored {
-                provider_event: data.event_type.clone(),
-                id: message_id,
-                reason: if inbound {
-                    "an inbound message, not a delivery status".into()
-                } else {
-                    "not an outbound message event".into()
-                },
-            });
+            let reason = if inbound {
+                "an inbound message, not a delivery status"
+            } else {
+                "not an outbound message event"
+            };
+            parsed.ignore(data.event_type.as_str(), message_id, reason);
             return Ok(parsed);
         };
         let event_id = data
@@ -130,7 +119,6 @@ impl ProviderParser for Telnyx {
             .map(|id| id.as_str().to_owned())
             .filter(|id| !id.is_empty());
         let occurred_at = data.occurred_at.as_deref().and_then(time::parse);
-        let date = occurred_at.unwrap_or(request.received_at);
         // Only the provider's own time goes into a dedup key: a retry arrives at another time.
         let occurred_text = occurred_at.map(|d| d.to_rfc3339()).unwrap_or_default();
         let error = payload.errors.as_ref().and_then(|errors| errors.first());
@@ -145,46 +133,43 @@ impl ProviderParser for Telnyx {
         for recipient in recipients {
             let number = recipient.phone_number.unwrap_or_default();
             let raw_status = recipient.status.unwrap_or_default();
-            let Some(status) = status::classify(&raw_status) else {
-                parsed.ignored.push(Ignored {
-                    provider_event: format!("{} ({raw_status})", data.event_type),
-                    id: Some(message_id.clone()),
-                    reason: "recipient status maps to no delivery status".into(),
-                });
+            let provider_event = format!("{} ({raw_status})", data.event_type);
+            let Some((status, failure)) = status::classify(&raw_status, code.as_deref()) else {
+                parsed.ignore(
+                    provider_event,
+                    Some(message_id.clone()),
+                    "recipient status maps to no delivery status",
+                );
                 continue;
             };
-            let dedup_key = match (&event_id, several) {
-                (Some(event_id), false) => ids::dedup_from_id(ID, event_id),
-                (Some(event_id), true) => ids::dedup_from_id(ID, &format!("{event_id}:{number}")),
+            let draft = Draft::new(ID, status, provider_event);
+            let draft = match (&event_id, several) {
+                (Some(event_id), false) => draft.dedup_id(event_id),
+                (Some(event_id), true) => draft.dedup_id(format!("{event_id}:{number}")),
                 (None, _) => {
-                    ids::dedup_from_fields(ID, &[&message_id, &raw_status, &number, &occurred_text])
+                    draft.dedup_fields(&[&message_id, &raw_status, &number, &occurred_text])
                 }
             };
-            let code = code.clone().filter(|_| status_is_failure(status));
-            parsed.events.push(Event {
-                id: message_id.clone(),
-                body: EventBody {
-                    status,
-                    date,
-                    external_id: Some(message_id.clone()),
-                    attempts: webhook.meta.as_ref().and_then(|m| m.attempt),
-                    response: response.clone().filter(|_| status_is_failure(status)),
-                    row: Some(row.to_owned()),
-                },
-                dedup_key,
-                provider_event: format!("{} ({raw_status})", data.event_type),
-                recipient: Some(number).filter(|n| !n.is_empty()),
-                failure: status::failure(status, code.as_deref()),
-                code,
-                automated: None,
-            });
+            let failed = status_is_failure(status);
+            parsed.push(
+                request,
+                draft
+                    .external_id(message_id.clone())
+                    .date(occurred_at)
+                    .recipient(Some(number).filter(|n| !n.is_empty()))
+                    .failure(failure)
+                    .code(code.clone().filter(|_| failed))
+                    .response(response.clone().filter(|_| failed))
+                    .attempts(webhook.meta.as_ref().and_then(|m| m.attempt))
+                    .row(row),
+            );
         }
         if parsed.events.is_empty() && parsed.ignored.is_empty() {
-            parsed.ignored.push(Ignored {
-                provider_event: data.event_type.clone(),
-                id: Some(message_id),
-                reason: "the event lists no recipient status".into(),
-            });
+            parsed.ignore(
+                data.event_type.as_str(),
+                Some(message_id),
+                "the event lists no recipient status",
+            );
         }
         Ok(parsed)
     }

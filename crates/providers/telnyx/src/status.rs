@@ -2,8 +2,8 @@
 
 use tidings_core::{Failure, Status};
 
-/// What a recipient's `status` (`data.payload.to[].status`) means, or `None` for statuses that
-/// map to no delivery status. The event type (`message.sent`, `message.finalized`) is not used:
+/// What a recipient's `status` (`data.payload.to[].status`) means, with the failure kind its error
+/// code gives (see [`failure`]), or `None` for statuses that map to no delivery status. The event type (`message.sent`, `message.finalized`) is not used:
 /// a `message.sent` event may still carry `queued`.
 ///
 /// | `status` | status | note |
@@ -18,8 +18,8 @@ use tidings_core::{Failure, Status};
 /// | `delivery_failed` | undelivered | the carrier reported it not delivered after sending |
 /// | `expired` | undelivered | not delivered within its validity period |
 /// | anything else | ignored | |
-pub(crate) fn classify(status: &str) -> Option<Status> {
-    Some(match status {
+pub(crate) fn classify(status: &str, code: Option<&str>) -> Option<(Status, Option<Failure>)> {
+    let status = match status {
         "queued" => Status::Queued,
         "sending" => Status::Sending,
         "sent" | "delivery_unconfirmed" => Status::Sent,
@@ -27,7 +27,8 @@ pub(crate) fn classify(status: &str) -> Option<Status> {
         "sending_failed" => Status::Failed,
         "delivery_failed" | "expired" => Status::Undelivered,
         _ => return None,
-    })
+    };
+    Some((status, failure(status, code)))
 }
 
 /// Whether a failure is worth retrying, from Telnyx's messaging error code.
@@ -37,7 +38,7 @@ pub(crate) fn classify(status: &str) -> Option<Status> {
 /// | 40002, 40005, 40006, 40011, 40014 | temporary | blocked as spam (temporary), message expired, recipient unavailable, rate limited, expired in queue |
 /// | 40001, 40003, 40004, 40012, 40013 | permanent | not routable, blocked as spam (permanent), rejected by destination, invalid destination, invalid source |
 /// | others (40008 undeliverable, ...) | unknown | |
-pub(crate) fn failure(status: Status, code: Option<&str>) -> Option<Failure> {
+fn failure(status: Status, code: Option<&str>) -> Option<Failure> {
     if !matches!(status, Status::Failed | Status::Undelivered) {
         return None;
     }
@@ -54,10 +55,11 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(classify("delivery_failed"), Some(Status::Undelivered));
-        assert_eq!(classify("sending_failed"), Some(Status::Failed));
-        assert_eq!(classify("webhook_delivered"), None);
-        assert_eq!(classify("read"), Some(Status::Delivered));
+        let status = |s| classify(s, None).map(|(status, _)| status);
+        assert_eq!(status("delivery_failed"), Some(Status::Undelivered));
+        assert_eq!(status("sending_failed"), Some(Status::Failed));
+        assert_eq!(status("webhook_delivered"), None);
+        assert_eq!(status("read"), Some(Status::Delivered));
         assert_eq!(
             failure(Status::Undelivered, Some("40006")),
             Some(Failure::Temporary)

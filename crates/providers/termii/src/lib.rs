@@ -20,8 +20,8 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha512};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, Status, ids,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Signature, Status, json,
 };
 
 use crate::wire::Report;
@@ -50,23 +50,15 @@ impl ProviderParser for Termii {
         let signature = request
             .header("x-termii-signature")
             .ok_or(Error::MissingHeader("X-Termii-Signature"))?;
-        credentials.any_key(|key| {
+        credentials.any_key_matches(|key| {
             let expected = hmac_sha512(key.expose().as_bytes(), &[request.body]);
-            if hex_matches(&expected, signature) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+            hex_matches(&expected, signature)
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let report: Report =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let report: Report = json::read_slice(ID, request.body)?;
         let row = String::from_utf8_lossy(request.body);
         let mut parsed = Parsed::default();
         normalize(request, report, row.trim(), &mut parsed)?;
@@ -88,11 +80,11 @@ fn normalize(
     if let Some(kind) = report.kind.as_deref().map(str::trim)
         && !kind.eq_ignore_ascii_case("outbound")
     {
-        parsed.ignored.push(Ignored {
-            provider_event: format!("{kind}: {provider_event}"),
-            id: Some(message_id),
-            reason: "not a report on an outbound message".into(),
-        });
+        parsed.ignore(
+            format!("{kind}: {provider_event}"),
+            Some(message_id),
+            "not a report on an outbound message",
+        );
         return Ok(());
     }
     let (state, description) = match provider_event.split_once(" | ") {
@@ -100,11 +92,11 @@ fn normalize(
         None => (provider_event.as_str(), None),
     };
     let Some((status, failure)) = status::classify(state) else {
-        parsed.ignored.push(Ignored {
+        parsed.ignore(
             provider_event,
-            id: Some(message_id),
-            reason: "status maps to no delivery status".into(),
-        });
+            Some(message_id),
+            "status maps to no delivery status",
+        );
         return Ok(());
     };
     // The 2020 format's description, else the status text itself for failures (it is the
@@ -119,31 +111,20 @@ fn normalize(
             )
             .then(|| provider_event.clone())
         });
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            &message_id,
-            &provider_event,
-            report.receiver.as_deref().unwrap_or(""),
-            report.sent_at.as_deref().unwrap_or(""),
-        ],
+    let draft = Draft::new(ID, status, &provider_event).dedup_fields(&[
+        &message_id,
+        &provider_event,
+        report.receiver.as_deref().unwrap_or(""),
+        report.sent_at.as_deref().unwrap_or(""),
+    ]);
+    parsed.push(
+        request,
+        draft
+            .external_id(message_id)
+            .recipient(report.receiver)
+            .failure(failure)
+            .response(response)
+            .row(row),
     );
-    parsed.events.push(Event {
-        id: message_id.clone(),
-        body: EventBody {
-            status,
-            date: request.received_at,
-            external_id: Some(message_id),
-            attempts: None,
-            response,
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient: report.receiver,
-        failure,
-        code: None,
-        automated: None,
-    });
     Ok(())
 }

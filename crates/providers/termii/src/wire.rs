@@ -1,7 +1,7 @@
 //! Termii's event and report JSON, field for field. No `deny_unknown_fields`: Termii adds
 //! fields (`id`, `channel`) and older payloads carry others (`command`).
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// One event: one message to one receiver.
 #[derive(Debug, Deserialize)]
@@ -9,12 +9,12 @@ pub(crate) struct Report {
     /// `outbound` for delivery reports of messages sent; inbound messages use another type.
     #[serde(default, rename = "type")]
     pub(crate) kind: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) message_id: Option<String>,
     /// The same value as `message_id` in current payloads.
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
+    #[serde(default, deserialize_with = "tidings_core::json::lenient_text")]
     pub(crate) receiver: Option<String>,
     /// `Delivered`, `Message Sent`, ... or, in the 2020 format, `DELIVERED | <description>`.
     #[serde(default)]
@@ -22,13 +22,4 @@ pub(crate) struct Report {
     /// When the message was sent, `YYYY-MM-DD HH:MM:SS` without a zone.
     #[serde(default)]
     pub(crate) sent_at: Option<String>,
-}
-
-/// An id Termii sends as a string or a number, kept as exact text.
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
 }

@@ -33,8 +33,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tidings_core::signature::{base64_decode, base64_matches, hex_matches, hmac_sha1};
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Form, Ignored, MediaType, Parsed,
-    ProviderParser, RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
+    Result, Signature, json, time,
 };
 
 use crate::wire::{CloudEvent, StatusCallback};
@@ -84,19 +84,14 @@ impl ProviderParser for Twilio {
             None => signed_params(&Form::urlencoded(request.body)),
         };
         let urls = url_variants(url);
-        credentials.any_key(|key| {
-            let matches = urls.iter().any(|url| {
+        credentials.any_key_matches(|key| {
+            urls.iter().any(|url| {
                 let mac = hmac_sha1(
                     key.expose().as_bytes(),
                     &[url.as_bytes(), params.as_bytes()],
                 );
                 base64_matches(&mac, signature)
-            });
-            if matches {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+            })
         })
     }
 
@@ -116,29 +111,35 @@ struct Update<'a> {
     message_sid: &'a str,
     raw_status: &'a str,
     provider_event: String,
-    date: chrono::DateTime<chrono::Utc>,
-    dedup_key: String,
+    /// The provider's own time, where it sends one.
+    date: Option<chrono::DateTime<chrono::Utc>>,
+    /// The Event Streams event id, stable across retries.
+    dedup_id: Option<String>,
+    /// Otherwise, the fields hashed for the dedup key.
+    dedup_fields: Vec<String>,
     recipient: Option<&'a str>,
     code: Option<String>,
     response: Option<String>,
     row: String,
 }
 
-fn push(update: Update<'_>, parsed: &mut Parsed) {
-    let Some(status) = status::classify(update.raw_status) else {
+fn push(request: &RawRequest<'_>, update: Update<'_>, parsed: &mut Parsed) {
+    let Some((status, failure)) = status::classify(update.raw_status, update.code.as_deref())
+    else {
         let inbound = matches!(
             update.raw_status.to_ascii_lowercase().as_str(),
             "receiving" | "received"
         );
-        parsed.ignored.push(Ignored {
-            provider_event: update.provider_event,
-            id: Some(update.message_sid.to_owned()),
-            reason: if inbound {
-                "an inbound message, not a delivery status".into()
-            } else {
-                "status maps to no delivery status".into()
-            },
-        });
+        let reason = if inbound {
+            "an inbound message, not a delivery status"
+        } else {
+            "status maps to no delivery status"
+        };
+        parsed.ignore(
+            update.provider_event,
+            Some(update.message_sid.to_owned()),
+            reason,
+        );
         return;
     };
     let response = update.response.or_else(|| {
@@ -147,23 +148,22 @@ fn push(update: Update<'_>, parsed: &mut Parsed) {
             .eq_ignore_ascii_case("canceled")
             .then(|| "canceled".to_owned())
     });
-    parsed.events.push(Event {
-        id: update.message_sid.to_owned(),
-        body: EventBody {
-            status,
-            date: update.date,
-            external_id: Some(update.message_sid.to_owned()),
-            attempts: None,
-            response,
-            row: Some(update.row),
-        },
-        dedup_key: update.dedup_key,
-        provider_event: update.provider_event,
-        recipient: update.recipient.map(str::to_owned),
-        failure: status::failure(status, update.raw_status, update.code.as_deref()),
-        code: update.code,
-        automated: None,
-    });
+    let draft = Draft::new(ID, status, update.provider_event);
+    let draft = match update.dedup_id {
+        Some(id) => draft.dedup_id(id),
+        None => draft.dedup_fields(&update.dedup_fields),
+    };
+    parsed.push(
+        request,
+        draft
+            .external_id(update.message_sid.to_owned())
+            .date(update.date)
+            .recipient(update.recipient.map(str::to_owned))
+            .failure(failure)
+            .code(update.code)
+            .response(response)
+            .row(update.row),
+    );
 }
 
 /// A form-encoded status callback: one message, one status.
@@ -173,11 +173,11 @@ fn parse_callback(request: &RawRequest<'_>) -> Result<Parsed> {
     let mut parsed = Parsed::default();
     let Some(message_sid) = callback.message_sid else {
         if let Some(call_sid) = callback.call_sid {
-            parsed.ignored.push(Ignored {
-                provider_event: "voice callback".into(),
-                id: Some(call_sid.to_owned()),
-                reason: "a voice call callback, not a message status".into(),
-            });
+            parsed.ignore(
+                "voice callback",
+                Some(call_sid.to_owned()),
+                "a voice call callback, not a message status",
+            );
             return Ok(parsed);
         }
         return Err(Error::MissingField("MessageSid"));
@@ -185,36 +185,28 @@ fn parse_callback(request: &RawRequest<'_>) -> Result<Parsed> {
     let raw_status = callback
         .message_status
         .ok_or(Error::MissingField("MessageStatus"))?;
-    let date = callback
-        .raw_dlr_done_date
-        .and_then(dlr_done_date)
-        .unwrap_or(request.received_at);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            message_sid,
-            raw_status,
-            callback.error_code.unwrap_or_default(),
-        ],
-    );
-    let row: serde_json::Map<String, serde_json::Value> = form
-        .iter()
-        .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
-        .collect();
+    let date = callback.raw_dlr_done_date.and_then(dlr_done_date);
+    let dedup_fields = [
+        message_sid,
+        raw_status,
+        callback.error_code.unwrap_or_default(),
+    ];
     push(
+        request,
         Update {
             message_sid,
             raw_status,
             provider_event: raw_status.to_owned(),
             date,
-            dedup_key,
+            dedup_id: None,
+            dedup_fields: dedup_fields.map(str::to_owned).to_vec(),
             recipient: callback.to,
             code: callback.error_code.map(str::to_owned),
             response: callback
                 .error_message
                 .or(callback.channel_status_message)
                 .map(str::to_owned),
-            row: serde_json::Value::Object(row).to_string(),
+            row: json::form_fields(&form),
         },
         &mut parsed,
     );
@@ -223,21 +215,20 @@ fn parse_callback(request: &RawRequest<'_>) -> Result<Parsed> {
 
 /// An Event Streams webhook sink delivery: a JSON array of CloudEvents (a bare one accepted).
 fn parse_event_stream(request: &RawRequest<'_>) -> Result<Parsed> {
-    let first = request.body.iter().find(|b| !b.is_ascii_whitespace());
-    let rows: Vec<&RawValue> = if first == Some(&b'{') {
-        vec![serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?]
+    let rows: Vec<&RawValue> = if json::is_object(request.body) {
+        vec![json::read_slice(ID, request.body)?]
     } else {
-        serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?
+        json::read_slice(ID, request.body)?
     };
     let mut parsed = Parsed::default();
     for row in rows {
-        let event: CloudEvent = serde_json::from_str(row.get()).map_err(|e| Error::json(ID, &e))?;
+        let event: CloudEvent = json::read(ID, row.get())?;
         let Some(suffix) = event.kind.strip_prefix(MESSAGE_EVENT_PREFIX) else {
-            parsed.ignored.push(Ignored {
-                provider_event: event.kind.clone(),
-                id: event.data.as_ref().and_then(|d| d.message_sid.clone()),
-                reason: "not an outbound message status event".into(),
-            });
+            parsed.ignore(
+                event.kind.clone(),
+                event.data.as_ref().and_then(|d| d.message_sid.clone()),
+                "not an outbound message status event",
+            );
             continue;
         };
         let data = event.data.as_ref().ok_or(Error::MissingField("data"))?;
@@ -252,7 +243,6 @@ fn parse_event_stream(request: &RawRequest<'_>) -> Result<Parsed> {
             .or(event.time.as_deref())
             .and_then(time::parse)
             .or_else(|| data.raw_dlr_done_date.as_deref().and_then(dlr_done_date));
-        let date = provider_date.unwrap_or(request.received_at);
         // Only the provider's own time goes into a dedup key: a retry arrives at another time.
         let provider_date_text = provider_date.map(|d| d.to_rfc3339()).unwrap_or_default();
         let code = data
@@ -260,25 +250,21 @@ fn parse_event_stream(request: &RawRequest<'_>) -> Result<Parsed> {
             .as_ref()
             .map(|c| c.as_str().to_owned())
             .filter(|c| !c.is_empty());
-        let dedup_key = match event.id.as_deref() {
-            Some(id) if !id.is_empty() => ids::dedup_from_id(ID, id),
-            _ => ids::dedup_from_fields(
-                ID,
-                &[
-                    message_sid,
-                    raw_status,
-                    code.as_deref().unwrap_or_default(),
-                    &provider_date_text,
-                ],
-            ),
-        };
+        let dedup_fields = [
+            message_sid,
+            raw_status,
+            code.as_deref().unwrap_or_default(),
+            &provider_date_text,
+        ];
         push(
+            request,
             Update {
                 message_sid,
                 raw_status,
                 provider_event: event.kind.clone(),
-                date,
-                dedup_key,
+                date: provider_date,
+                dedup_id: event.id.clone().filter(|id| !id.is_empty()),
+                dedup_fields: dedup_fields.map(str::to_owned).to_vec(),
                 recipient: data.to.as_deref(),
                 code,
                 response: None,
@@ -300,10 +286,7 @@ fn dlr_done_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 fn is_json(request: &RawRequest<'_>) -> bool {
     match request.media_type() {
         MediaType::Json => true,
-        MediaType::Missing => matches!(
-            request.body.iter().find(|b| !b.is_ascii_whitespace()),
-            Some(b'[' | b'{')
-        ),
+        MediaType::Missing => json::is_array(request.body) || json::is_object(request.body),
         _ => false,
     }
 }

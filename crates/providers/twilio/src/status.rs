@@ -3,7 +3,8 @@
 use tidings_core::{Failure, Status};
 
 /// What a Twilio `MessageStatus` means (case-insensitive: status callbacks send it lowercase,
-/// Event Streams uppercase), or `None` for statuses that map to no delivery status.
+/// Event Streams uppercase), with the failure kind its `ErrorCode` gives (see [`failure`]), or
+/// `None` for statuses that map to no delivery status.
 ///
 /// | `MessageStatus` | status | note |
 /// |---|---|---|
@@ -19,8 +20,8 @@ use tidings_core::{Failure, Status};
 /// | `failed` | failed | Twilio could not send it |
 /// | `canceled` | failed | a scheduled message canceled before sending: it will never be sent |
 /// | `receiving`, `received`, anything else | ignored | inbound messages, not delivery states |
-pub(crate) fn classify(status: &str) -> Option<Status> {
-    Some(match status.to_ascii_lowercase().as_str() {
+pub(crate) fn classify(raw_status: &str, code: Option<&str>) -> Option<(Status, Option<Failure>)> {
+    let status = match raw_status.to_ascii_lowercase().as_str() {
         "accepted" | "scheduled" => Status::Accepted,
         "queued" => Status::Queued,
         "sending" => Status::Sending,
@@ -29,7 +30,8 @@ pub(crate) fn classify(status: &str) -> Option<Status> {
         "undelivered" => Status::Undelivered,
         "failed" | "canceled" => Status::Failed,
         _ => return None,
-    })
+    };
+    Some((status, failure(status, raw_status, code)))
 }
 
 /// Whether a failure is worth retrying, from Twilio's error code where it says so.
@@ -42,7 +44,7 @@ pub(crate) fn classify(status: &str) -> Option<Status> {
 /// | other codes | unknown | (30008 "unknown error" says nothing either way) |
 ///
 /// A `canceled` message is permanent: it will not be sent.
-pub(crate) fn failure(status: Status, raw_status: &str, code: Option<&str>) -> Option<Failure> {
+fn failure(status: Status, raw_status: &str, code: Option<&str>) -> Option<Failure> {
     if !matches!(status, Status::Failed | Status::Undelivered) {
         return None;
     }
@@ -63,9 +65,9 @@ mod tests {
 
     #[test]
     fn read_is_delivered_and_inbound_is_ignored() {
-        assert_eq!(classify("read"), Some(Status::Delivered));
-        assert_eq!(classify("DELIVERED"), Some(Status::Delivered));
-        assert_eq!(classify("received"), None);
+        assert_eq!(classify("read", None), Some((Status::Delivered, None)));
+        assert_eq!(classify("DELIVERED", None), Some((Status::Delivered, None)));
+        assert_eq!(classify("received", None), None);
         assert_eq!(
             failure(Status::Failed, "canceled", None),
             Some(Failure::Permanent)

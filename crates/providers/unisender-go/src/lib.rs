@@ -25,8 +25,8 @@ use serde_json::value::RawValue;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::hex_matches;
 use tidings_core::{
-    Channel, Credentials, Error, Event, EventBody, Ignored, MediaType, Parsed, ProviderParser,
-    RawRequest, Result, Signature, ids, time,
+    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
+    Signature, json, non_empty, time,
 };
 
 use crate::wire::{Body, UnisenderEvent};
@@ -64,55 +64,38 @@ impl ProviderParser for UnisenderGo {
             auth_value_span(request.body, &auth).ok_or(Error::MalformedSignature("auth"))?;
         let (before, rest) = request.body.split_at(start);
         let after = rest.get(end - start..).unwrap_or_default();
-        credentials.any_key(|key| {
+        credentials.any_key_matches(|key| {
             let mut md5 = Md5::new();
             md5.update(before);
             md5.update(key.expose().as_bytes());
             md5.update(after);
-            if hex_matches(&md5.finalize(), &auth) {
-                Ok(())
-            } else {
-                Err(Error::SignatureMismatch)
-            }
+            hex_matches(&md5.finalize(), &auth)
         })
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        match request.media_type() {
-            MediaType::Json | MediaType::Missing => {}
-            _ => return Err(request.unsupported(ID)),
-        }
-        let body: Body<'_> =
-            serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?;
+        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
+        let body: Body<'_> = json::read_slice(ID, request.body)?;
         let rows: Vec<&RawValue> = match body.events_by_user {
             Some(users) => users.into_iter().flat_map(|user| user.events).collect(),
             None if body.event_name.is_some() => {
-                vec![serde_json::from_slice(request.body).map_err(|e| Error::json(ID, &e))?]
+                vec![json::read_slice(ID, request.body)?]
             }
             None => return Err(Error::MissingField("events_by_user")),
         };
         let mut parsed = Parsed::default();
-        let mut unreadable = 0;
-        for row in &rows {
-            match serde_json::from_str::<UnisenderEvent>(row.get()) {
-                Ok(event) if event.event_name.is_some() => {
-                    normalize(request, row.get(), event, &mut parsed);
-                }
-                // One event that names no type is ignored; the rest of the batch is kept.
-                _ => {
-                    unreadable += 1;
-                    parsed.ignored.push(Ignored {
-                        provider_event: "(no event_name)".into(),
-                        id: None,
-                        reason: "the event is none this parser can read".into(),
-                    });
-                }
-            }
-        }
-        // A body without one readable event is not Unisender Go's.
-        if unreadable > 0 && unreadable == rows.len() {
-            return Err(Error::MissingField("event_name"));
-        }
+        // One event that names no type is ignored; the rest of the batch is kept.
+        json::tolerant_rows(
+            &rows,
+            "event_name",
+            "the event is none this parser can read",
+            |event: &UnisenderEvent| event.event_name.is_some(),
+            &mut parsed,
+            |row, event, parsed| {
+                normalize(request, row, event, parsed);
+                Ok(())
+            },
+        )?;
         Ok(parsed)
     }
 }
@@ -154,10 +137,7 @@ fn skip_whitespace(body: &[u8], mut at: usize) -> usize {
 
 fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed: &mut Parsed) {
     let data = event.event_data.as_ref();
-    let job_id = data
-        .and_then(|d| d.job_id.as_ref())
-        .map(|id| id.as_str().trim())
-        .filter(|id| !id.is_empty());
+    let job_id = non_empty(data.and_then(|d| d.job_id.as_ref()).map(|id| id.as_str()));
     let own_id = data.and_then(|d| d.metadata.as_ref()).and_then(|meta| {
         OWN_ID_KEYS.iter().find_map(|key| match meta.get(*key) {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -168,75 +148,49 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: UnisenderEvent, parsed:
     let id = own_id.or(job_id.map(str::to_owned));
     let event_name = event.event_name.unwrap_or_default();
     if event_name != EMAIL_STATUS {
-        parsed.ignored.push(Ignored {
-            provider_event: event_name,
+        parsed.ignore(
+            event_name,
             id,
-            reason: "not about a message (a sending domain or account event)".into(),
-        });
+            "not about a message (a sending domain or account event)",
+        );
         return;
     }
     let status_name = data.and_then(|d| d.status.as_deref()).unwrap_or("");
     let provider_event = format!("{EMAIL_STATUS}/{status_name}");
     let delivery = data.and_then(|d| d.delivery_info.as_ref());
-    let delivery_status = delivery
-        .and_then(|d| d.delivery_status.as_deref())
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let delivery_status = non_empty(delivery.and_then(|d| d.delivery_status.as_deref()));
     let Some((status, failure)) = status::classify(status_name, delivery_status) else {
-        parsed.ignored.push(Ignored {
-            provider_event,
-            id,
-            reason: "event type maps to no delivery status".into(),
-        });
+        parsed.ignore(provider_event, id, "event type maps to no delivery status");
         return;
     };
-    let event_time = data
-        .and_then(|d| d.event_time.as_deref())
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let recipient = data
-        .and_then(|d| d.email.as_deref())
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(str::to_owned);
-    let dedup_key = ids::dedup_from_fields(
-        ID,
-        &[
-            job_id.or(id.as_deref()).unwrap_or(""),
-            status_name,
-            recipient.as_deref().unwrap_or(""),
-            event_time.unwrap_or(""),
-            data.and_then(|d| d.url.as_deref()).unwrap_or(""),
-        ],
-    );
+    let event_time = non_empty(data.and_then(|d| d.event_time.as_deref()));
+    let recipient = non_empty(data.and_then(|d| d.email.as_deref())).map(str::to_owned);
+    let draft = Draft::new(ID, status, provider_event).dedup_fields(&[
+        job_id.or(id.as_deref()).unwrap_or(""),
+        status_name,
+        recipient.as_deref().unwrap_or(""),
+        event_time.unwrap_or(""),
+        data.and_then(|d| d.url.as_deref()).unwrap_or(""),
+    ]);
+    let response = non_empty(delivery.and_then(|d| d.destination_response.as_deref()));
     // A bounce or complaint without `job_id` still says something true about its recipient:
-    // it is kept, reported under its dedup key.
-    let id = id.unwrap_or_else(|| dedup_key.clone());
-    parsed.events.push(Event {
-        id,
-        body: EventBody {
-            status,
-            date: event_time
-                .and_then(time::parse)
-                .unwrap_or(request.received_at),
-            external_id: job_id.map(str::to_owned),
-            attempts: None,
-            response: delivery
-                .and_then(|d| d.destination_response.as_deref())
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned),
-            row: Some(row.to_owned()),
-        },
-        dedup_key,
-        provider_event,
-        recipient,
-        failure,
-        code: delivery_status
-            .filter(|s| s.starts_with("err"))
-            .map(str::to_owned),
-        automated: None,
-    });
+    // it is kept, reported under its dedup key (core's fallback).
+    parsed.push(
+        request,
+        draft
+            .own_id(id)
+            .external_id(job_id.map(str::to_owned))
+            .date(event_time.and_then(time::parse))
+            .recipient(recipient)
+            .failure(failure)
+            .code(
+                delivery_status
+                    .filter(|s| s.starts_with("err"))
+                    .map(str::to_owned),
+            )
+            .response(response.map(str::to_owned))
+            .row(row),
+    );
 }
 
 #[cfg(test)]
