@@ -41,8 +41,7 @@ signing_key = "{PLIVO_TOKEN}"
 
 /// The query string a fixture's `request_url` carries.
 pub(crate) fn fixture_query(meta: &str) -> String {
-    let meta: Value =
-        serde_json::from_slice(&std::fs::read(support::fixture(meta)).unwrap()).unwrap();
+    let meta = support::fixture_meta(meta);
     let url = meta["request_url"].as_str().unwrap();
     url.split_once('?').unwrap().1.to_owned()
 }

@@ -270,13 +270,7 @@ fn basic_auth_and_unauthenticated_integrations() {
 fn signed_requests_verify_and_tampered_ones_are_401() {
     let server = Server::start();
     // SendGrid's official signed vector.
-    let meta: Value = serde_json::from_slice(
-        &std::fs::read(support::fixture(
-            "sendgrid/signed-dropped-official-vector.meta.json",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let meta = support::fixture_meta("sendgrid/signed-dropped-official-vector.meta.json");
     let signature = meta["headers"]["X-Twilio-Email-Event-Webhook-Signature"]
         .as_str()
         .unwrap();

@@ -60,13 +60,7 @@ fn refused(
 }
 
 fn sendgrid_signed() -> (Vec<u8>, String, String) {
-    let meta: Value = serde_json::from_slice(
-        &std::fs::read(support::fixture(
-            "sendgrid/signed-dropped-official-vector.meta.json",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let meta = support::fixture_meta("sendgrid/signed-dropped-official-vector.meta.json");
     let body = std::fs::read(support::fixture(
         "sendgrid/signed-dropped-official-vector.txt",
     ))

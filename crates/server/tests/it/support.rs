@@ -20,6 +20,11 @@ pub(crate) fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// A fixture's `.meta.json`, parsed.
+pub(crate) fn fixture_meta(path: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixture(path)).unwrap()).unwrap()
+}
+
 pub(crate) fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
