@@ -20,8 +20,8 @@ pub struct RawRequest<'a> {
     /// Every request header.
     pub headers: &'a HeaderMap,
     /// The URL the provider called, with its query string: the service's `public_url` joined
-    /// with the request's path and query, or, without `public_url`, rebuilt from the `Host`
-    /// header (enough to read a query string; URL-signed schemes need `public_url`).
+    /// with the request's path and query, or, without `public_url`, for a GET, rebuilt from the
+    /// `Host` header (enough to read its query string; URL-signed schemes need `public_url`).
     pub url: Option<&'a str>,
     /// When the request was received: the event time of last resort and the reference for
     /// signature timestamp windows.

@@ -496,7 +496,7 @@ impl App {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let url = self.request_url(&parts.uri, &parts.headers);
+        let url = self.request_url(&parts.method, &parts.uri, &parts.headers);
         // What the headers alone tell, before a byte of the body is read (docs/api.md lists the
         // order of the checks).
         let head = RawRequest {
@@ -804,12 +804,15 @@ impl App {
         Some(format!("{base}{}", path_and_query(uri)))
     }
 
-    /// The URL a parser sees: under `public_url` when it is set; otherwise rebuilt from the
-    /// `Host` header, which is enough for reading a GET receipt's query string (URL-signed
-    /// schemes need `public_url`, and configuration checks require it for them).
-    fn request_url(&self, uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
+    /// The URL a parser sees: under `public_url` when it is set; otherwise, for a GET, rebuilt
+    /// from the `Host` header, which is enough for reading the receipt's query string
+    /// (URL-signed schemes need `public_url`, and configuration checks require it for them).
+    fn request_url(&self, method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
         if let Some(url) = self.public_url(uri) {
             return Some(url);
+        }
+        if method != Method::GET {
+            return None;
         }
         let host = headers
             .get(header::HOST)

@@ -187,17 +187,8 @@ fn parse(request: &StoredRequest, config: &Config) -> Result<Vec<tidings_core::E
     let parser = registry()
         .get(&request.provider)
         .ok_or_else(|| format!("no provider `{}` in this build", request.provider))?;
-    let headers: BTreeMap<String, String> = serde_json::from_str(&request.headers_json)
-        .map_err(|e| format!("stored headers unreadable: {e}"))?;
-    let mut header_map = http::HeaderMap::new();
-    for (name, value) in &headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
-            header_map.append(name, value);
-        }
-    }
+    let header_map = tidings::rejections::stored_headers(&request.headers_json)
+        .ok_or("stored headers unreadable")?;
     // The URL as the service rebuilt it on receipt (a GET receipt's fields are its query).
     let url = request.url.as_deref().map(|path| {
         let base = config

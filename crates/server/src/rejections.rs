@@ -455,9 +455,20 @@ fn recorded_request(row: &RejectionRow) -> Option<(HeaderMap, Option<String>)> {
     if r.body_bytes.is_none_or(|bytes| bytes > r.body.len() as u64) {
         return None;
     }
-    let shown: BTreeMap<String, String> = serde_json::from_str(&r.headers_json).ok()?;
+    let headers = stored_headers(&r.headers_json)?;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Some((headers, content_type))
+}
+
+/// Headers stored as a JSON object of names and values (raw requests and rejections keep them
+/// so), back as a `HeaderMap`; names or values that are not valid headers are left out.
+pub fn stored_headers(json: &str) -> Option<HeaderMap> {
+    let stored: BTreeMap<String, String> = serde_json::from_str(json).ok()?;
     let mut headers = HeaderMap::new();
-    for (name, value) in &shown {
+    for (name, value) in &stored {
         if let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
             http::HeaderValue::from_str(value),
@@ -465,7 +476,7 @@ fn recorded_request(row: &RejectionRow) -> Option<(HeaderMap, Option<String>)> {
             headers.append(name, value);
         }
     }
-    Some((headers, shown.get("content-type").cloned()))
+    Some(headers)
 }
 
 /// The provider's own explanation of a bad signature ([`ProviderParser::refusal_hint`]),

@@ -1452,6 +1452,15 @@ fn repeated_request(
     Ok(None)
 }
 
+/// Writes a message's folded state whole (the group's fold, or re-parse's fold from scratch).
+const SAVE_MESSAGE: &str = "INSERT INTO messages (environment_id, integration_id, message_id,
+       external_id, provider, status, state, events, updated_at, changed_seq)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (environment_id, integration_id, message_id) DO UPDATE SET
+       external_id = excluded.external_id, provider = excluded.provider,
+       status = excluded.status, state = excluded.state, events = excluded.events,
+       updated_at = excluded.updated_at, changed_seq = excluded.changed_seq";
+
 /// Commits one group; returns each request's outcome and the highest event `seq` stored.
 fn commit_group(
     conn: &mut Connection,
@@ -1689,15 +1698,7 @@ fn commit_group(
             }
             outcomes.push(outcome);
         }
-        let mut save_message = tx.prepare_cached(
-            "INSERT INTO messages (environment_id, integration_id, message_id, external_id,
-               provider, status, state, events, updated_at, changed_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (environment_id, integration_id, message_id) DO UPDATE SET
-               external_id = excluded.external_id, provider = excluded.provider,
-               status = excluded.status, state = excluded.state, events = excluded.events,
-               updated_at = excluded.updated_at, changed_seq = excluded.changed_seq",
-        )?;
+        let mut save_message = tx.prepare_cached(SAVE_MESSAGE)?;
         let now = format_time(&Utc::now());
         for ((environment_id, integration_id, message_id), message) in &touched {
             let json =

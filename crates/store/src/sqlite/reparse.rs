@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use tidings_core::Event;
 use tidings_core::fold::{Fact, MessageState};
 
-use super::{SqliteStore, format_time, parse_time};
+use super::{SAVE_MESSAGE, SqliteStore, format_time, parse_time};
 use crate::reparse::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
 use crate::{Error, Result};
 
@@ -184,16 +184,7 @@ fn refold(
         return Ok(());
     };
     let json = serde_json::to_string(&state).map_err(|e| Error::Corrupt(e.to_string()))?;
-    tx.prepare_cached(
-        "INSERT INTO messages (environment_id, integration_id, message_id, external_id,
-           provider, status, state, events, updated_at, changed_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (environment_id, integration_id, message_id) DO UPDATE SET
-           external_id = excluded.external_id, provider = excluded.provider,
-           status = excluded.status, state = excluded.state, events = excluded.events,
-           updated_at = excluded.updated_at, changed_seq = excluded.changed_seq",
-    )?
-    .execute(params![
+    tx.prepare_cached(SAVE_MESSAGE)?.execute(params![
         environment_id,
         integration_id,
         message_id,
