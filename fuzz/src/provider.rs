@@ -84,7 +84,7 @@ pub fn run(id: &str, data: &[u8]) {
         url,
         received_at: crate::received_at(),
     };
-    if let Ok(parsed) = parser.parse(&raw) {
+    if let Ok(parsed) = parser.read(&raw) {
         // What the handler answers with and stores.
         let _ = parsed.results_json();
         let _ = serde_json::to_string(&parsed.events);

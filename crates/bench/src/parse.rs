@@ -28,7 +28,7 @@ fn measure(parser: &dyn ProviderParser, requests: &[RawRequest<'_>], budget: Dur
         };
         loop {
             for request in requests {
-                if let Ok(parsed) = parser.parse(black_box(request)) {
+                if let Ok(parsed) = parser.read(black_box(request)) {
                     measured.events += (parsed.events.len() + parsed.ignored.len()) as u64;
                     black_box(parsed);
                 }

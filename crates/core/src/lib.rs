@@ -5,10 +5,19 @@
 //! Everything here is pure: no I/O, no async, no clock. The time a request was received comes in
 //! through [`RawRequest::received_at`], so parsing is deterministic.
 //!
-//! A provider crate implements [`ProviderParser`] on a unit struct and registers it with one line:
+//! A provider crate declares itself once with [`provider!`] (its id, channel, signature scheme,
+//! media types and options, registered in the process-wide [`registry`]) and implements
+//! [`ProviderParser`] on the struct it declared:
 //!
 //! ```ignore
-//! tidings_core::register_provider!(SendGrid);
+//! tidings_core::provider! {
+//!     /// The SendGrid Event Webhook.
+//!     pub struct SendGrid;
+//!     id: "sendgrid",
+//!     channel: Email,
+//!     signature: Signature::Keyed("ecdsa-p256-sha256"),
+//!     media_types: [Json, Text, Missing],
+//! }
 //! ```
 //!
 //! Its `parse` says what each provider event is in a [`Draft`]; core assembles the [`Event`]
@@ -16,6 +25,7 @@
 //! every provider.
 
 mod assemble;
+mod declaration;
 mod error;
 mod event;
 pub mod fold;
@@ -31,6 +41,7 @@ pub mod suppression;
 pub mod time;
 
 pub use assemble::{Draft, non_empty};
+pub use declaration::{Declaration, Declared};
 pub use error::{Error, Rejection, Result};
 pub use event::{Control, Event, EventBody, Failure, Ignored, Parsed, WebhookResult, wire_date};
 pub use provider::{Credentials, Freshness, Handshake, Nonce, ProviderParser, Signature};
@@ -42,15 +53,14 @@ pub use status::{Channel, Status};
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
-}
 
-/// Registers a provider parser (a `const` value implementing [`ProviderParser`], usually a unit
-/// struct) in the process-wide [`registry`]. One line per provider crate.
-#[macro_export]
-macro_rules! register_provider {
-    ($parser:expr) => {
-        $crate::__private::inventory::submit! {
-            $crate::Registration::new(&$parser)
+    /// The demo options a provider declared (`[options]`), or none (`[]`).
+    pub const fn declared_or_none(
+        declared: &'static [&'static [(&'static str, &'static str)]],
+    ) -> &'static [(&'static str, &'static str)] {
+        match declared {
+            [options, ..] => options,
+            [] => &[],
         }
-    };
+    }
 }

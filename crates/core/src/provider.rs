@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 
-use crate::{Channel, Error, Parsed, RawRequest, Result, Secret};
+use crate::{Channel, Declared, Error, Parsed, RawRequest, Result, Secret};
 
 /// The signature scheme a provider uses, as listed by `tidings providers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,38 +129,10 @@ impl Nonce {
         };
 }
 
-/// A provider's webhook parser and verifier. Implementations are unit structs registered with
-/// [`register_provider!`](crate::register_provider): synchronous, pure and total (any bytes give
-/// `Ok` or `Err`, never a panic).
-pub trait ProviderParser: Send + Sync + 'static {
-    /// The provider id, as Novu names it (`sendgrid`, `ses`, `nexmo`, ...).
-    fn id(&self) -> &'static str;
-
-    /// Other names users know the provider by (`vonage`, `brevo`).
-    fn aliases(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// The channel the provider delivers on.
-    fn channel(&self) -> Channel;
-
-    /// The provider's signature scheme.
-    fn signature(&self) -> Signature;
-
-    /// Whether the signature covers the URL the provider called (Twilio, Plivo, Mandrill,
-    /// MessageBird): such an integration with a signing key needs the service's `public_url`,
-    /// which configuration checks require.
-    fn signs_url(&self) -> bool {
-        false
-    }
-
-    /// Whether the provider may deliver with `GET`, the fields in the query string and no body
-    /// (MessageBird's status reports, Vonage and Plivo receipts when set to GET). The service
-    /// answers `405` to a `GET` for any other provider.
-    fn accepts_get(&self) -> bool {
-        false
-    }
-
+/// A provider's webhook parser and verifier. Implementations are unit structs declared and
+/// registered with [`provider!`](crate::provider), which also writes their [`Declared`] part:
+/// synchronous, pure and total (any bytes give `Ok` or `Err`, never a panic).
+pub trait ProviderParser: Declared + Send + Sync + 'static {
     /// Why this request, refused for a bad signature, most likely failed, when the provider
     /// can tell more than the generic hint (a body re-encoded in transit that verifies once
     /// restored, a key of the wrong kind). Computed only when a person reads the rejection, so
@@ -171,12 +143,6 @@ pub trait ProviderParser: Send + Sync + 'static {
         _credentials: &Credentials<'_>,
     ) -> Option<String> {
         None
-    }
-
-    /// The `options` keys an integration of this provider may set; any other key is a
-    /// configuration error (a typo such as `topic_arn` must not be silently ignored).
-    fn option_keys(&self) -> &'static [&'static str] {
-        &[]
     }
 
     /// URLs of documents (signing certificates) the service must fetch before calling
@@ -194,23 +160,19 @@ pub trait ProviderParser: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Why `key` cannot be this provider's signing key (a key of the wrong kind or format),
-    /// reported by `check-config` so that the mistake shows before the first webhook is refused.
-    fn key_problem(&self, _key: &Secret) -> Option<String> {
-        None
+    /// Parses a signing key into the form [`verify`](Self::verify) uses and keeps it in the
+    /// secret ([`Secret::parsed`]). The service calls it for every key when the configuration
+    /// loads, so no request decodes a key again and a malformed key (of the wrong kind or
+    /// format) is a configuration error, reported by `check-config`, instead of a stream of 401s.
+    /// Providers whose keys are used as text keep the default.
+    fn load_key(&self, _key: &Secret) -> Result<()> {
+        Ok(())
     }
 
     /// Problems with an integration's provider-specific options, reported by `check-config`: a
     /// required option that is missing, or a value the provider cannot use.
     fn option_problems(&self, _options: &BTreeMap<String, String>) -> Vec<String> {
         Vec::new()
-    }
-
-    /// Options the local demo gives this provider's integration (the demo has no configuration
-    /// file), chosen so that they pass [`option_problems`](Self::option_problems) and say what
-    /// they are.
-    fn demo_options(&self) -> &'static [(&'static str, &'static str)] {
-        &[]
     }
 
     /// Whether, with these options, the service may itself act on a verified request's
@@ -227,12 +189,6 @@ pub trait ProviderParser: Send + Sync + 'static {
     /// after [`verify`](Self::verify) succeeded.
     fn nonce(&self, _request: &RawRequest<'_>, _credentials: &Credentials<'_>) -> Option<Nonce> {
         None
-    }
-
-    /// Request headers that carry a credential (a shared secret, a token): never stored with
-    /// the raw request nor logged. Lower case. `Authorization` and `Cookie` are always left out.
-    fn credential_headers(&self) -> &'static [&'static str] {
-        &[]
     }
 
     /// Proves the request genuine with the provider's own signature, over the exact raw bytes, in
@@ -252,4 +208,76 @@ pub trait ProviderParser: Send + Sync + 'static {
     /// Normalizes the request into events. Unknown or unmapped provider events are
     /// [`Parsed::ignored`], never an error; a body that is not this provider's format is an error.
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed>;
+}
+
+/// The declared facts of any provider, read through its [`Declaration`](crate::Declaration), and the one way the
+/// service reads a request.
+impl dyn ProviderParser {
+    /// The provider id.
+    pub fn id(&self) -> &'static str {
+        self.declaration().id
+    }
+
+    /// Other names users know the provider by.
+    pub fn aliases(&self) -> &'static [&'static str] {
+        self.declaration().aliases
+    }
+
+    /// The channel the provider delivers on.
+    pub fn channel(&self) -> Channel {
+        self.declaration().channel
+    }
+
+    /// The provider's signature scheme.
+    pub fn signature(&self) -> Signature {
+        self.declaration().signature
+    }
+
+    /// Whether the signature covers the URL the provider called.
+    pub fn signs_url(&self) -> bool {
+        self.declaration().signs_url
+    }
+
+    /// Whether the provider may deliver with `GET`.
+    pub fn accepts_get(&self) -> bool {
+        self.declaration().accepts_get
+    }
+
+    /// The `options` keys an integration of this provider may set.
+    pub fn option_keys(&self) -> &'static [&'static str] {
+        self.declaration().options
+    }
+
+    /// Options the local demo gives this provider's integration.
+    pub fn demo_options(&self) -> &'static [(&'static str, &'static str)] {
+        self.declaration().demo_options
+    }
+
+    /// Request headers that carry a credential.
+    pub fn credential_headers(&self) -> &'static [&'static str] {
+        self.declaration().credential_headers
+    }
+
+    /// Why `key` cannot be this provider's signing key, for `check-config`.
+    pub fn key_problem(&self, key: &Secret) -> Option<String> {
+        self.load_key(key).err().map(|err| err.to_string())
+    }
+
+    /// Normalizes a request: a body of a media type the provider does not declare is refused
+    /// (415) before [`parse`](ProviderParser::parse) sees it. Everything that reads a request
+    /// (the service, re-parse, `tidings parse`, the conformance suite) goes through here.
+    pub fn read(&self, request: &RawRequest<'_>) -> Result<Parsed> {
+        let declaration = self.declaration();
+        if request.is_get() {
+            if !declaration.accepts_get {
+                return Err(Error::malformed(
+                    declaration.id,
+                    "the provider does not deliver with GET",
+                ));
+            }
+        } else if !declaration.accepts(request.media_type()) {
+            return Err(request.unsupported(declaration.id));
+        }
+        self.parse(request)
+    }
 }

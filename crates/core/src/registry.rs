@@ -1,11 +1,11 @@
-//! The process-wide provider registry, filled by [`register_provider!`](crate::register_provider).
+//! The process-wide provider registry, filled by [`provider!`](crate::provider).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use crate::ProviderParser;
 
-/// One registered provider. Built in a `static` by the registration macro.
+/// One registered provider. Built in a `static` by [`provider!`](crate::provider).
 pub struct Registration {
     parser: &'static dyn ProviderParser,
 }
@@ -92,35 +92,41 @@ pub fn registry() -> &'static Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Channel, Credentials, Parsed, RawRequest, Result, Signature};
+    use crate::{Channel, Declaration, Declared, Parsed, RawRequest, Result, Signature};
 
-    struct Fake(&'static str, &'static [&'static str]);
+    struct Fake(&'static Declaration);
 
-    impl ProviderParser for Fake {
-        fn id(&self) -> &'static str {
+    impl Declared for Fake {
+        fn declaration(&self) -> &'static Declaration {
             self.0
         }
-        fn aliases(&self) -> &'static [&'static str] {
-            self.1
-        }
-        fn channel(&self) -> Channel {
-            Channel::Email
-        }
-        fn signature(&self) -> Signature {
-            Signature::None
-        }
-        fn verify(&self, _: &RawRequest<'_>, _: &Credentials<'_>) -> Result<()> {
-            Ok(())
-        }
+    }
+
+    impl ProviderParser for Fake {
         fn parse(&self, _: &RawRequest<'_>) -> Result<Parsed> {
             Ok(Parsed::default())
         }
     }
 
-    static A: Fake = Fake("alpha", &["first"]);
-    static B: Fake = Fake("beta", &[]);
-    static A2: Fake = Fake("alpha", &[]);
-    static C: Fake = Fake("gamma", &["first"]);
+    const fn declaration(id: &'static str, aliases: &'static [&'static str]) -> Declaration {
+        Declaration {
+            id,
+            aliases,
+            channel: Channel::Email,
+            signature: Signature::None,
+            media_types: &[],
+            accepts_get: false,
+            signs_url: false,
+            options: &[],
+            demo_options: &[],
+            credential_headers: &[],
+        }
+    }
+
+    static A: Fake = Fake(&declaration("alpha", &["first"]));
+    static B: Fake = Fake(&declaration("beta", &[]));
+    static A2: Fake = Fake(&declaration("alpha", &[]));
+    static C: Fake = Fake(&declaration("gamma", &["first"]));
 
     #[test]
     fn lookups_by_id_and_alias_sorted() {

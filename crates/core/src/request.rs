@@ -37,6 +37,9 @@ pub enum MediaType {
     Form,
     /// `multipart/form-data`.
     Multipart,
+    /// JSON Lines: one JSON value per line (`application/jsonl`, `application/x-ndjson` and
+    /// the other names senders use).
+    JsonLines,
     /// `text/plain`: Amazon SNS sends JSON this way.
     Text,
     /// No `Content-Type` header.
@@ -46,6 +49,19 @@ pub enum MediaType {
 }
 
 impl MediaType {
+    /// How `tidings providers` names the media type.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaType::Json => "json",
+            MediaType::Form => "form",
+            MediaType::Multipart => "multipart",
+            MediaType::JsonLines => "json-lines",
+            MediaType::Text => "text",
+            MediaType::Missing => "none",
+            MediaType::Other => "other",
+        }
+    }
+
     /// Classifies a `Content-Type` value (parameters ignored, case-insensitive).
     pub fn of(content_type: Option<&str>) -> MediaType {
         let Some(value) = content_type else {
@@ -63,6 +79,12 @@ impl MediaType {
             "application/json" | "text/json" => MediaType::Json,
             "application/x-www-form-urlencoded" => MediaType::Form,
             "multipart/form-data" => MediaType::Multipart,
+            "application/jsonl"
+            | "application/x-jsonl"
+            | "application/jsonlines"
+            | "application/x-jsonlines"
+            | "application/json-lines"
+            | "application/x-ndjson" => MediaType::JsonLines,
             "text/plain" => MediaType::Text,
             "" => MediaType::Missing,
             other if other.starts_with("application/") && other.ends_with("+json") => {

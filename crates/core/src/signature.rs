@@ -9,8 +9,9 @@ use subtle::ConstantTimeEq;
 use crate::{Error, Result};
 
 /// A signing key or password. Its `Debug` output is redacted; read it with [`Secret::expose`].
-/// A key with a format (a public key, `whsec_` + base64) is parsed once, on first use, and kept
-/// ([`Secret::parsed`]), as svix's `Webhook::new` does.
+/// A key with a format (a public key, `whsec_` + base64) is parsed once, when the configuration
+/// loads (the provider's `load_key`), and kept ([`Secret::parsed`]; clones carry it), as svix's
+/// `Webhook::new` does.
 #[derive(Clone)]
 pub struct Secret {
     text: Box<str>,
@@ -42,7 +43,7 @@ impl Secret {
     /// The key in the form `parse` gives it, parsed on the first call and kept for the
     /// secret's lifetime (the configuration's), so requests never decode it again. A failed
     /// parse is not kept: it fails again on the next call (`check-config` reports it once, with
-    /// the provider's `key_problem`). One secret is parsed into one type; asking for another
+    /// the provider's `load_key`). One secret is parsed into one type; asking for another
     /// type parses without keeping it.
     pub fn parsed<T: std::any::Any + Send + Sync>(
         &self,

@@ -255,7 +255,7 @@ impl App {
                 let parser = registry().get(&i.provider)?;
                 Some((
                     (i.environment.clone(), i.id.clone()),
-                    (i.clone(), parser, i.keys()),
+                    (i.clone(), parser, i.keys().cloned().collect()),
                 ))
             })
             .collect();
@@ -695,7 +695,7 @@ impl App {
             }
         };
 
-        let mut parsed = parser.parse(&raw).map_err(|err| {
+        let mut parsed = parser.read(&raw).map_err(|err| {
             let status = match err.rejection() {
                 Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Rejection::Unauthorized => StatusCode::UNAUTHORIZED,

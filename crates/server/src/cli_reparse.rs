@@ -207,7 +207,7 @@ fn parse(request: &StoredRequest, config: &Config) -> Result<Vec<tidings_core::E
         received_at: request.received_at,
     };
     parser
-        .parse(&raw)
+        .read(&raw)
         .map(|parsed| parsed.events)
         .map_err(|e| e.to_string())
 }

@@ -458,12 +458,8 @@ pub struct BasicAuth {
 
 impl Integration {
     /// Every signing key.
-    pub fn keys(&self) -> Vec<Secret> {
-        self.signing_key
-            .iter()
-            .chain(&self.signing_keys)
-            .cloned()
-            .collect()
+    pub fn keys(&self) -> impl Iterator<Item = &Secret> {
+        self.signing_key.iter().chain(&self.signing_keys)
     }
 }
 
@@ -826,7 +822,9 @@ impl Config {
                     integration.provider
                 )),
                 Some(parser) => {
-                    for (index, key) in integration.keys().iter().enumerate() {
+                    // Parsing here keeps each key parsed in the configuration (`Secret::parsed`): the
+                    // service's copies carry it, so no request decodes a key again.
+                    for (index, key) in integration.keys().enumerate() {
                         if let Some(problem) = parser.key_problem(key) {
                             problems.push(format!(
                                 "{name}: signing key {} cannot be used: {problem}",
@@ -841,7 +839,7 @@ impl Config {
                             .map(|problem| format!("{name}: {problem}")),
                     );
                     if matches!(parser.signature(), Signature::None)
-                        && !integration.keys().is_empty()
+                        && integration.keys().next().is_some()
                     {
                         problems.push(format!(
                             "{name}: provider `{}` does not sign its requests; use basic_auth instead of signing_key",
@@ -849,7 +847,7 @@ impl Config {
                         ));
                     }
                     if parser.signs_url()
-                        && !integration.keys().is_empty()
+                        && integration.keys().next().is_some()
                         && self.public_url.is_none()
                     {
                         problems.push(format!(

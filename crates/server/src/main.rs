@@ -470,6 +470,14 @@ fn providers(json: bool) -> Result<()> {
                     "channel": p.channel(),
                     "signature": p.signature().name(),
                     "options": p.option_keys(),
+                    "media_types": p
+                        .declaration()
+                        .media_types
+                        .iter()
+                        .map(|m| m.name())
+                        .collect::<Vec<_>>(),
+                    "accepts_get": p.accepts_get(),
+                    "signs_url": p.signs_url(),
                 })
             })
             .collect();
@@ -607,7 +615,7 @@ fn parse(args: ParseArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     }
-    match parser.parse(&request) {
+    match parser.read(&request) {
         Ok(parsed) => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", serde_json::to_string_pretty(&parsed.results())?)?;

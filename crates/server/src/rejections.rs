@@ -509,7 +509,7 @@ fn with_credentials<T>(
     integration: &crate::config::Integration,
     look: impl FnOnce(&tidings_core::Credentials<'_>) -> T,
 ) -> T {
-    let keys = integration.keys();
+    let keys: Vec<_> = integration.keys().cloned().collect();
     let fetched = BTreeMap::new();
     look(&tidings_core::Credentials {
         signing_keys: &keys,

@@ -18,38 +18,24 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature,
-};
+use tidings_core::{Draft, Error, Parsed, ProviderParser, RawRequest, Result};
 
 use crate::wire::Report;
 
 const ID: &str = "africas-talking";
 
-/// Africa's Talking SMS delivery reports.
-pub struct AfricasTalking;
-
-tidings_core::register_provider!(AfricasTalking);
+tidings_core::provider! {
+    /// Africa's Talking SMS delivery reports.
+    pub struct AfricasTalking;
+    id: ID,
+    aliases: ["africastalking"],
+    channel: Sms,
+    signature: Signature::None,
+    media_types: [Form, Multipart],
+}
 
 impl ProviderParser for AfricasTalking {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["africastalking"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Form, MediaType::Multipart])?;
         let report = Report::from_form(&request.form()?);
         let mut parsed = Parsed::default();
         normalize(request, report, &mut parsed)?;

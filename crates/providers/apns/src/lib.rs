@@ -23,9 +23,7 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json, non_empty,
-};
+use tidings_core::{Error, Parsed, ProviderParser, RawRequest, Result, json, non_empty};
 use tidings_push_contract::{Forwarded, Report};
 
 use crate::wire::{Body, DeviceResult};
@@ -33,24 +31,16 @@ use crate::wire::{Body, DeviceResult};
 const ID: &str = "apns";
 const APNS_ID_HEADER: &str = "apns-id";
 
-/// Apple Push Notification service.
-pub struct Apns;
-
-tidings_core::register_provider!(Apns);
+tidings_core::provider! {
+    /// Apple Push Notification service.
+    pub struct Apns;
+    id: ID,
+    channel: Push,
+    signature: Signature::None,
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for Apns {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Push
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
             return Ok(parsed);

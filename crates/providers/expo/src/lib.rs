@@ -23,31 +23,23 @@
 mod status;
 mod wire;
 
-use tidings_core::{Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json};
+use tidings_core::{Error, Parsed, ProviderParser, RawRequest, Result, json};
 use tidings_push_contract::{Forwarded, Report};
 
 use crate::wire::{Body, Entries, Outcome};
 
 const ID: &str = "expo";
 
-/// Expo push notifications.
-pub struct Expo;
-
-tidings_core::register_provider!(Expo);
+tidings_core::provider! {
+    /// Expo push notifications.
+    pub struct Expo;
+    id: ID,
+    channel: Push,
+    signature: Signature::None,
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for Expo {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Push
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
             return Ok(parsed);

@@ -25,31 +25,23 @@
 mod status;
 mod wire;
 
-use tidings_core::{Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json};
+use tidings_core::{Error, Parsed, ProviderParser, RawRequest, Result, json};
 use tidings_push_contract::{Forwarded, Report};
 
 use crate::wire::{Body, SendResponse};
 
 const ID: &str = "fcm";
 
-/// Firebase Cloud Messaging.
-pub struct Fcm;
-
-tidings_core::register_provider!(Fcm);
+tidings_core::provider! {
+    /// Firebase Cloud Messaging.
+    pub struct Fcm;
+    id: ID,
+    channel: Push,
+    signature: Signature::None,
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for Fcm {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Push
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
             return Ok(parsed);

@@ -20,34 +20,23 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Draft, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json, time,
-};
+use tidings_core::{Draft, Parsed, ProviderParser, RawRequest, Result, json, time};
 
 use crate::wire::{Code, Report, Reports};
 
 const ID: &str = "infobip-sms";
 
-/// Infobip SMS delivery reports.
-pub struct InfobipSms;
-
-tidings_core::register_provider!(InfobipSms);
+tidings_core::provider! {
+    /// Infobip SMS delivery reports.
+    pub struct InfobipSms;
+    id: ID,
+    channel: Sms,
+    signature: Signature::None,
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for InfobipSms {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let body: Reports<'_> = json::read_slice(ID, request.body)?;
         let mut parsed = Parsed::default();
         for row in body.results {

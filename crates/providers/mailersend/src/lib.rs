@@ -20,8 +20,7 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Signature, json, non_empty, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, non_empty, time,
 };
 
 use crate::wire::{Envelope, detail};
@@ -39,24 +38,16 @@ const REASON_KEYS: &[&str] = &[
     "unsubscribe_reason",
 ];
 
-/// MailerSend activity webhooks.
-pub struct MailerSend;
-
-tidings_core::register_provider!(MailerSend);
+tidings_core::provider! {
+    /// MailerSend activity webhooks.
+    pub struct MailerSend;
+    id: ID,
+    channel: Email,
+    signature: Signature::Keyed("hmac-sha256"),
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for MailerSend {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha256")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)
@@ -70,7 +61,6 @@ impl ProviderParser for MailerSend {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let envelope: Envelope = json::read_slice(ID, request.body)?;
         let row = request.text(ID)?.trim();
         let mut parsed = Parsed::default();

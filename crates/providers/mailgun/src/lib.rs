@@ -32,8 +32,8 @@ mod wire;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{check_window, hex_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Nonce, Parsed, ProviderParser, RawRequest,
-    Result, Signature, Status, ids, json, non_empty, time,
+    Credentials, Draft, Error, MediaType, Nonce, Parsed, ProviderParser, RawRequest, Result,
+    Status, ids, json, non_empty, time,
 };
 
 use crate::wire::{EventData, Scalar, Webhook};
@@ -42,24 +42,16 @@ const ID: &str = "mailgun";
 /// Mailgun recommends rejecting stale timestamps but names no window.
 const DEFAULT_TOLERANCE_MINUTES: i64 = 15;
 
-/// Mailgun webhooks, v3 JSON and legacy forms.
-pub struct Mailgun;
-
-tidings_core::register_provider!(Mailgun);
+tidings_core::provider! {
+    /// Mailgun webhooks, v3 JSON and legacy forms.
+    pub struct Mailgun;
+    id: ID,
+    channel: Email,
+    signature: Signature::Keyed("hmac-sha256"),
+    media_types: [Json, Form, Multipart, Missing],
+}
 
 impl ProviderParser for Mailgun {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha256")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signed = signed_fields(request)?;
         let signed_at = signed

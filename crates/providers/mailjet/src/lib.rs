@@ -18,36 +18,24 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, ids,
-    json, time,
-};
+use tidings_core::{Draft, Error, Parsed, ProviderParser, RawRequest, Result, ids, json, time};
 
 use crate::wire::WireEvent;
 use tidings_core::json::Scalar;
 
 const ID: &str = "mailjet";
 
-/// Mailjet event tracking webhooks.
-pub struct Mailjet;
-
-tidings_core::register_provider!(Mailjet);
+tidings_core::provider! {
+    /// Mailjet event tracking webhooks.
+    pub struct Mailjet;
+    id: ID,
+    channel: Email,
+    signature: Signature::None,
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Mailjet {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let mut parsed = Parsed::default();
         let rows = json::rows(ID, request.body)?;
         // One row that names no event is ignored; the rest of the batch is kept.

@@ -21,49 +21,25 @@ mod wire;
 use serde_json::value::RawValue;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
-    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
-    non_empty, time,
+    Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, json, non_empty, time,
 };
 
 use crate::wire::{Batch, MailtrapEvent};
 
 const ID: &str = "mailtrap";
 
-/// Content types a JSON Lines payload may come with.
-const JSON_LINES_TYPES: &[&str] = &[
-    "application/jsonl",
-    "application/x-jsonl",
-    "application/jsonlines",
-    "application/x-jsonlines",
-    "application/json-lines",
-    "application/x-ndjson",
-];
-
-/// Mailtrap webhooks.
-pub struct Mailtrap;
-
-tidings_core::register_provider!(Mailtrap);
+tidings_core::provider! {
+    /// Mailtrap webhooks.
+    pub struct Mailtrap;
+    id: ID,
+    channel: Email,
+    signature: Signature::None,
+    media_types: [Json, JsonLines, Text, Missing],
+}
 
 impl ProviderParser for Mailtrap {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        let json_lines = JSON_LINES_TYPES.contains(&request.media_type_name().as_str());
-        match request.media_type() {
-            MediaType::Json | MediaType::Text | MediaType::Missing => {}
-            _ if json_lines => {}
-            _ => return Err(request.unsupported(ID)),
-        }
+        let json_lines = request.media_type() == MediaType::JsonLines;
         let mut parsed = Parsed::default();
         for row in rows(request.body, json_lines)? {
             let event: MailtrapEvent = json::read(ID, row.get())?;

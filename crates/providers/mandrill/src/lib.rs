@@ -24,8 +24,7 @@ use serde_json::value::RawValue;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{base64_matches, hmac_sha1};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Signature, json, non_empty, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, non_empty, time,
 };
 
 use crate::wire::{MandrillEvent, Scalar};
@@ -34,32 +33,18 @@ const ID: &str = "mandrill";
 const SIGNATURE_HEADER: &str = "x-mandrill-signature";
 const EVENTS_FIELD: &str = "mandrill_events";
 
-/// Mandrill webhooks.
-pub struct Mandrill;
-
-tidings_core::register_provider!(Mandrill);
+tidings_core::provider! {
+    /// Mandrill webhooks.
+    pub struct Mandrill;
+    id: ID,
+    aliases: ["mailchimp-transactional"],
+    channel: Email,
+    signature: Signature::Keyed("hmac-sha1-url-fields"),
+    media_types: [Form, Multipart],
+    signs_url: true,
+}
 
 impl ProviderParser for Mandrill {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["mailchimp-transactional"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha1-url-fields")
-    }
-
-    fn signs_url(&self) -> bool {
-        true
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)
@@ -81,7 +66,6 @@ impl ProviderParser for Mandrill {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Form, MediaType::Multipart])?;
         let form = request.form()?;
         let events = form
             .first(EVENTS_FIELD)

@@ -29,8 +29,8 @@ use chrono::Duration;
 use sha2::{Digest, Sha256};
 use tidings_core::signature::{hex_matches, verify_jwt_hs256};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, json, time,
+    Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest, Result, json,
+    time,
 };
 
 use crate::wire::Report;
@@ -40,37 +40,20 @@ const SIGNATURE_HEADER: &str = "messagebird-signature-jwt";
 /// The clock skew MessageBird's own verifiers allow around `nbf` and `exp`.
 const DEFAULT_SKEW: Duration = Duration::seconds(1);
 
-/// MessageBird SMS status reports.
-pub struct MessageBird;
-
-tidings_core::register_provider!(MessageBird);
+tidings_core::provider! {
+    /// MessageBird SMS status reports.
+    pub struct MessageBird;
+    id: ID,
+    aliases: ["bird"],
+    channel: Sms,
+    signature: Signature::Keyed("jwt-hs256"),
+    media_types: [Json, Form, Text, Missing],
+    // Status reports arrive as `GET` requests, the fields in the query string.
+    accepts_get: true,
+    signs_url: true,
+}
 
 impl ProviderParser for MessageBird {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["bird"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("jwt-hs256")
-    }
-
-    /// Status reports arrive as `GET` requests, the fields in the query string.
-    fn accepts_get(&self) -> bool {
-        true
-    }
-
-    fn signs_url(&self) -> bool {
-        true
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let token = request
             .header(SIGNATURE_HEADER)

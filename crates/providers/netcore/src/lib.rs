@@ -21,39 +21,24 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Draft, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
-    non_empty, time,
-};
+use tidings_core::{Draft, Parsed, ProviderParser, RawRequest, Result, json, non_empty, time};
 
 use crate::wire::NetcoreEvent;
 
 const ID: &str = "netcore";
 
-/// Netcore Email API webhooks.
-pub struct Netcore;
-
-tidings_core::register_provider!(Netcore);
+tidings_core::provider! {
+    /// Netcore Email API webhooks.
+    pub struct Netcore;
+    id: ID,
+    aliases: ["pepipost"],
+    channel: Email,
+    signature: Signature::None,
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Netcore {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["pepipost"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let mut parsed = Parsed::default();
         let rows = json::rows(ID, request.body)?;
         // One row that names no event is ignored; the rest of the batch is kept.

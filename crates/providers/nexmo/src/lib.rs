@@ -43,8 +43,8 @@ use tidings_core::signature::{
     verify_jwt_hs256,
 };
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, json, time,
+    Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest, Result, json,
+    time,
 };
 
 use crate::status::Source;
@@ -60,10 +60,18 @@ fn default_tolerance() -> Duration {
     Duration::minutes(5)
 }
 
-/// Vonage SMS delivery receipts and Messages API statuses.
-pub struct Nexmo;
-
-tidings_core::register_provider!(Nexmo);
+tidings_core::provider! {
+    /// Vonage SMS delivery receipts and Messages API statuses.
+    pub struct Nexmo;
+    id: ID,
+    aliases: ["vonage"],
+    channel: Sms,
+    signature: Signature::Keyed("vonage-sig-or-jwt-hs256"),
+    media_types: [Json, Form, Missing],
+    // Delivery receipts come as `GET` when the account's HTTP method is set to GET.
+    accepts_get: true,
+    options: [METHOD_OPTION],
+}
 
 /// The two body kinds.
 enum Body<'a> {
@@ -74,31 +82,6 @@ enum Body<'a> {
 }
 
 impl ProviderParser for Nexmo {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["vonage"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    /// Delivery receipts come as `GET` when the account's HTTP method is set to GET.
-    fn accepts_get(&self) -> bool {
-        true
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("vonage-sig-or-jwt-hs256")
-    }
-
-    fn option_keys(&self) -> &'static [&'static str] {
-        &[METHOD_OPTION]
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let tolerance = credentials.freshness.tolerance(Some(default_tolerance()));
         if let Some(token) = request.header("authorization").and_then(bearer) {

@@ -25,37 +25,24 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json, time,
-};
+use tidings_core::{Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, time};
 
 use crate::status::Source;
 use crate::wire::{Flat, Nested, Probe, WebPush};
 
 const ID: &str = "one-signal";
 
-/// OneSignal.
-pub struct OneSignal;
-
-tidings_core::register_provider!(OneSignal);
+tidings_core::provider! {
+    /// OneSignal.
+    pub struct OneSignal;
+    id: ID,
+    aliases: ["onesignal"],
+    channel: Push,
+    signature: Signature::None,
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for OneSignal {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["onesignal"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Push
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
             return Ok(parsed);

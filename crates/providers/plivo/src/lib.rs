@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use tidings_core::signature::{base64_matches, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, json, time,
+    Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest, Result, json,
+    time,
 };
 
 use crate::wire::StatusCallback;
@@ -45,37 +45,20 @@ const V2_NONCE: &str = "x-plivo-signature-v2-nonce";
 /// The integration option that allows V2 signatures, which do not sign the body.
 const ACCEPT_V2_OPTION: &str = "accept_signature_v2";
 
-/// Plivo message status callbacks.
-pub struct Plivo;
-
-tidings_core::register_provider!(Plivo);
+tidings_core::provider! {
+    /// Plivo message status callbacks.
+    pub struct Plivo;
+    id: ID,
+    channel: Sms,
+    signature: Signature::Keyed("hmac-sha256-v3"),
+    media_types: [Form, Missing],
+    // A message sent with `method=GET` gets its status callbacks as `GET` requests.
+    accepts_get: true,
+    signs_url: true,
+    options: [ACCEPT_V2_OPTION],
+}
 
 impl ProviderParser for Plivo {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha256-v3")
-    }
-
-    fn option_keys(&self) -> &'static [&'static str] {
-        &[ACCEPT_V2_OPTION]
-    }
-
-    /// A message sent with `method=GET` gets its status callbacks as `GET` requests.
-    fn accepts_get(&self) -> bool {
-        true
-    }
-
-    fn signs_url(&self) -> bool {
-        true
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let v3: Vec<&str> = V3_HEADERS
             .iter()

@@ -28,8 +28,8 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use tidings_core::signature::base64_decode;
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Secret, Signature, json, non_empty, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Secret, json, non_empty,
+    time,
 };
 
 use crate::wire::{Payload, PostalEvent};
@@ -38,26 +38,18 @@ const ID: &str = "postal";
 const SIGNATURE_HEADER: &str = "x-postal-signature";
 const SIGNATURE_256_HEADER: &str = "x-postal-signature-256";
 
-/// Postal webhooks.
-pub struct Postal;
-
-tidings_core::register_provider!(Postal);
+tidings_core::provider! {
+    /// Postal webhooks.
+    pub struct Postal;
+    id: ID,
+    channel: Email,
+    signature: Signature::Keyed("rsa-pkcs1v15-sha1"),
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Postal {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("rsa-pkcs1v15-sha1")
-    }
-
-    fn key_problem(&self, key: &Secret) -> Option<String> {
-        public_key(key.expose()).err().map(|e| e.to_string())
+    fn load_key(&self, key: &Secret) -> Result<()> {
+        key.parsed(public_key).map(drop)
     }
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
@@ -87,7 +79,6 @@ impl ProviderParser for Postal {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let event: PostalEvent = json::read_slice(ID, request.body)?;
         let row = request.text(ID)?.trim();
         let mut parsed = Parsed::default();

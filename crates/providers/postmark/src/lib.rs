@@ -22,10 +22,7 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
-    time,
-};
+use tidings_core::{Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, time};
 
 use crate::wire::Record;
 use tidings_core::ids::OWN_ID_KEYS;
@@ -33,26 +30,17 @@ use tidings_core::ids::OWN_ID_KEYS;
 const ID: &str = "postmark";
 const TRACE_HEADER: &str = "x-pm-webhook-trace-id";
 
-/// Postmark webhooks.
-pub struct Postmark;
-
-tidings_core::register_provider!(Postmark);
+tidings_core::provider! {
+    /// Postmark webhooks.
+    pub struct Postmark;
+    id: ID,
+    channel: Email,
+    signature: Signature::None,
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Postmark {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         json::batch(ID, request.body, |row, record: Record, parsed| {
             normalize(request, row, record, parsed)
         })

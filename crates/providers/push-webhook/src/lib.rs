@@ -20,33 +20,23 @@ mod status;
 mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha256};
-use tidings_core::{
-    Channel, Credentials, Error, Parsed, ProviderParser, RawRequest, Result, Signature,
-};
+use tidings_core::{Credentials, Error, Parsed, ProviderParser, RawRequest, Result};
 
 use crate::wire::Outgoing;
 
 const ID: &str = "push-webhook";
 const SIGNATURE_HEADER: &str = "x-novu-signature";
 
-/// Novu's generic push webhook channel.
-pub struct PushWebhook;
-
-tidings_core::register_provider!(PushWebhook);
+tidings_core::provider! {
+    /// Novu's generic push webhook channel.
+    pub struct PushWebhook;
+    id: ID,
+    channel: Push,
+    signature: Signature::Keyed("hmac-sha256-hex"),
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for PushWebhook {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Push
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha256-hex")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let given = request
             .header(SIGNATURE_HEADER)

@@ -24,8 +24,7 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha1};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature, ids,
-    json, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, ids, json, time,
 };
 
 use crate::status::Outcome;
@@ -34,24 +33,16 @@ use crate::wire::{Envelope, LegacyHook};
 const ID: &str = "pusher-beams";
 const SIGNATURE_HEADER: &str = "webhook-signature";
 
-/// Pusher Beams.
-pub struct PusherBeams;
-
-tidings_core::register_provider!(PusherBeams);
+tidings_core::provider! {
+    /// Pusher Beams.
+    pub struct PusherBeams;
+    id: ID,
+    channel: Push,
+    signature: Signature::Keyed("hmac-sha1-hex"),
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for PusherBeams {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Push
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha1-hex")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let given = request
             .header(SIGNATURE_HEADER)

@@ -17,30 +17,22 @@
 mod status;
 mod wire;
 
-use tidings_core::{Channel, Error, Parsed, ProviderParser, RawRequest, Result, Signature, json};
+use tidings_core::{Error, Parsed, ProviderParser, RawRequest, Result, json};
 
 use crate::wire::Notification;
 
 const ID: &str = "pushpad";
 
-/// Pushpad.
-pub struct Pushpad;
-
-tidings_core::register_provider!(Pushpad);
+tidings_core::provider! {
+    /// Pushpad.
+    pub struct Pushpad;
+    id: ID,
+    channel: Push,
+    signature: Signature::None,
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for Pushpad {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Push
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         if let Some(parsed) = tidings_push_contract::contract(ID, request)? {
             return Ok(parsed);

@@ -25,8 +25,7 @@ use chrono::Duration;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::{base64_decode, base64_matches, check_window, hmac_sha256};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Secret, Signature, json, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Secret, json, time,
 };
 
 use crate::wire::WireEvent;
@@ -35,26 +34,18 @@ const ID: &str = "resend";
 /// Svix rejects timestamps further than this from now.
 const TOLERANCE_SECONDS: i64 = 5 * 60;
 
-/// Resend webhooks.
-pub struct Resend;
-
-tidings_core::register_provider!(Resend);
+tidings_core::provider! {
+    /// Resend webhooks.
+    pub struct Resend;
+    id: ID,
+    channel: Email,
+    signature: Signature::Keyed("svix-hmac-sha256"),
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Resend {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("svix-hmac-sha256")
-    }
-
-    fn key_problem(&self, key: &Secret) -> Option<String> {
-        secret_bytes(key.expose()).err().map(|e| e.to_string())
+    fn load_key(&self, key: &Secret) -> Result<()> {
+        key.parsed(secret_bytes).map(drop)
     }
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
@@ -102,7 +93,6 @@ impl ProviderParser for Resend {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let row = request.text(ID)?;
         let event: WireEvent = json::read(ID, row)?;
         let mut parsed = Parsed::default();

@@ -34,8 +34,7 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use tidings_core::signature::ct_eq;
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Handshake, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, json, time,
+    Credentials, Draft, Error, Handshake, Parsed, ProviderParser, RawRequest, Result, json, time,
 };
 
 use crate::wire::{Envelope, Message};
@@ -51,38 +50,24 @@ fn validation_token<'a>(request: &RawRequest<'a>) -> Option<&'a str> {
     (echoable && request.body.iter().all(u8::is_ascii_whitespace)).then_some(token)
 }
 
-/// RingCentral SMS message events.
-pub struct RingCentral;
-
-tidings_core::register_provider!(RingCentral);
+tidings_core::provider! {
+    /// RingCentral SMS message events.
+    pub struct RingCentral;
+    id: ID,
+    aliases: ["ringcentral"],
+    channel: Sms,
+    signature: Signature::Keyed("verification-token"),
+    media_types: [Json, Missing],
+    // `Verification-Token` is the integration's shared secret itself: never stored.
+    credential_headers: ["verification-token"],
+}
 
 impl ProviderParser for RingCentral {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["ringcentral"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("verification-token")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let token = request
             .header("verification-token")
             .ok_or(Error::MissingHeader("Verification-Token"))?;
         credentials.any_key_matches(|key| ct_eq(key.expose().as_bytes(), token.as_bytes()))
-    }
-
-    /// `Verification-Token` is the integration's shared secret itself: never stored.
-    fn credential_headers(&self) -> &'static [&'static str] {
-        &["verification-token"]
     }
 
     fn handshake(&self, request: &RawRequest<'_>) -> Option<Handshake> {
@@ -102,7 +87,6 @@ impl ProviderParser for RingCentral {
             );
             return Ok(parsed);
         }
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         if json::is_array(request.body) {
             let rows: Vec<&RawValue> = json::read_slice(ID, request.body)?;
             for row in rows {

@@ -21,8 +21,7 @@ use p256::ecdsa::{Signature as EcdsaSignature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use tidings_core::signature::{base64_decode, check_signed_seconds};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Secret, Signature, ids, json, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Secret, ids, json, time,
 };
 
 use crate::wire::SendGridEvent;
@@ -35,26 +34,18 @@ const DEFAULT_TOLERANCE: chrono::Duration = chrono::Duration::hours(25);
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
 
-/// The SendGrid Event Webhook.
-pub struct SendGrid;
-
-tidings_core::register_provider!(SendGrid);
+tidings_core::provider! {
+    /// The SendGrid Event Webhook.
+    pub struct SendGrid;
+    id: ID,
+    channel: Email,
+    signature: Signature::Keyed("ecdsa-p256-sha256"),
+    media_types: [Json, Text, Missing],
+}
 
 impl ProviderParser for SendGrid {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("ecdsa-p256-sha256")
-    }
-
-    fn key_problem(&self, key: &Secret) -> Option<String> {
-        verifying_key(key.expose()).err().map(|e| e.to_string())
+    fn load_key(&self, key: &Secret) -> Result<()> {
+        key.parsed(verifying_key).map(drop)
     }
 
     /// SendGrid signs its compact JSON followed by CRLF. A proxy or framework that parses and
@@ -116,7 +107,6 @@ impl ProviderParser for SendGrid {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Text, MediaType::Missing])?;
         json::batch(ID, request.body, |row, event: SendGridEvent<'_>, parsed| {
             normalize(request, row, &event, parsed);
             Ok(())

@@ -21,8 +21,7 @@ mod status;
 mod wire;
 
 use tidings_core::{
-    Channel, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature,
-    Status, ids, json, time,
+    Draft, Error, Parsed, ProviderParser, RawRequest, Result, Status, ids, json, time,
 };
 
 use crate::wire::WireEvent;
@@ -30,30 +29,18 @@ use tidings_core::json::Scalar;
 
 const ID: &str = "sendinblue";
 
-/// Brevo transactional webhooks.
-pub struct Sendinblue;
-
-tidings_core::register_provider!(Sendinblue);
+tidings_core::provider! {
+    /// Brevo transactional webhooks.
+    pub struct Sendinblue;
+    id: ID,
+    aliases: ["brevo"],
+    channel: Email,
+    signature: Signature::None,
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Sendinblue {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["brevo"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         json::batch(ID, request.body, |row, event: WireEvent, parsed| {
             normalize(request, row, event, parsed)
         })

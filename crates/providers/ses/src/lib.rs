@@ -32,8 +32,7 @@ use std::collections::BTreeMap;
 
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature,
-    json, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, time,
 };
 use tidings_sns::Inbound;
 
@@ -42,35 +41,19 @@ use crate::wire::{EventBridge, Recipient, SesEvent};
 const ID: &str = "ses";
 const OWN_ID_HEADER: &str = "X-Novu-Message-Id";
 
-/// Amazon SES event notifications.
-pub struct Ses;
-
-tidings_core::register_provider!(Ses);
+tidings_core::provider! {
+    /// Amazon SES event notifications.
+    pub struct Ses;
+    id: ID,
+    aliases: ["amazon-ses"],
+    channel: Email,
+    signature: tidings_sns::SIGNATURE,
+    media_types: [Json, Text, Missing],
+    options: [tidings_sns::TOPIC_ARNS_OPTION, tidings_sns::AUTO_CONFIRM_OPTION],
+    demo_options: tidings_sns::DEMO_OPTIONS,
+}
 
 impl ProviderParser for Ses {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["amazon-ses"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        tidings_sns::SIGNATURE
-    }
-
-    fn option_keys(&self) -> &'static [&'static str] {
-        &[
-            tidings_sns::TOPIC_ARNS_OPTION,
-            tidings_sns::AUTO_CONFIRM_OPTION,
-        ]
-    }
-
     fn remote_keys(&self, request: &RawRequest<'_>) -> Result<Vec<String>> {
         tidings_sns::remote_keys(request)
     }
@@ -85,10 +68,6 @@ impl ProviderParser for Ses {
 
     fn option_problems(&self, options: &BTreeMap<String, String>) -> Vec<String> {
         tidings_sns::option_problems(options)
-    }
-
-    fn demo_options(&self) -> &'static [(&'static str, &'static str)] {
-        tidings_sns::DEMO_OPTIONS
     }
 
     fn may_confirm(&self, topic: &str, options: &BTreeMap<String, String>) -> bool {

@@ -27,8 +27,7 @@ mod wire;
 
 use tidings_core::signature::{base64_matches, check_signed_seconds, hmac_sha256, hmac_sha512};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Signature, json, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, time,
 };
 
 use crate::wire::Report;
@@ -37,24 +36,16 @@ const ID: &str = "sinch";
 /// Sinch retries a callback for up to 22 h 45 min: the default window covers that, with margin.
 const DEFAULT_TOLERANCE: chrono::Duration = chrono::Duration::hours(25);
 
-/// Sinch SMS delivery reports.
-pub struct Sinch;
-
-tidings_core::register_provider!(Sinch);
+tidings_core::provider! {
+    /// Sinch SMS delivery reports.
+    pub struct Sinch;
+    id: ID,
+    channel: Sms,
+    signature: Signature::Keyed("hmac-sha256"),
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Sinch {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha256")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header("x-sinch-webhook-signature")
@@ -102,7 +93,6 @@ impl ProviderParser for Sinch {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let report: Report = json::read_slice(ID, request.body)?;
         let row = String::from_utf8_lossy(request.body);
         let mut parsed = Parsed::default();

@@ -29,8 +29,7 @@ use std::collections::BTreeMap;
 
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Signature,
-    Status, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Status, time,
 };
 use tidings_sns::Inbound;
 
@@ -38,35 +37,19 @@ use crate::wire::{Record, SmsEvent};
 
 const ID: &str = "sns";
 
-/// Amazon SNS / AWS End User Messaging SMS delivery events.
-pub struct Sns;
-
-tidings_core::register_provider!(Sns);
+tidings_core::provider! {
+    /// Amazon SNS / AWS End User Messaging SMS delivery events.
+    pub struct Sns;
+    id: ID,
+    aliases: ["aws-sms", "end-user-messaging-sms"],
+    channel: Sms,
+    signature: tidings_sns::SIGNATURE,
+    media_types: [Json, Text, Missing],
+    options: [tidings_sns::TOPIC_ARNS_OPTION, tidings_sns::AUTO_CONFIRM_OPTION],
+    demo_options: tidings_sns::DEMO_OPTIONS,
+}
 
 impl ProviderParser for Sns {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["aws-sms", "end-user-messaging-sms"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        tidings_sns::SIGNATURE
-    }
-
-    fn option_keys(&self) -> &'static [&'static str] {
-        &[
-            tidings_sns::TOPIC_ARNS_OPTION,
-            tidings_sns::AUTO_CONFIRM_OPTION,
-        ]
-    }
-
     fn remote_keys(&self, request: &RawRequest<'_>) -> Result<Vec<String>> {
         tidings_sns::remote_keys(request)
     }
@@ -81,10 +64,6 @@ impl ProviderParser for Sns {
 
     fn option_problems(&self, options: &BTreeMap<String, String>) -> Vec<String> {
         tidings_sns::option_problems(options)
-    }
-
-    fn demo_options(&self) -> &'static [(&'static str, &'static str)] {
-        tidings_sns::DEMO_OPTIONS
     }
 
     fn may_confirm(&self, topic: &str, options: &BTreeMap<String, String>) -> bool {

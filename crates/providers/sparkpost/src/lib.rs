@@ -21,36 +21,24 @@
 mod status;
 mod wire;
 
-use tidings_core::{
-    Channel, Draft, MediaType, Parsed, ProviderParser, RawRequest, Result, Signature, json,
-    non_empty, time,
-};
+use tidings_core::{Draft, Parsed, ProviderParser, RawRequest, Result, json, non_empty, time};
 
 use crate::wire::{Scalar, SparkPostEvent, Wrapper};
 use tidings_core::ids::OWN_ID_KEYS;
 
 const ID: &str = "sparkpost";
 
-/// SparkPost event webhooks.
-pub struct SparkPost;
-
-tidings_core::register_provider!(SparkPost);
+tidings_core::provider! {
+    /// SparkPost event webhooks.
+    pub struct SparkPost;
+    id: ID,
+    channel: Email,
+    signature: Signature::None,
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for SparkPost {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::None
-    }
-
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let mut parsed = Parsed::default();
         for row in json::rows(ID, request.body)? {
             let wrapper: Wrapper<'_> = json::read(ID, row.get())?;

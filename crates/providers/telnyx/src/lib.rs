@@ -27,8 +27,7 @@ use chrono::Duration;
 use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
 use tidings_core::signature::{Secret, base64_decode, check_signed_seconds};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Signature, json, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, time,
 };
 
 use crate::wire::Webhook;
@@ -41,26 +40,18 @@ const SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
-/// Telnyx messaging webhooks.
-pub struct Telnyx;
-
-tidings_core::register_provider!(Telnyx);
+tidings_core::provider! {
+    /// Telnyx messaging webhooks.
+    pub struct Telnyx;
+    id: ID,
+    channel: Sms,
+    signature: Signature::Keyed("ed25519"),
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Telnyx {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("ed25519")
-    }
-
-    fn key_problem(&self, key: &Secret) -> Option<String> {
-        verifying_key(key.expose()).err().map(|e| e.to_string())
+    fn load_key(&self, key: &Secret) -> Result<()> {
+        key.parsed(verifying_key).map(drop)
     }
 
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
@@ -91,7 +82,6 @@ impl ProviderParser for Telnyx {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let webhook: Webhook = json::read_slice(ID, request.body)?;
         let row = request.text(ID)?;
         let mut parsed = Parsed::default();

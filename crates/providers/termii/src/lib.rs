@@ -20,32 +20,23 @@ mod wire;
 
 use tidings_core::signature::{hex_matches, hmac_sha512};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Signature, Status, json,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Status, json,
 };
 
 use crate::wire::Report;
 
 const ID: &str = "termii";
 
-/// Termii events and reports.
-pub struct Termii;
-
-tidings_core::register_provider!(Termii);
+tidings_core::provider! {
+    /// Termii events and reports.
+    pub struct Termii;
+    id: ID,
+    channel: Sms,
+    signature: Signature::Keyed("hmac-sha512"),
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for Termii {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha512")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header("x-termii-signature")
@@ -57,7 +48,6 @@ impl ProviderParser for Termii {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let report: Report = json::read_slice(ID, request.body)?;
         let row = String::from_utf8_lossy(request.body);
         let mut parsed = Parsed::default();

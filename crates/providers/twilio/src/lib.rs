@@ -33,8 +33,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tidings_core::signature::{base64_decode, base64_matches, hex_matches, hmac_sha1};
 use tidings_core::{
-    Channel, Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest,
-    Result, Signature, json, time,
+    Credentials, Draft, Error, Form, MediaType, Parsed, ProviderParser, RawRequest, Result, json,
+    time,
 };
 
 use crate::wire::{CloudEvent, StatusCallback};
@@ -43,28 +43,17 @@ const ID: &str = "twilio";
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
 const MESSAGE_EVENT_PREFIX: &str = "com.twilio.messaging.message.";
 
-/// Twilio Programmable Messaging status callbacks.
-pub struct Twilio;
-
-tidings_core::register_provider!(Twilio);
+tidings_core::provider! {
+    /// Twilio Programmable Messaging status callbacks.
+    pub struct Twilio;
+    id: ID,
+    channel: Sms,
+    signature: Signature::Keyed("hmac-sha1-url"),
+    media_types: [Json, Form, Missing],
+    signs_url: true,
+}
 
 impl ProviderParser for Twilio {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("hmac-sha1-url")
-    }
-
-    fn signs_url(&self) -> bool {
-        true
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let signature = request
             .header(SIGNATURE_HEADER)

@@ -25,8 +25,7 @@ use serde_json::value::RawValue;
 use tidings_core::ids::OWN_ID_KEYS;
 use tidings_core::signature::hex_matches;
 use tidings_core::{
-    Channel, Credentials, Draft, Error, MediaType, Parsed, ProviderParser, RawRequest, Result,
-    Signature, json, non_empty, time,
+    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, json, non_empty, time,
 };
 
 use crate::wire::{Body, UnisenderEvent};
@@ -34,28 +33,17 @@ use crate::wire::{Body, UnisenderEvent};
 const ID: &str = "unisender-go";
 const EMAIL_STATUS: &str = "transactional_email_status";
 
-/// Unisender Go webhooks.
-pub struct UnisenderGo;
-
-tidings_core::register_provider!(UnisenderGo);
+tidings_core::provider! {
+    /// Unisender Go webhooks.
+    pub struct UnisenderGo;
+    id: ID,
+    aliases: ["unisender"],
+    channel: Email,
+    signature: Signature::Keyed("md5-body-with-api-key"),
+    media_types: [Json, Missing],
+}
 
 impl ProviderParser for UnisenderGo {
-    fn id(&self) -> &'static str {
-        ID
-    }
-
-    fn aliases(&self) -> &'static [&'static str] {
-        &["unisender"]
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn signature(&self) -> Signature {
-        Signature::Keyed("md5-body-with-api-key")
-    }
-
     fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
         let body: Body<'_> =
             serde_json::from_slice(request.body).map_err(|_| Error::MalformedSignature("auth"))?;
@@ -74,7 +62,6 @@ impl ProviderParser for UnisenderGo {
     }
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
-        request.accept(ID, &[MediaType::Json, MediaType::Missing])?;
         let body: Body<'_> = json::read_slice(ID, request.body)?;
         let rows: Vec<&RawValue> = match body.events_by_user {
             Some(users) => users.into_iter().flat_map(|user| user.events).collect(),

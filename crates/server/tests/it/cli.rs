@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::fixture;
 
@@ -38,6 +38,12 @@ fn providers_lists_every_provider_as_json() {
     assert_eq!(sendgrid["channel"], "email");
     assert_eq!(sendgrid["signature"], "ecdsa-p256-sha256");
     assert!(sendgrid["aliases"].is_array());
+    assert_eq!(sendgrid["media_types"], json!(["json", "text", "none"]));
+    assert_eq!(sendgrid["accepts_get"], false);
+    let nexmo = list.iter().find(|p| p["id"] == "nexmo").unwrap();
+    assert_eq!(nexmo["aliases"], json!(["vonage"]));
+    assert_eq!(nexmo["accepts_get"], true);
+    assert_eq!(nexmo["options"], json!(["signature_method"]));
     let postmark = list.iter().find(|p| p["id"] == "postmark").unwrap();
     assert!(postmark["signature"].is_null());
 }

@@ -28,7 +28,7 @@ fn store_as_an_older_mapping_would(server: &Server, body: &[u8]) {
     let parsed = registry()
         .get("sendgrid")
         .unwrap()
-        .parse(&RawRequest {
+        .read(&RawRequest {
             method: "POST",
             body,
             content_type: Some("application/json"),
