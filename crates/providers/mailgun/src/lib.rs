@@ -228,15 +228,23 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     let draft = Draft::new(ID, status, provider_event);
     let draft = match &event_id {
         Some(event_id) if signed_time.is_some() => draft.dedup_id(format!("{event_id}@{micros}")),
-        _ => draft.dedup_fields(&[
-            external_id.as_deref().or(id.as_deref()).unwrap_or(""),
-            &data.event,
-            data.recipient.as_deref().unwrap_or(""),
-            &micros,
-            data.severity.as_deref().unwrap_or(""),
-            data.reason.as_deref().unwrap_or(""),
-            data.url.as_deref().unwrap_or(""),
-        ]),
+        _ => {
+            let mut fields = vec![
+                external_id.as_deref().or(id.as_deref()).unwrap_or(""),
+                &data.event,
+                data.recipient.as_deref().unwrap_or(""),
+                &micros,
+                data.severity.as_deref().unwrap_or(""),
+                data.reason.as_deref().unwrap_or(""),
+                data.url.as_deref().unwrap_or(""),
+            ];
+            // Without any id, a `rejected` event's recipient (from the `To` header) is all that
+            // tells it apart from another.
+            if id.is_none() {
+                fields.push(recipient.as_deref().unwrap_or(""));
+            }
+            draft.dedup_fields(&fields)
+        }
     };
 
     let delivery = data.delivery_status.as_ref();
