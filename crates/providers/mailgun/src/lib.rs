@@ -20,8 +20,9 @@
 //! - `date`: `event-data.timestamp`, float Unix seconds to the microsecond; legacy: the
 //!   `timestamp` field (seconds). The receive time only when neither is sent.
 //! - Dedup: `event-data.id` with the event's timestamp (the id is unique only within a day);
-//!   without an id, a hash of message id, event, recipient, time, severity, reason and URL.
-//!   Legacy: the signature `token`, random per event.
+//!   without an id, a hash of message id, event, recipient, time, severity, reason and URL
+//!   (with no id at all, also the `To` header's recipient). Legacy: the signature `token`,
+//!   random per event; without it, a hash of message id, event, recipient, time and URL.
 //! - Signature: hex HMAC-SHA256 with the webhook signing key over `timestamp ‖ token` (the body
 //!   itself is not signed), compared with `signature` in constant time. The signed timestamp must
 //!   lie within 15 minutes of the receive time (Mailgun recommends rejecting stale timestamps
