@@ -7,7 +7,9 @@
 //! - Body: a JSON object `{"results": [...]}`, one report per message and recipient (up to 100
 //!   per request by default).
 //! - Ids: `messageId` is the provider message id; `callbackData`, the value the sender attached
-//!   at send time, is the result id when present. `bulkId` is not used.
+//!   at send time, is the result id when present. `bulkId` is not used. A report without
+//!   `messageId` is kept (under `callbackData`, else its dedup key) when it names a recipient
+//!   (`to`); with neither it is ignored.
 //! - `date`: `doneAt` (when Infobip finished processing the message), else `sentAt`; both ISO
 //!   8601 with `+0000` (v2) or `+01:00` (v3) offsets. The receive time only when neither parses.
 //! - Status: `status.groupId` refined by `status.id` (see `status.rs`); `error.name` is the code
@@ -54,14 +56,16 @@ fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut P
         .clone()
         .or_else(|| status.group_name.clone())
         .unwrap_or_else(|| "(no status)".into());
-    let Some(message_id) = report.message_id.map(|id| id.0).filter(|id| !id.is_empty()) else {
+    let message_id = report.message_id.map(|id| id.0).filter(|id| !id.is_empty());
+    let recipient = report.to.filter(|to| !to.is_empty());
+    if message_id.is_none() && recipient.is_none() {
         parsed.ignore(
             provider_event,
             report.callback_data,
-            "the report carries no messageId",
+            "the report carries no messageId and no recipient",
         );
         return;
-    };
+    }
     // `error` with id 0 is Infobip's `NO_ERROR`: not an error at all.
     let error = report.error.filter(|e| e.id.is_some_and(|id| id != 0));
     let Some((status_kind, failure)) = status::classify(
@@ -72,7 +76,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut P
     ) else {
         parsed.ignore(
             provider_event,
-            Some(report.callback_data.unwrap_or(message_id)),
+            report.callback_data.or(message_id),
             "status group maps to no delivery status",
         );
         return;
@@ -82,12 +86,15 @@ fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut P
         .flatten()
         .find_map(time::parse);
     let draft = Draft::new(ID, status_kind, &provider_event).dedup_fields(&[
-        &message_id,
+        message_id
+            .as_deref()
+            .or(report.callback_data.as_deref())
+            .unwrap_or(""),
         &status
             .id
             .map(|id| id.to_string())
             .unwrap_or_else(|| provider_event.clone()),
-        report.to.as_deref().unwrap_or(""),
+        recipient.as_deref().unwrap_or(""),
         report.done_at.as_deref().unwrap_or(""),
         &error
             .as_ref()
@@ -101,13 +108,15 @@ fn normalize(request: &RawRequest<'_>, row: &str, report: Report, parsed: &mut P
         .or(status.description)
         .filter(|text| !text.is_empty());
     let code = error.as_ref().and_then(code_of);
+    // A report without a messageId is kept all the same, reported under its callbackData or
+    // its dedup key: it still says something true about its recipient.
     parsed.push(
         request,
         draft
             .own_id(report.callback_data)
             .external_id(message_id)
             .date(date)
-            .recipient(report.to.filter(|to| !to.is_empty()))
+            .recipient(recipient)
             .failure(failure)
             .code(code)
             .response(response)

@@ -8,7 +8,9 @@
 //!   `data.meta`) are read. `webhook.test` pings, inbound messages and account notices are
 //!   ignored.
 //! - Ids: the message id the send API returned (`X-Message-Id`) is both the result id and
-//!   `externalId`: MailerSend echoes no sender metadata, only tags.
+//!   `externalId`: MailerSend echoes no sender metadata, only tags. An event without it is
+//!   kept, reported under its dedup key, when it names a recipient; with no recipient either
+//!   it is ignored.
 //! - `date`: `data.created_at` (original payloads) or the top-level `created_at` (current
 //!   payloads), ISO 8601; the receive time only when neither is sent.
 //! - Dedup: `data.id`, the activity id, unique per event and stable across retries.
@@ -102,10 +104,6 @@ fn normalize(request: &RawRequest<'_>, row: &str, envelope: Envelope, parsed: &m
         );
         return;
     };
-    let Some(id) = message_id else {
-        parsed.ignore(envelope.kind, None, "the event carries no message id");
-        return;
-    };
     let recipient = data
         .and_then(|d| d.recipient.as_ref())
         .and_then(|r| r.as_str())
@@ -116,6 +114,14 @@ fn normalize(request: &RawRequest<'_>, row: &str, envelope: Envelope, parsed: &m
         })
         .and_then(|r| non_empty(Some(r)))
         .map(str::to_owned);
+    if message_id.is_none() && recipient.is_none() {
+        parsed.ignore(
+            envelope.kind,
+            None,
+            "the event carries no message id and no recipient",
+        );
+        return;
+    }
     let created_at = data
         .and_then(|d| d.created_at.as_deref())
         .or(envelope.created_at.as_deref());
@@ -125,16 +131,18 @@ fn normalize(request: &RawRequest<'_>, row: &str, envelope: Envelope, parsed: &m
     let draft = match event_id {
         Some(event_id) => draft.dedup_id(event_id),
         None => draft.dedup_fields(&[
-            &id,
+            message_id.as_deref().unwrap_or(""),
             activity,
             recipient.as_deref().unwrap_or(""),
             created_at.unwrap_or(""),
         ]),
     };
+    // Without a message id the event is kept all the same, reported under its dedup key: it
+    // still says something true about its recipient.
     parsed.push(
         request,
         draft
-            .external_id(id)
+            .external_id(message_id)
             .date(created_at.and_then(time::parse))
             .recipient(recipient)
             .failure(failure)

@@ -15,12 +15,14 @@
 //!   `message-id`, else the `Message-Id` in `message-headers`), without angle brackets. A user
 //!   variable `id`, `novuMessageId` or `__nvMessageId` (`user-variables` object or JSON text;
 //!   legacy: a plain field) is the result id. An event without any message id (trimmed legacy
-//!   posts) is keyed by its event id, else the signature token.
+//!   posts) is keyed by its event id, else the signature token; one without any of these is
+//!   kept, reported under its dedup key, when it names a recipient (else it is ignored).
 //! - `date`: `event-data.timestamp`, float Unix seconds to the microsecond; legacy: the
 //!   `timestamp` field (seconds). The receive time only when neither is sent.
 //! - Dedup: `event-data.id` with the event's timestamp (the id is unique only within a day);
-//!   without an id, a hash of message id, event, recipient, time, severity, reason and URL.
-//!   Legacy: the signature `token`, random per event.
+//!   without an id, a hash of message id, event, recipient, time, severity, reason and URL
+//!   (with no id at all, also the `To` header's recipient). Legacy: the signature `token`,
+//!   random per event; without it, a hash of message id, event, recipient, time and URL.
 //! - Signature: hex HMAC-SHA256 with the webhook signing key over `timestamp ‖ token` (the body
 //!   itself is not signed), compared with `signature` in constant time. The signed timestamp must
 //!   lie within 15 minutes of the receive time (Mailgun recommends rejecting stale timestamps
@@ -189,25 +191,30 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     let own_id = data.user_variables.as_ref().and_then(wire::own_id);
     let provider_event = describe(&data);
 
+    // `rejected` events have no `recipient`: the `To` header names it.
+    let recipient = non_empty(data.recipient.as_deref())
+        .or_else(|| headers.and_then(|h| non_empty(h.to.as_deref().map(wire::address))))
+        .map(str::to_owned);
+
     let mut parsed = Parsed::default();
-    let Some(id) = own_id
+    let id = own_id
         .or_else(|| external_id.clone())
         .or_else(|| event_id.clone())
-        .or(token)
-    else {
-        parsed.ignore(provider_event, None, "the event carries no id");
+        .or(token);
+    if id.is_none() && recipient.is_none() {
+        parsed.ignore(
+            provider_event,
+            None,
+            "the event carries no id and no recipient",
+        );
         return Ok(parsed);
-    };
+    }
     let Some((status, failure)) = status::classify(
         &data.event,
         data.severity.as_deref(),
         data.reason.as_deref(),
     ) else {
-        parsed.ignore(
-            provider_event,
-            Some(id),
-            "event type maps to no delivery status",
-        );
+        parsed.ignore(provider_event, id, "event type maps to no delivery status");
         return Ok(parsed);
     };
 
@@ -222,15 +229,23 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
     let draft = Draft::new(ID, status, provider_event);
     let draft = match &event_id {
         Some(event_id) if signed_time.is_some() => draft.dedup_id(format!("{event_id}@{micros}")),
-        _ => draft.dedup_fields(&[
-            external_id.as_deref().unwrap_or(&id),
-            &data.event,
-            data.recipient.as_deref().unwrap_or(""),
-            &micros,
-            data.severity.as_deref().unwrap_or(""),
-            data.reason.as_deref().unwrap_or(""),
-            data.url.as_deref().unwrap_or(""),
-        ]),
+        _ => {
+            let mut fields = vec![
+                external_id.as_deref().or(id.as_deref()).unwrap_or(""),
+                &data.event,
+                data.recipient.as_deref().unwrap_or(""),
+                &micros,
+                data.severity.as_deref().unwrap_or(""),
+                data.reason.as_deref().unwrap_or(""),
+                data.url.as_deref().unwrap_or(""),
+            ];
+            // Without any id, a `rejected` event's recipient (from the `To` header) is all that
+            // tells it apart from another.
+            if id.is_none() {
+                fields.push(recipient.as_deref().unwrap_or(""));
+            }
+            draft.dedup_fields(&fields)
+        }
     };
 
     let delivery = data.delivery_status.as_ref();
@@ -247,11 +262,8 @@ fn parse_json(request: &RawRequest<'_>) -> Result<Parsed> {
             c.bot.as_ref().is_some_and(Scalar::flagged) || c.client_type.as_deref() == Some("robot")
         })
     });
-    // `rejected` events have no `recipient`: the `To` header names it.
-    let recipient = non_empty(data.recipient.as_deref())
-        .or_else(|| headers.and_then(|h| non_empty(h.to.as_deref().map(wire::address))))
-        .map(str::to_owned);
-
+    // Without any id (no message id, event id nor token) the event is kept all the same,
+    // reported under its dedup key: it still says something true about its recipient.
     parsed.push(
         request,
         draft
@@ -295,16 +307,18 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
         .map(str::to_owned);
     let token = non_empty(form.last("token")).map(str::to_owned);
 
+    let recipient = non_empty(form.first("recipient"));
+
     let mut parsed = Parsed::default();
-    let Some(id) = own_id
+    let id = own_id
         .or_else(|| external_id.clone())
-        .or_else(|| token.clone())
-    else {
-        parsed.ignore(event, None, "the event carries no id");
+        .or_else(|| token.clone());
+    if id.is_none() && recipient.is_none() {
+        parsed.ignore(event, None, "the event carries no id and no recipient");
         return Ok(parsed);
-    };
+    }
     let Some((status, failure)) = status::classify(event, None, None) else {
-        parsed.ignore(event, Some(id), "event type maps to no delivery status");
+        parsed.ignore(event, id, "event type maps to no delivery status");
         return Ok(parsed);
     };
 
@@ -313,12 +327,11 @@ fn parse_legacy(request: &RawRequest<'_>) -> Result<Parsed> {
         .parse::<i64>()
         .ok()
         .and_then(time::from_unix_seconds);
-    let recipient = non_empty(form.first("recipient"));
     let draft = Draft::new(ID, status, event);
     let draft = match &token {
         Some(token) => draft.dedup_id(token),
         None => draft.dedup_fields(&[
-            external_id.as_deref().unwrap_or(&id),
+            external_id.as_deref().or(id.as_deref()).unwrap_or(""),
             event,
             recipient.unwrap_or(""),
             timestamp,
@@ -476,6 +489,26 @@ mod tests {
             wire::own_id(&serde_json::json!({"id": 42, "novuMessageId": "x"})),
             Some("42".into())
         );
+    }
+
+    #[test]
+    fn an_event_without_ids_is_kept_when_it_names_a_recipient() {
+        let headers = http::HeaderMap::new();
+        let parse = |body: &[u8]| {
+            Mailgun
+                .parse(&request(body, "application/json", &headers))
+                .unwrap()
+        };
+        let kept = parse(
+            br#"{"event-data": {"event": "complained", "timestamp": 1534108637.1,
+            "recipient": "a@example.com"}}"#,
+        );
+        let event = &kept.events[0];
+        assert_eq!(event.id, event.dedup_key);
+        assert_eq!(event.body.external_id, None);
+        let said_nothing = parse(br#"{"event-data": {"event": "complained"}}"#);
+        assert!(said_nothing.events.is_empty());
+        assert_eq!(said_nothing.ignored.len(), 1);
     }
 
     #[test]

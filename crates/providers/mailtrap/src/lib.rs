@@ -8,7 +8,8 @@
 //!   `timestamp`, ...).
 //! - Ids: `message_id` is Mailtrap's message id (`externalId`; the send API returns it). The
 //!   result id is the sender's own id from `custom_variables` (`id`, `novuMessageId` or
-//!   `__nvMessageId`), else `message_id`.
+//!   `__nvMessageId`), else `message_id`. An event with neither is kept, reported under its
+//!   dedup key, when it names a recipient (`email`); with no recipient either it is ignored.
 //! - `date`: `timestamp`, Unix seconds; the receive time only when it is absent.
 //! - Dedup: `event_id`, unique per event and stable across retries (with the event name, so two
 //!   events never share a key); a hash of message id, event, recipient and time when it is absent.
@@ -87,12 +88,16 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: 
         parsed.ignore(event.event, id, "event type maps to no delivery status");
         return;
     };
-    let Some(id) = id else {
-        parsed.ignore(event.event, None, "the event carries no message id");
-        return;
-    };
-    let timestamp = wire::timestamp_text(event.timestamp.as_ref());
     let recipient = non_empty(event.email.as_deref()).map(str::to_owned);
+    if id.is_none() && recipient.is_none() {
+        parsed.ignore(
+            event.event,
+            None,
+            "the event carries no message id and no recipient",
+        );
+        return;
+    }
+    let timestamp = wire::timestamp_text(event.timestamp.as_ref());
     let provider_event = match non_empty(event.bounce_category.as_deref()) {
         Some(category) => format!("{} (bounce_category={category})", event.event),
         None => event.event.clone(),
@@ -101,7 +106,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: 
     let draft = match non_empty(event.event_id.as_ref().map(|e| e.as_str())) {
         Some(event_id) => draft.dedup_id(format!("{event_id}:{}", event.event)),
         None => draft.dedup_fields(&[
-            message_id.unwrap_or(&id),
+            message_id.or(id.as_deref()).unwrap_or(""),
             &event.event,
             recipient.as_deref().unwrap_or(""),
             timestamp.as_deref().unwrap_or(""),
@@ -110,6 +115,8 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MailtrapEvent, parsed: 
     };
     let response = non_empty(event.response.as_deref()).or(non_empty(event.reason.as_deref()));
     let code = non_empty(event.response_code.as_ref().map(|c| c.as_str()));
+    // Without a message id the event is kept all the same, reported under its dedup key: it
+    // still says something true about its recipient.
     parsed.push(
         request,
         draft

@@ -9,7 +9,8 @@
 //!   inbound messages are ignored.
 //! - Ids: `_id` is Mandrill's message id (`externalId`; `messages/send` returns it). The result id
 //!   is the sender's own id from `msg.metadata` (`id`, `novuMessageId` or `__nvMessageId`), else
-//!   `_id`.
+//!   `_id`. An event with neither (no `_id` nor `msg._id`) is kept, reported under its dedup
+//!   key, when it names a recipient (`msg.email`); with no recipient either it is ignored.
 //! - `date`: `ts`, Unix seconds (the event time; `msg.ts` is the send time); the receive time
 //!   only when it is absent.
 //! - Dedup: Mandrill has no event id, so a hash of `_id`, event, recipient, `ts` and clicked URL.
@@ -113,14 +114,18 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MandrillEvent, parsed: 
         parsed.ignore(name, id, reason);
         return;
     };
-    let Some(id) = id else {
-        parsed.ignore(name, None, "the event carries no message id");
-        return;
-    };
-    let ts = event.ts.as_ref().and_then(Scalar::text);
     let recipient = non_empty(msg.and_then(|m| m.email.as_deref())).map(str::to_owned);
+    if id.is_none() && recipient.is_none() {
+        parsed.ignore(
+            name,
+            None,
+            "the event carries no message id and no recipient",
+        );
+        return;
+    }
+    let ts = event.ts.as_ref().and_then(Scalar::text);
     let draft = Draft::new(ID, status, name).dedup_fields(&[
-        message_id.unwrap_or(&id),
+        message_id.or(id.as_deref()).unwrap_or(""),
         name,
         recipient.as_deref().unwrap_or(""),
         ts.unwrap_or(""),
@@ -141,6 +146,8 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: MandrillEvent, parsed: 
             .or_else(|| m.bgtools_code.as_ref().and_then(Scalar::text))
             .map(str::to_owned)
     });
+    // Without a message id the event is kept all the same, reported under its dedup key: it
+    // still says something true about its recipient.
     parsed.push(
         request,
         draft

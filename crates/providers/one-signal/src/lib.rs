@@ -14,7 +14,8 @@
 //!   Otherwise Novu's push contract (see [`tidings_push_contract`]).
 //! - Ids: web push: `additionalData.__nvMessageId` (Novu's message id in the notification's
 //!   data) is the result id, else `notificationId`, also `externalId`. Event Streams:
-//!   `message.id`.
+//!   `message.id`; an event without it (blank 30 days after the send) is kept, reported under
+//!   its dedup key, when it names a subscription (`subscription_id`), else ignored.
 //! - `date`: Event Streams: `event.timestamp` (Unix seconds) or `event.datetime`; web push
 //!   webhooks carry no time, so the receive time.
 //! - Dedup: Event Streams: `event.id` (OneSignal's idempotency id); web push: a hash of
@@ -123,14 +124,15 @@ fn stream(request: &RawRequest<'_>, row: &str, body: Nested, parsed: &mut Parsed
         parsed.ignore(event.kind, message_id, reason);
         return;
     };
-    let Some(message_id) = message_id else {
+    let recipient = event.subscription_id.filter(|s| !s.is_empty());
+    if message_id.is_none() && recipient.is_none() {
         parsed.ignore(
             event.kind,
             None,
-            "the event carries no message id (`message.id` is blank after 30 days)",
+            "the event carries no message id (`message.id` is blank after 30 days) and no subscription id",
         );
         return;
-    };
+    }
     let date = event
         .timestamp
         .as_ref()
@@ -140,17 +142,18 @@ fn stream(request: &RawRequest<'_>, row: &str, body: Nested, parsed: &mut Parsed
             _ => None,
         })
         .or_else(|| event.datetime.as_deref().and_then(time::parse));
-    let recipient = event.subscription_id.filter(|s| !s.is_empty());
     let draft = Draft::new(ID, status, &event.kind);
     let draft = match event.id.as_ref().filter(|id| !id.0.is_empty()) {
         Some(event_id) => draft.dedup_id(&event_id.0),
         None => draft.dedup_fields(&[
-            &message_id,
+            message_id.as_deref().unwrap_or(""),
             &event.kind,
             recipient.as_deref().unwrap_or(""),
             &date.map(|d| d.timestamp().to_string()).unwrap_or_default(),
         ]),
     };
+    // Without a message id (blank 30 days after the send) the event is kept all the same,
+    // reported under its dedup key: it still says something true about its subscription.
     parsed.push(
         request,
         draft

@@ -9,10 +9,13 @@
 //!   `bounce`; `MessageLinkClicked` and `MessageLoaded` carry `message`. Server events
 //!   (`DomainDNSError`, send limits) and events about incoming mail are ignored.
 //! - Ids: `message.id` is Postal's per-recipient message id (the send API returns it per
-//!   recipient): both the result id and `externalId`, as Postal echoes no sender metadata.
+//!   recipient): both the result id and `externalId`, as Postal echoes no sender metadata. An
+//!   event without it is kept, reported under its dedup key, when it names a recipient
+//!   (`message.to`); with no recipient either it is ignored.
 //! - `date`: the top-level `timestamp`, fractional Unix seconds; the receive time only when it is
 //!   absent.
-//! - Dedup: `uuid`, the event's id, the same on every retry.
+//! - Dedup: `uuid`, the event's id, the same on every retry; without it a hash of message id
+//!   (else recipient), event, timestamp and URL.
 //! - Signature: `X-Postal-Signature` = base64 RSA PKCS#1 v1.5 SHA-1 signature of the raw body;
 //!   newer servers also send `X-Postal-Signature-256` (SHA-256), checked instead when present.
 //!   The key is the server's public key as Postal shows it (base64 DER, optionally in PEM armor
@@ -115,11 +118,15 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: PostalEvent, parsed: &m
         );
         return;
     };
-    let Some(id) = message_id else {
-        parsed.ignore(event.event, None, "the event carries no message id");
-        return;
-    };
     let recipient = non_empty(message.and_then(|m| m.to.as_deref())).map(str::to_owned);
+    if message_id.is_none() && recipient.is_none() {
+        parsed.ignore(
+            event.event,
+            None,
+            "the event carries no message id and no recipient",
+        );
+        return;
+    }
     let timestamp = event.timestamp.filter(|t| t.is_finite());
     let provider_event = match payload.status.as_deref() {
         Some(s) => format!("{} ({s})", event.event),
@@ -128,17 +135,29 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: PostalEvent, parsed: &m
     let draft = Draft::new(ID, status, provider_event);
     let draft = match non_empty(event.uuid.as_deref()) {
         Some(uuid) => draft.dedup_id(uuid),
-        None => draft.dedup_fields(&[
-            &id,
-            &event.event,
-            &timestamp.map(|t| t.to_string()).unwrap_or_default(),
-            payload.url.as_deref().unwrap_or(""),
-        ]),
+        None => match &message_id {
+            Some(id) => draft.dedup_fields(&[
+                id,
+                &event.event,
+                &timestamp.map(|t| t.to_string()).unwrap_or_default(),
+                payload.url.as_deref().unwrap_or(""),
+            ]),
+            // Without a message id the recipient tells events apart.
+            None => draft.dedup_fields(&[
+                "",
+                &event.event,
+                &timestamp.map(|t| t.to_string()).unwrap_or_default(),
+                payload.url.as_deref().unwrap_or(""),
+                recipient.as_deref().unwrap_or(""),
+            ]),
+        },
     };
+    // Without a message id the event is kept all the same, reported under its dedup key: it
+    // still says something true about its recipient.
     parsed.push(
         request,
         draft
-            .external_id(id)
+            .external_id(message_id)
             .date(timestamp.and_then(time::from_unix_float))
             .recipient(recipient)
             .failure(failure)

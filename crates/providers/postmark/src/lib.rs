@@ -9,7 +9,9 @@
 //!   payloads (no `RecordType`) are ignored.
 //! - Ids: `MessageID` is the provider message id (the id the send API returned). The sender's own
 //!   id is read from `Metadata` (`id`, `novuMessageId` or `__nvMessageId`), which Postmark echoes
-//!   on every record type. The bounce `ID` is a 64-bit integer, kept exact.
+//!   on every record type. The bounce `ID` is a 64-bit integer, kept exact. A record with
+//!   neither id is kept, reported under its dedup key, when it names a recipient (`Recipient`
+//!   or `Email`); with no recipient either it is ignored.
 //! - `date`: `DeliveredAt` (Delivery), `BouncedAt` (Bounce, SpamComplaint), `ReceivedAt` (Open,
 //!   Click) or `ChangedAt` (SubscriptionChange), ISO 8601 with up to 7 fractional digits and an
 //!   offset. The minimal `Bounce` of `Type: Unsubscribe` has none: the receive time is used.
@@ -83,10 +85,20 @@ fn normalize(
         .find_map(|key| record.metadata.get(*key))
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty());
-    let Some(id) = own_id.or_else(|| external_id.clone()) else {
-        parsed.ignore(provider_event, None, "the record carries no message id");
+    let id = own_id.or_else(|| external_id.clone());
+    let recipient = record
+        .recipient
+        .clone()
+        .or_else(|| record.email.clone())
+        .filter(|r| !r.is_empty());
+    if id.is_none() && recipient.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        parsed.ignore(
+            provider_event,
+            None,
+            "the record carries no message id and no recipient",
+        );
         return Ok(());
-    };
+    }
     let Some((status, failure)) = status::classify(
         record_type,
         record.kind.as_deref(),
@@ -98,14 +110,9 @@ fn normalize(
         } else {
             "record type maps to no delivery status"
         };
-        parsed.ignore(provider_event, Some(id), reason);
+        parsed.ignore(provider_event, id, reason);
         return Ok(());
     };
-    let recipient = record
-        .recipient
-        .clone()
-        .or_else(|| record.email.clone())
-        .filter(|r| !r.is_empty());
     let event_time = record.event_time().unwrap_or("");
     let draft = Draft::new(ID, status, provider_event);
     let draft = match (&record.id, request.header(TRACE_HEADER)) {
@@ -128,6 +135,9 @@ fn normalize(
         .map(|text| text.trim())
         .find(|text| !text.is_empty())
         .map(str::to_owned);
+    // A record without a message id (a suppression added by hand or through the API) is kept
+    // all the same, reported under its dedup key: it still says something true about its
+    // recipient.
     parsed.push(
         request,
         draft

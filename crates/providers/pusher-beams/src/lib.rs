@@ -12,7 +12,8 @@
 //!   deprecated per-publish hooks (`{"publishId", "status": "STARTED" | "FINISHED"}`) are
 //!   ignored. Otherwise Novu's push contract (see [`tidings_push_contract`]).
 //! - Ids: `payload.publish_id` (what Novu keeps from `publishToUsers`) is the result id and
-//!   `externalId`; `user_id` is the recipient.
+//!   `externalId`; `user_id` is the recipient. An event without a publish id is kept,
+//!   reported under its dedup key, when it names a user; with neither it is ignored.
 //! - `date`: `metadata.created_at` (`2019-03-11T10:42:16+0000`).
 //! - Dedup: `metadata.event_id` (the same across Beams' retries, as `Webhook-Request-ID-UUID`),
 //!   with the user for fan-out events.
@@ -122,17 +123,23 @@ impl ProviderParser for PusherBeams {
                 Outcome::GatewayFailed => format!("{event_type} (users_gateway_failed)"),
                 Outcome::Acknowledged | Outcome::Opened => event_type.to_owned(),
             };
-            let publish_id = payload.publish_id.as_ref().map(|id| id.0.clone());
+            let publish_id = payload
+                .publish_id
+                .as_ref()
+                .map(|id| id.0.clone())
+                .filter(|id| !id.is_empty());
             let classified = status::classify(outcome);
-            let (Some((status, failure)), Some(publish_id)) = (classified, publish_id.clone())
-            else {
+            // An event without a publish id still says something true about its user: it is
+            // kept, reported under its dedup key. Without a user either it says nothing.
+            let anonymous = publish_id.is_none() && user.0.trim().is_empty();
+            let (Some((status, failure)), false) = (classified, anonymous) else {
                 let provider_event = if fan_out {
                     format!("{provider_event}: {}", user.0)
                 } else {
                     provider_event
                 };
                 let reason = if classified.is_some() {
-                    "the event carries no publish id"
+                    "the event carries no publish id and no user"
                 } else {
                     "APNs / FCM accepted it; the device's acknowledgement is the delivery"
                 };
@@ -150,7 +157,7 @@ impl ProviderParser for PusherBeams {
                 Some(event_id) if fan_out => draft.dedup_id(format!("{}:{}", event_id.0, user.0)),
                 Some(event_id) => draft.dedup_id(&event_id.0),
                 None => draft.dedup_fields(&[
-                    &publish_id,
+                    publish_id.as_deref().unwrap_or(""),
                     &provider_event,
                     &user.0,
                     envelope.metadata.created_at.as_deref().unwrap_or(""),

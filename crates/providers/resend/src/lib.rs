@@ -7,7 +7,8 @@
 //! - Body: one JSON object `{"type": "email.*", "created_at", "data": {...}}`.
 //! - Ids: `data.email_id` is the provider message id (the id the send API returned). The sender's
 //!   own id is a send-time tag named `id`, `novuMessageId` or `__nvMessageId` (`data.tags`, an
-//!   object map or a `[{name, value}]` list).
+//!   object map or a `[{name, value}]` list). An event with neither is kept, reported under its
+//!   dedup key, when it names a recipient (`data.to`); with no recipient either it is ignored.
 //! - `date`: the top-level `created_at` (the event time; `data.created_at` is the message's
 //!   creation), else `data.click.timestamp`, else the receive time.
 //! - Dedup: the `svix-id` header, the delivery id Svix keeps across its retries; without it a hash
@@ -143,17 +144,22 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
         );
         return;
     };
-    let Some(id) = own_id.or_else(|| external_id.clone()) else {
-        parsed.ignore(event.kind, None, "the event carries no email_id");
+    let id = own_id.or_else(|| external_id.clone());
+    let recipient = data.to.first().map(|to| address(to).to_owned());
+    if id.is_none() && recipient.as_deref().is_none_or(str::is_empty) {
+        parsed.ignore(
+            event.kind,
+            None,
+            "the event carries no email_id and no recipient",
+        );
         return;
-    };
+    }
     let click = data.click.unwrap_or_default();
     let event_time = event
         .created_at
         .as_deref()
         .or(click.timestamp.as_deref())
         .unwrap_or("");
-    let recipient = data.to.first().map(|to| address(to).to_owned());
     let draft = Draft::new(ID, status, &event.kind);
     let delivery = request
         .header("svix-id")
@@ -161,7 +167,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
     let draft = match delivery {
         Some(delivery) if !delivery.trim().is_empty() => draft.dedup_id(delivery.trim()),
         _ => draft.dedup_fields(&[
-            external_id.as_deref().unwrap_or(&id),
+            external_id.as_deref().or(id.as_deref()).unwrap_or(""),
             &event.kind,
             recipient.as_deref().unwrap_or(""),
             event_time,
@@ -190,6 +196,8 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: WireEvent, parsed: &mut
         }
         _ => failure,
     };
+    // Without an email_id the event is kept all the same, reported under its dedup key: it
+    // still says something true about its recipient.
     parsed.push(
         request,
         draft

@@ -7,6 +7,8 @@
 //! - Body: always a JSON array (a bare object is accepted too). Custom args are flattened into
 //!   each event: the custom arg `id` (or Novu's `novuMessageId`) is the result id, else
 //!   `sg_message_id`.
+//!   An event without either (no `sg_message_id` nor `smtp-id`) is kept, reported under its
+//!   dedup key, when it names a recipient (`email`); with neither it is ignored.
 //! - `date` is the event's `timestamp` (Unix seconds).
 //! - Dedup: `sg_event_id` changes between SendGrid's retries and is missing on some events, so
 //!   the key is a hash of the message id, event, recipient, time, bounce type and URL.
@@ -131,18 +133,19 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: &SendGridEvent<'_>, par
         .as_ref()
         .and_then(wire::Lenient::text)
         .or_else(|| event.novu_message_id.as_ref().and_then(wire::Lenient::text));
-    let Some(id) = own_id.or_else(|| external_id.clone()) else {
+    let id = own_id.or_else(|| external_id.clone());
+    if id.is_none() && tidings_core::non_empty(event.email.as_deref()).is_none() {
         parsed.ignore(
             event.event.as_ref(),
             None,
-            "the event carries no message id",
+            "the event carries no message id and no recipient",
         );
         return;
-    };
+    }
     let Some((status, failure)) = status::classify(&event.event, event.kind.as_deref()) else {
         parsed.ignore(
             event.event.as_ref(),
-            Some(id),
+            id,
             "event type maps to no delivery status",
         );
         return;
@@ -150,7 +153,7 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: &SendGridEvent<'_>, par
     let timestamp = event.timestamp.as_ref().and_then(wire::Lenient::as_i64);
     let timestamp_text = timestamp.map(|t| t.to_string()).unwrap_or_default();
     let dedup_fields = [
-        external_id.as_deref().unwrap_or(&id),
+        external_id.as_deref().or(id.as_deref()).unwrap_or(""),
         &event.event,
         event.email.as_deref().unwrap_or(""),
         &timestamp_text,
@@ -179,6 +182,8 @@ fn normalize(request: &RawRequest<'_>, row: &str, event: &SendGridEvent<'_>, par
         .as_ref()
         .and_then(wire::Lenient::text)
         .or_else(|| event.bounce_classification.as_deref().map(str::to_owned));
+    // An event without any message id (neither `sg_message_id` nor `smtp-id`) still says
+    // something true about its recipient: it is kept, reported under its dedup key.
     parsed.push(
         request,
         draft

@@ -8,7 +8,9 @@
 //! - Ids: `message-id` is the provider message id (the SMTP Message-ID the send API returned),
 //!   without its angle brackets. The sender's own id travels in `X-Mailin-custom` (the header of
 //!   that name given at send time): a JSON object's `id`, `novuMessageId` or `__nvMessageId`, or
-//!   the whole value when it is a single id-like token (not `key=value` data). `id` is the webhook's id, not an event id: unused.
+//!   the whole value when it is a single id-like token (not `key=value` data). `id` is the
+//!   webhook's id, not an event id: unused. An event with neither is kept, reported under its
+//!   dedup key, when it names a recipient (`email`); with no recipient either it is ignored.
 //! - `date`: `ts_epoch` (Unix milliseconds; seconds in some payloads, told apart by magnitude),
 //!   else `s_epoch` (proxy opens), else `ts_event`/`ts` (Unix seconds), else `date`, which is in
 //!   the account's time zone and is read as UTC for want of it; else the receive time.
@@ -77,18 +79,27 @@ fn normalize(
         .and_then(Scalar::text)
         .map(str::to_owned)
         .and_then(|custom| ids::own_id_in_text(&custom));
-    let Some(id) = own_id.or_else(|| external_id.clone()) else {
-        parsed.ignore(name, None, "the event carries no message-id");
+    let id = own_id.or_else(|| external_id.clone());
+    let recipient = event
+        .email
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_owned);
+    if id.is_none() && recipient.is_none() {
+        parsed.ignore(
+            name,
+            None,
+            "the event carries no message-id and no recipient",
+        );
         return Ok(());
-    };
+    }
     let Some((status, failure)) = status::classify(name) else {
-        parsed.ignore(name, Some(id), "event type maps to no delivery status");
+        parsed.ignore(name, id, "event type maps to no delivery status");
         return Ok(());
     };
     let (date, time_text) = event_time(&event);
-    let recipient = event.email.filter(|e| !e.trim().is_empty());
     let draft = Draft::new(ID, status, name).dedup_fields(&[
-        external_id.as_deref().unwrap_or(&id),
+        external_id.as_deref().or(id.as_deref()).unwrap_or(""),
         name,
         recipient.as_deref().unwrap_or(""),
         &time_text,
@@ -98,6 +109,8 @@ fn normalize(
         .reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());
+    // Without a message-id the event is kept all the same, reported under its dedup key: it
+    // still says something true about its recipient.
     parsed.push(
         request,
         draft

@@ -12,7 +12,9 @@
 //!   or the legacy log `{notification: {messageId, timestamp}, delivery: {destination,
 //!   providerResponse}, status}`. SNS subscription messages are handled by [`tidings_sns`].
 //! - Ids: the sender's own id is the `context` key `id`, `novuMessageId` or `__nvMessageId`
-//!   (the `Context` set on `SendTextMessage`); else `messageId`, always the `externalId`.
+//!   (the `Context` set on `SendTextMessage`); else `messageId`, always the `externalId`. A
+//!   record without `messageId` is kept (under the own id, else its dedup key) when it names
+//!   a recipient; with neither it is ignored.
 //! - `date`: `eventTimestamp` (Unix ms) or the log's `notification.timestamp` (UTC), else the SNS
 //!   `Timestamp`; the receive time only when none is present.
 //! - Dedup: the SNS `MessageId`; for a bare record, a hash of message id, event type, recipient
@@ -171,11 +173,16 @@ fn fields(record: Record) -> Fields {
 
 fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, parsed: &mut Parsed) {
     let f = fields(record);
-    let Some(message_id) = f.message_id.filter(|m| !m.is_empty()) else {
-        parsed.ignore(f.provider_event, None, "the record carries no messageId");
+    let message_id = f.message_id.filter(|m| !m.is_empty());
+    let id = f.own_id.or_else(|| message_id.clone());
+    if id.is_none() && tidings_core::non_empty(f.recipient.as_deref()).is_none() {
+        parsed.ignore(
+            f.provider_event,
+            None,
+            "the record carries no messageId and no recipient",
+        );
         return;
-    };
-    let id = f.own_id.unwrap_or_else(|| message_id.clone());
+    }
     let Some((status, failure)) = f.classified else {
         let reason = if f.provider_event.starts_with("VOICE_") {
             "voice events are not SMS delivery states"
@@ -184,7 +191,7 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, pars
         } else {
             "event type maps to no delivery status"
         };
-        parsed.ignore(f.provider_event, Some(id), reason);
+        parsed.ignore(f.provider_event, id, reason);
         return;
     };
     let date = f.time.or_else(|| origin.published.and_then(time::parse));
@@ -192,7 +199,7 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, pars
     let draft = match origin.sns_message_id {
         Some(sns_id) => draft.dedup_id(sns_id),
         None => draft.dedup_fields(&[
-            &message_id,
+            message_id.as_deref().or(id.as_deref()).unwrap_or(""),
             &f.provider_event,
             f.recipient.as_deref().unwrap_or_default(),
             &f.time_text,
@@ -202,6 +209,8 @@ fn normalize(request: &RawRequest<'_>, origin: &Origin<'_>, record: Record, pars
         status,
         Status::Rejected | Status::Undelivered | Status::Failed
     );
+    // A record without a messageId is kept all the same, reported under its own id or its
+    // dedup key: it still says something true about its recipient.
     parsed.push(
         request,
         draft
