@@ -44,6 +44,60 @@ pub const ANY_TOPIC: &str = "any-topic-of-any-aws-account";
 /// The options the local demo gives an SNS-delivered integration.
 pub const DEMO_OPTIONS: &[(&str, &str)] = &[(TOPIC_ARNS_OPTION, ANY_TOPIC)];
 
+#[doc(hidden)]
+pub use tidings_core as __core;
+
+/// The `ProviderParser` methods every SNS-delivered provider shares, written inside its
+/// `impl ProviderParser` block: the signing certificate to fetch, the signature and topic checks,
+/// the `topic_arns` option check and which subscriptions the service may confirm. Declare the
+/// provider with `signature: tidings_sns::SIGNATURE`, `options: [tidings_sns::TOPIC_ARNS_OPTION,
+/// tidings_sns::AUTO_CONFIRM_OPTION]` and `demo_options: tidings_sns::DEMO_OPTIONS`.
+#[macro_export]
+macro_rules! delivered_through_sns {
+    () => {
+        fn remote_keys(
+            &self,
+            request: &$crate::__core::RawRequest<'_>,
+        ) -> $crate::__core::Result<Vec<String>> {
+            $crate::remote_keys(request)
+        }
+
+        fn verify(
+            &self,
+            request: &$crate::__core::RawRequest<'_>,
+            credentials: &$crate::__core::Credentials<'_>,
+        ) -> $crate::__core::Result<()> {
+            $crate::verify(request, credentials)
+        }
+
+        fn precheck(
+            &self,
+            request: &$crate::__core::RawRequest<'_>,
+            credentials: &$crate::__core::Credentials<'_>,
+        ) -> $crate::__core::Result<()> {
+            $crate::precheck(request, credentials)
+        }
+
+        fn option_problems(
+            &self,
+            options: &std::collections::BTreeMap<String, String>,
+        ) -> Vec<String> {
+            $crate::option_problems(options)
+        }
+
+        fn may_confirm(
+            &self,
+            topic: &str,
+            options: &std::collections::BTreeMap<String, String>,
+        ) -> bool {
+            $crate::topic_listed(
+                options.get($crate::TOPIC_ARNS_OPTION).map(String::as_str),
+                topic,
+            )
+        }
+    };
+}
+
 /// An SNS HTTP(S) message, field for field. Values are read leniently: a field that is not a
 /// string reads as absent.
 #[derive(Debug, Clone, Default, Deserialize)]

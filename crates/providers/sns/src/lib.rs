@@ -27,12 +27,9 @@ mod status;
 mod wire;
 
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
 
 use tidings_core::ids::OWN_ID_KEYS;
-use tidings_core::{
-    Credentials, Draft, Error, Parsed, ProviderParser, RawRequest, Result, Status, time,
-};
+use tidings_core::{Draft, Error, Parsed, ProviderParser, RawRequest, Result, Status, time};
 use tidings_sns::Inbound;
 
 use crate::wire::{Record, SmsEvent};
@@ -52,30 +49,7 @@ tidings_core::provider! {
 }
 
 impl ProviderParser for Sns {
-    fn remote_keys(&self, request: &RawRequest<'_>) -> Result<Vec<String>> {
-        tidings_sns::remote_keys(request)
-    }
-
-    fn verify(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
-        tidings_sns::verify(request, credentials)
-    }
-
-    fn precheck(&self, request: &RawRequest<'_>, credentials: &Credentials<'_>) -> Result<()> {
-        tidings_sns::precheck(request, credentials)
-    }
-
-    fn option_problems(&self, options: &BTreeMap<String, String>) -> Vec<String> {
-        tidings_sns::option_problems(options)
-    }
-
-    fn may_confirm(&self, topic: &str, options: &BTreeMap<String, String>) -> bool {
-        tidings_sns::topic_listed(
-            options
-                .get(tidings_sns::TOPIC_ARNS_OPTION)
-                .map(String::as_str),
-            topic,
-        )
-    }
+    tidings_sns::delivered_through_sns!();
 
     fn parse(&self, request: &RawRequest<'_>) -> Result<Parsed> {
         let mut parsed = Parsed::default();
