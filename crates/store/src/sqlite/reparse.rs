@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension, Transaction, params};
+use tidings_core::Event;
 use tidings_core::fold::{Fact, MessageState};
 
 use super::{SAVE_MESSAGE, SqliteStore, format_time, parse_time, row_sql};
 use crate::layout;
 use crate::reparse::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
 use crate::{Error, Result};
-use tidings_core::Event;
 
 impl SqliteStore {
     /// Up to `limit` raw requests after `after` (a request `seq`), oldest first.
