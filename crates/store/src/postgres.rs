@@ -124,12 +124,14 @@ fn migrations() -> Vec<String> {
 /// the message ids, and an event refers to its request's body for its provider text instead of
 /// keeping a second copy (see `layout.rs`). Rows made before keep `row` in their JSON; their
 /// dedup time is what an insert computes now (the receive time's events under 0: `date` keeps
-/// nanoseconds and `received_at` microseconds, hence the tolerance). Instances
+/// nanoseconds and `received_at` microseconds, hence the tolerance; a date beyond year 9999,
+/// which PostgreSQL would not read, too). Instances
 /// running the previous version name the old constraint in `ON CONFLICT` and fail once it is
 /// gone: stop them all before upgrading.
 const EVENT_LAYOUT: &str = "ALTER TABLE events ADD COLUMN dedup_time BIGINT,
         ADD COLUMN row_at BIGINT, ADD COLUMN row_length BIGINT, ADD COLUMN row_text TEXT;
     UPDATE events SET dedup_time = CASE
+        WHEN date !~ '^[0-9]{4}-' THEN 0
         WHEN date::timestamptz BETWEEN received_at - interval '1 microsecond'
                                    AND received_at + interval '1 microsecond' THEN 0
         ELSE floor(extract(epoch FROM date::timestamptz))::bigint END;

@@ -232,8 +232,9 @@ const MIGRATIONS: &[&str] = &[
     // whatever the message ids, and an event refers to its request's body for its provider
     // text instead of keeping a second copy (see `layout.rs`). SQLite cannot change a UNIQUE
     // constraint, so the table is rebuilt. Rows made before keep `row` in their JSON; their
-    // dedup time is what an insert computes now (the receive time's events under 0).
-    // `sqlite_sequence` carries over, so no position is ever handed out twice.
+    // dedup time is what an insert computes now (the receive time's events under 0; a date
+    // SQLite cannot read, beyond year 9999, too). `sqlite_sequence` carries over, so no
+    // position is ever handed out twice.
     "CREATE TABLE events_v10 (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         environment_id TEXT NOT NULL,
@@ -258,7 +259,8 @@ const MIGRATIONS: &[&str] = &[
       (seq, environment_id, integration_id, provider, message_id, dedup_time, dedup_key, status,
        date, event, request_seq, received_at, duplicates, authentication)
     SELECT seq, environment_id, integration_id, provider, message_id,
-           CASE WHEN date = received_at THEN 0 ELSE CAST(strftime('%s', date) AS INTEGER) END,
+           CASE WHEN date = received_at THEN 0
+                ELSE COALESCE(CAST(strftime('%s', date) AS INTEGER), 0) END,
            dedup_key, status, date, event, request_seq, received_at, duplicates, authentication
     FROM events ORDER BY seq;
     DELETE FROM sqlite_sequence WHERE name = 'events_v10';
