@@ -18,6 +18,9 @@ struct Outcome {
     peak_rss_kib: Option<u64>,
     server_cpu: Option<f64>,
     commits: (f64, f64, f64),
+    /// SQLite only: bytes the server wrote per stored event (WAL and database file), and the
+    /// database's size (with its WAL) per stored event.
+    bytes_per_event: Option<(f64, f64)>,
 }
 
 /// A configuration on a fresh store: a SQLite file in `scratch`, or a fresh PostgreSQL schema.
@@ -55,16 +58,36 @@ fn scenario(options: &Options, plan: Plan) -> Result<Outcome> {
         .map(|(before, after)| (after - before) / (plan.duration + plan.warmup).as_secs_f64());
     let peak_rss_kib = server.peak_rss_kib();
     let commits = crate::load::commit_stats(server.addr).unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+    // The server started on an empty store, so what it wrote since is the workload's.
+    let written = server.written_bytes();
     for server in servers {
         server.kill();
     }
+    let bytes_per_event = match options.store_url {
+        Some(_) => None,
+        None => written.and_then(|written| sqlite_bytes_per_event(&scratch.0, written)),
+    };
     Ok(Outcome {
         report,
         peak_rss_kib,
         server_cpu,
         commits,
         reopened,
+        bytes_per_event,
     })
+}
+
+/// `(written, stored)` bytes per event stored in the bench's SQLite database.
+fn sqlite_bytes_per_event(dir: &std::path::Path, written: u64) -> Option<(f64, f64)> {
+    let db = dir.join("tidings.db");
+    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let stored = size(&db) + size(&dir.join("tidings.db-wal"));
+    let conn = rusqlite::Connection::open(&db).ok()?;
+    let events: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        .ok()?;
+    let events = events.max(1) as f64;
+    Some((written as f64 / events, stored as f64 / events))
 }
 
 /// The bare hyper + serde_json baseline ([`crate::baseline`]) under the same plan.
@@ -83,6 +106,7 @@ fn baseline_scenario(plan: Plan) -> Result<Outcome> {
         peak_rss_kib,
         server_cpu,
         commits: (f64::NAN, f64::NAN, f64::NAN),
+        bytes_per_event: None,
     })
 }
 
@@ -94,7 +118,7 @@ fn print(name: &str, plan: &Plan, outcome: &Outcome) {
         .map(|(status, count)| format!("{status}x{count}"))
         .collect();
     println!(
-        "{name:<12} conns={:<3} batch={:<4} rate={:<9} req/s={:<9.0} events/s={:<10.0} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms peak_rss={:.1}MiB server_cpu={:.2}cores non200=[{}] errors={} commits={:.0} req/commit={:.1} ms/commit={:.2} stalled={} stalled_closed_by_server={} load={}",
+        "{name:<12} conns={:<3} batch={:<4} rate={:<9} req/s={:<9.0} events/s={:<10.0} p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms peak_rss={:.1}MiB server_cpu={:.2}cores non200=[{}] errors={} commits={:.0} req/commit={:.1} ms/commit={:.2} stalled={} stalled_closed_by_server={} written/event={} stored/event={} load={}",
         plan.connections,
         plan.batch_size,
         plan.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
@@ -113,6 +137,12 @@ fn print(name: &str, plan: &Plan, outcome: &Outcome) {
         outcome.commits.2 * 1000.0 / outcome.commits.0,
         plan.stalled,
         outcome.reopened,
+        outcome
+            .bytes_per_event
+            .map_or("-".to_owned(), |(w, _)| format!("{w:.0}B")),
+        outcome
+            .bytes_per_event
+            .map_or("-".to_owned(), |(_, s)| format!("{s:.0}B")),
         crate::load_average(),
     );
 }

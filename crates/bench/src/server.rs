@@ -163,6 +163,20 @@ impl Server {
         status_field(self.pid(), "VmHWM:")
     }
 
+    /// Bytes written so far: those sent to the storage layer (`write_bytes`), or, where the
+    /// kernel does not count them, those passed to `write` (`wchar`, sockets included).
+    pub fn written_bytes(&self) -> Option<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid())).ok()?;
+        let field = |name: &str| {
+            io.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        field("write_bytes:")
+            .filter(|&b| b > 0)
+            .or_else(|| field("wchar:"))
+    }
+
     /// CPU time (user + system) so far, in seconds.
     pub fn cpu_seconds(&self) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;

@@ -19,6 +19,7 @@
 mod activity;
 mod admission;
 mod cursor;
+mod layout;
 mod model;
 mod outbound;
 mod postgres;

@@ -35,6 +35,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
+use crate::layout;
 use crate::suppressions::{SuppressionSettings, Touches, note_event};
 use crate::{
     Activity, Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
@@ -114,8 +115,30 @@ fn migrations() -> Vec<String> {
             .to_owned(),
         // 9: a repeated body found through its events (see `LONE_BODIES`).
         LONE_BODIES.to_owned(),
+        // 10: the dedup key led by the event's time, `row` kept once (see `EVENT_LAYOUT`).
+        EVENT_LAYOUT.to_owned(),
     ]
 }
+
+/// Events are deduplicated under a key led by their own time, so inserts stay local whatever
+/// the message ids, and an event refers to its request's body for its provider text instead of
+/// keeping a second copy (see `layout.rs`). Rows made before keep `row` in their JSON; their
+/// dedup time is what an insert computes now (the receive time's events under 0: `date` keeps
+/// nanoseconds and `received_at` microseconds, hence the tolerance; a date beyond year 9999,
+/// which PostgreSQL would not read, too). Instances
+/// running the previous version name the old constraint in `ON CONFLICT` and fail once it is
+/// gone: stop them all before upgrading.
+const EVENT_LAYOUT: &str = "ALTER TABLE events ADD COLUMN dedup_time BIGINT,
+        ADD COLUMN row_at BIGINT, ADD COLUMN row_length BIGINT, ADD COLUMN row_text TEXT;
+    UPDATE events SET dedup_time = CASE
+        WHEN date !~ '^[0-9]{4}-' THEN 0
+        WHEN date::timestamptz BETWEEN received_at - interval '1 microsecond'
+                                   AND received_at + interval '1 microsecond' THEN 0
+        ELSE floor(extract(epoch FROM date::timestamptz))::bigint END;
+    ALTER TABLE events ALTER COLUMN dedup_time SET NOT NULL;
+    ALTER TABLE events DROP CONSTRAINT events_environment_id_dedup_key_key;
+    ALTER TABLE events ADD CONSTRAINT events_by_dedup
+        UNIQUE (environment_id, dedup_time, dedup_key);";
 
 /// A repeated body is found through its events: a request carrying events repeats an earlier
 /// one only when all its events are duplicates, and their `request_seq` names it. So only
@@ -1126,28 +1149,54 @@ async fn prune(pool: &Pool, cutoff: DateTime<Utc>, batch: usize) -> Result<Prune
     let client = pool.get().await?;
     let batch = batch.max(1) as i64;
     let mut stats = PruneStats::default();
-    let steps: [(&str, &mut u64); 3] = [
-        (
-            // Never an event an enabled outbound endpoint has not had yet.
-            "DELETE FROM events WHERE seq IN
-               (SELECT e.seq FROM events e WHERE e.received_at < $1
-                  AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
-                                  WHERE o.enabled AND o.environment_id = e.environment_id
-                                    AND (e.xid, e.seq) > (o.cursor_xid, o.cursor_seq))
-                ORDER BY e.seq LIMIT $2)",
-            &mut stats.events,
-        ),
-        (
-            "DELETE FROM raw_requests WHERE seq IN
-               (SELECT seq FROM raw_requests WHERE received_at < $1 ORDER BY seq LIMIT $2)",
-            &mut stats.raw_requests,
-        ),
-        (
-            "DELETE FROM idempotency WHERE (environment_id, key) IN
+    // Never an event an enabled outbound endpoint has not had yet.
+    loop {
+        let deleted = client
+            .execute(
+                "DELETE FROM events WHERE seq IN
+                   (SELECT e.seq FROM events e WHERE e.received_at < $1
+                      AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
+                                      WHERE o.enabled AND o.environment_id = e.environment_id
+                                        AND (e.xid, e.seq) > (o.cursor_xid, o.cursor_seq))
+                    ORDER BY e.seq LIMIT $2)",
+                &[&cutoff, &batch],
+            )
+            .await?;
+        stats.events += deleted;
+        if (deleted as i64) < batch {
+            break;
+        }
+    }
+    // An event kept for an outbound endpoint keeps its request too: its `row` is read from the
+    // request's body. Events are received with their request, so only events from before the
+    // cutoff can refer to requests from before it.
+    let kept: Option<i64> = client
+        .query_one(
+            "SELECT min(request_seq) FROM events WHERE received_at < $1",
+            &[&cutoff],
+        )
+        .await?
+        .try_get(0)?;
+    let kept = kept.unwrap_or(i64::MAX);
+    loop {
+        let deleted = client
+            .execute(
+                "DELETE FROM raw_requests WHERE seq IN
+                   (SELECT seq FROM raw_requests WHERE received_at < $1 AND seq < $3
+                    ORDER BY seq LIMIT $2)",
+                &[&cutoff, &batch, &kept],
+            )
+            .await?;
+        stats.raw_requests += deleted;
+        if (deleted as i64) < batch {
+            break;
+        }
+    }
+    let steps: [(&str, &mut u64); 1] = [(
+        "DELETE FROM idempotency WHERE (environment_id, key) IN
                (SELECT environment_id, key FROM idempotency WHERE created_at < $1 LIMIT $2)",
-            &mut stats.idempotency,
-        ),
-    ];
+        &mut stats.idempotency,
+    )];
     // Nonces matter only until they expire, whatever the retention.
     let now = Utc::now();
     let nonces = (
@@ -1221,8 +1270,23 @@ fn message_row(row: &Row) -> Result<MessageRow> {
 }
 
 /// The columns [`stored_event`] reads, in its order.
-const EVENT_COLUMNS: &str = "xid::text, seq, environment_id, integration_id, provider, message_id, \
-                             event, dedup_key, duplicates, received_at, authentication";
+/// The last one is `row`: its text, or its slice of the request body (see `layout.rs`).
+const EVENT_COLUMNS: &str = concat!(
+    "xid::text, seq, environment_id, integration_id, provider, message_id, event, dedup_key, \
+     duplicates, received_at, authentication, ",
+    row_sql!()
+);
+
+/// An event's `row` (see `layout.rs`): its text, or its slice of the request body.
+macro_rules! row_sql {
+    () => {
+        "CASE WHEN events.row_at IS NULL THEN events.row_text \
+         ELSE (SELECT convert_from(substring(r.body FROM (events.row_at + 1)::int \
+                                             FOR events.row_length::int), 'UTF8') \
+               FROM raw_requests r WHERE r.seq = events.request_seq) END"
+    };
+}
+use row_sql;
 
 fn stored_event(row: &Row) -> Result<StoredEvent> {
     let seq: i64 = row.try_get(1)?;
@@ -1236,7 +1300,7 @@ fn stored_event(row: &Row) -> Result<StoredEvent> {
         integration_id: row.try_get(3)?,
         provider: row.try_get(4)?,
         id: row.try_get(5)?,
-        event: serde_json::from_str(row.try_get(6)?).map_err(|e| Error::Corrupt(e.to_string()))?,
+        event: layout::read_event(row.try_get(6)?, row.try_get(11)?)?,
         dedup_key: row.try_get(7)?,
         duplicates: row.try_get(8)?,
         received_at: row.try_get(9)?,
@@ -1430,15 +1494,16 @@ async fn commit_group(
         .prepare_cached(
             "INSERT INTO events
                (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at, authentication)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (environment_id, dedup_key) DO NOTHING RETURNING seq",
+                event, request_seq, received_at, authentication, dedup_time, row_at, row_length,
+                row_text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (environment_id, dedup_time, dedup_key) DO NOTHING RETURNING seq",
         )
         .await?;
     let count_duplicate = tx
         .prepare_cached(
             "UPDATE events SET duplicates = duplicates + 1
-             WHERE environment_id = $1 AND dedup_key = $2
+             WHERE environment_id = $1 AND dedup_time = $2 AND dedup_key = $3
              RETURNING request_seq",
         )
         .await?;
@@ -1527,9 +1592,8 @@ async fn commit_group(
         };
         // The requests that first stored this request's duplicate events.
         let mut originals: Vec<i64> = Vec::new();
-        for event in &ingest.events {
-            // An `Event` always serializes; an empty record would still keep the raw request.
-            let json = serde_json::to_string(event).unwrap_or_default();
+        let rows = layout::event_rows(ingest);
+        for (event, layout) in ingest.events.iter().zip(&rows) {
             let date = event
                 .body
                 .date
@@ -1545,10 +1609,14 @@ async fn commit_group(
                         &event.dedup_key,
                         &event.body.status.as_str(),
                         &date,
-                        &json,
+                        &layout.json,
                         &request_seq,
                         &ingest.received_at,
                         &ingest.authentication,
+                        &layout.dedup_time,
+                        &layout.row_at,
+                        &layout.row_length,
+                        &layout.row_text,
                     ],
                 )
                 .await?;
@@ -1556,7 +1624,7 @@ async fn commit_group(
                 let original: i64 = tx
                     .query_one(
                         &count_duplicate,
-                        &[&ingest.environment_id, &event.dedup_key],
+                        &[&ingest.environment_id, &layout.dedup_time, &event.dedup_key],
                     )
                     .await?
                     .try_get(0)?;

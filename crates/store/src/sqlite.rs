@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
+use crate::layout::{self, EventRow};
 use crate::suppressions::{SuppressionSettings, Touches, note_event};
 use crate::{
     Activity, Claim, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome, MessagePage,
@@ -227,6 +228,47 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX raw_requests_by_body;
     CREATE UNIQUE INDEX raw_requests_by_body ON raw_requests (environment_id, integration_id, body_hash)
         WHERE has_events = 0;",
+    // 10: events are deduplicated under a key led by their own time, so inserts stay local
+    // whatever the message ids, and an event refers to its request's body for its provider
+    // text instead of keeping a second copy (see `layout.rs`). SQLite cannot change a UNIQUE
+    // constraint, so the table is rebuilt. Rows made before keep `row` in their JSON; their
+    // dedup time is what an insert computes now (the receive time's events under 0; a date
+    // SQLite cannot read, beyond year 9999, too). `sqlite_sequence` carries over, so no
+    // position is ever handed out twice.
+    "CREATE TABLE events_v10 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        dedup_time INTEGER NOT NULL,
+        dedup_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        date TEXT NOT NULL,
+        event TEXT NOT NULL,
+        row_at INTEGER,
+        row_length INTEGER,
+        row_text TEXT,
+        request_seq INTEGER NOT NULL REFERENCES raw_requests(seq),
+        received_at TEXT NOT NULL,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        authentication TEXT,
+        UNIQUE (environment_id, dedup_time, dedup_key)
+    );
+    INSERT INTO events_v10
+      (seq, environment_id, integration_id, provider, message_id, dedup_time, dedup_key, status,
+       date, event, request_seq, received_at, duplicates, authentication)
+    SELECT seq, environment_id, integration_id, provider, message_id,
+           CASE WHEN date = received_at THEN 0
+                ELSE COALESCE(CAST(strftime('%s', date) AS INTEGER), 0) END,
+           dedup_key, status, date, event, request_seq, received_at, duplicates, authentication
+    FROM events ORDER BY seq;
+    DELETE FROM sqlite_sequence WHERE name = 'events_v10';
+    INSERT INTO sqlite_sequence (name, seq)
+      SELECT 'events_v10', seq FROM sqlite_sequence WHERE name = 'events';
+    DROP TABLE events;
+    ALTER TABLE events_v10 RENAME TO events;
+    CREATE INDEX events_by_message ON events (environment_id, message_id, seq);",
 ];
 
 /// How the SQLite store is opened.
@@ -265,11 +307,11 @@ use crate::admission::Reply;
 /// In-flight idempotency keys, `(environment, integration, key)`, with when each was claimed.
 type Claims = BTreeMap<(String, String, String), DateTime<Utc>>;
 
-/// One request for the writer: the ingest, its events already serialized (done by the request's
-/// own task, in parallel, rather than on the single writer thread), and where to answer.
+/// One request for the writer: the ingest, its events already laid out as rows (done by the
+/// request's own task, in parallel, rather than on the single writer thread), and where to answer.
 struct Job {
     ingest: Ingest,
-    events_json: Vec<String>,
+    rows: Vec<EventRow>,
     reply: Reply,
 }
 
@@ -528,14 +570,10 @@ impl SqliteStore {
     /// A full queue is [`Error::Saturated`] at once.
     pub async fn ingest(&self, ingest: Ingest) -> Result<IngestOutcome> {
         let (reply, done) = Reply::new(ingest.admission.clone());
-        let events_json = ingest
-            .events
-            .iter()
-            .map(|event| serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string())))
-            .collect::<Result<Vec<_>>>()?;
+        let rows = layout::event_rows(&ingest);
         let job = Job {
             ingest,
-            events_json,
+            rows,
             reply,
         };
         self.readiness.enqueue(|| {
@@ -1042,8 +1080,22 @@ impl SqliteStore {
 }
 
 /// The columns [`stored_event`] reads, in its order.
-const EVENT_COLUMNS: &str = "seq, environment_id, integration_id, provider, message_id, event, \
-                             dedup_key, duplicates, received_at, authentication";
+/// The last one is `row`: its text, or its slice of the request body (see `layout.rs`).
+const EVENT_COLUMNS: &str = concat!(
+    "seq, environment_id, integration_id, provider, message_id, event, dedup_key, duplicates, \
+     received_at, authentication, ",
+    row_sql!()
+);
+
+/// An event's `row` (see `layout.rs`): its text, or its slice of the request body.
+macro_rules! row_sql {
+    () => {
+        "CASE WHEN events.row_at IS NULL THEN events.row_text \
+         ELSE (SELECT CAST(substr(r.body, events.row_at + 1, events.row_length) AS TEXT) \
+               FROM raw_requests r WHERE r.seq = events.request_seq) END"
+    };
+}
+use row_sql;
 
 /// The columns [`message_row`] reads, in its order.
 const MESSAGE_COLUMNS: &str = "environment_id, integration_id, message_id, external_id, provider, \
@@ -1060,7 +1112,7 @@ fn stored_event(row: &rusqlite::Row<'_>) -> Result<StoredEvent> {
         integration_id: row.get(2)?,
         provider: row.get(3)?,
         id: row.get(4)?,
-        event: serde_json::from_str(&event).map_err(|e| Error::Corrupt(e.to_string()))?,
+        event: layout::read_event(&event, row.get(10)?)?,
         dedup_key: row.get(6)?,
         duplicates: row.get(7)?,
         received_at: parse_time(&received_at)?,
@@ -1146,45 +1198,77 @@ fn prune(pruner: &Mutex<Connection>, cutoff: DateTime<Utc>, batch: usize) -> Res
     let batch = batch.max(1) as i64;
     let mut stats = PruneStats::default();
     // Events first: they reference their raw request.
-    let steps: [(&str, &mut u64); 3] = [
-        (
-            // Never an event an enabled outbound endpoint has not had yet.
-            "DELETE FROM events WHERE seq IN
-               (SELECT e.seq FROM events e WHERE e.received_at < ?1
-                  AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
-                                  WHERE o.enabled AND o.environment_id = e.environment_id
-                                    AND e.seq > o.cursor_seq)
-                ORDER BY e.seq LIMIT ?2)",
-            &mut stats.events,
-        ),
+    let events = (
+        // Never an event an enabled outbound endpoint has not had yet.
+        "DELETE FROM events WHERE seq IN
+           (SELECT e.seq FROM events e WHERE e.received_at < ?1
+              AND NOT EXISTS (SELECT 1 FROM outbound_endpoints o
+                              WHERE o.enabled AND o.environment_id = e.environment_id
+                                AND e.seq > o.cursor_seq)
+            ORDER BY e.seq LIMIT ?2)",
+        &cutoff,
+        None,
+        &mut stats.events,
+    );
+    delete_in_batches(pruner, [events], batch)?;
+    // An event kept for an outbound endpoint keeps its request too: its `row` is read from the
+    // request's body. Events are received with their request, so only events from before the
+    // cutoff can refer to requests from before it.
+    let kept: Option<i64> = {
+        let conn = pruner.lock().map_err(|_| Error::Unavailable)?;
+        conn.query_row(
+            "SELECT min(request_seq) FROM events WHERE received_at < ?1",
+            params![cutoff],
+            |row| row.get(0),
+        )?
+    };
+    // Nonces matter only until they expire, whatever the retention.
+    let now = format_time(&Utc::now());
+    let rest = [
         (
             "DELETE FROM raw_requests WHERE seq IN
-               (SELECT seq FROM raw_requests WHERE received_at < ?1 ORDER BY seq LIMIT ?2)",
+               (SELECT seq FROM raw_requests WHERE received_at < ?1 AND seq < ?3
+                ORDER BY seq LIMIT ?2)",
+            &cutoff,
+            Some(kept.unwrap_or(i64::MAX)),
             &mut stats.raw_requests,
         ),
         (
             "DELETE FROM idempotency WHERE rowid IN
                (SELECT rowid FROM idempotency WHERE created_at < ?1 LIMIT ?2)",
+            &cutoff,
+            None,
             &mut stats.idempotency,
         ),
+        (
+            "DELETE FROM replay_nonces WHERE rowid IN
+               (SELECT rowid FROM replay_nonces WHERE expires_at < ?1 LIMIT ?2)",
+            &now,
+            None,
+            &mut stats.nonces,
+        ),
     ];
-    // Nonces matter only until they expire, whatever the retention.
-    let now = format_time(&Utc::now());
-    let nonces = (
-        "DELETE FROM replay_nonces WHERE rowid IN
-           (SELECT rowid FROM replay_nonces WHERE expires_at < ?1 LIMIT ?2)",
-        &now,
-        &mut stats.nonces,
-    );
-    let steps = steps
-        .into_iter()
-        .map(|(sql, count)| (sql, &cutoff, count))
-        .chain(std::iter::once(nonces));
-    for (sql, before, count) in steps {
+    delete_in_batches(pruner, rest, batch)?;
+    Ok(stats)
+}
+
+/// Runs each `(statement, before, bound, count)` until it deletes fewer than `batch` rows; the
+/// statement takes `?3` when there is a bound.
+type PruneStep<'a> = (&'a str, &'a String, Option<i64>, &'a mut u64);
+
+fn delete_in_batches<const N: usize>(
+    pruner: &Mutex<Connection>,
+    steps: [PruneStep<'_>; N],
+    batch: i64,
+) -> Result<()> {
+    for (sql, before, bound, count) in steps {
         loop {
             let deleted = {
                 let conn = pruner.lock().map_err(|_| Error::Unavailable)?;
-                conn.execute(sql, params![before, batch])?
+                match bound {
+                    Some(bound) => conn.execute(sql, params![before, batch, bound])?,
+                    None => conn.execute(sql, params![before, batch])?,
+                }
             };
             *count += deleted as u64;
             if (deleted as i64) < batch {
@@ -1194,7 +1278,7 @@ fn prune(pruner: &Mutex<Connection>, cutoff: DateTime<Utc>, batch: usize) -> Res
             std::thread::yield_now();
         }
     }
-    Ok(stats)
+    Ok(())
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>> {
@@ -1424,13 +1508,15 @@ fn repeated_request(
     stored_by: &mut rusqlite::CachedStatement<'_>,
     same_body: &mut rusqlite::CachedStatement<'_>,
     ingest: &Ingest,
+    rows: &[EventRow],
 ) -> Result<Option<i64>> {
     let mut originals: Vec<i64> = Vec::new();
-    for event in &ingest.events {
+    for (event, row) in ingest.events.iter().zip(rows) {
         let original: Option<i64> = stored_by
-            .query_row(params![ingest.environment_id, event.dedup_key], |row| {
-                row.get(0)
-            })
+            .query_row(
+                params![ingest.environment_id, row.dedup_time, event.dedup_key],
+                |row| row.get(0),
+            )
             .optional()?;
         let Some(original) = original else {
             return Ok(None);
@@ -1498,7 +1584,8 @@ fn commit_group(
         // would scan `events` for the foreign key): which request stored an event, and whether
         // it had this body.
         let mut stored_by = tx.prepare_cached(
-            "SELECT request_seq FROM events WHERE environment_id = ?1 AND dedup_key = ?2",
+            "SELECT request_seq FROM events
+             WHERE environment_id = ?1 AND dedup_time = ?2 AND dedup_key = ?3",
         )?;
         let mut same_body = tx.prepare_cached(
             "SELECT 1 FROM raw_requests
@@ -1523,13 +1610,14 @@ fn commit_group(
         let mut insert_event = tx.prepare_cached(
             "INSERT INTO events
                (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at, authentication)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (environment_id, dedup_key) DO NOTHING",
+                event, request_seq, received_at, authentication, dedup_time, row_at, row_length,
+                row_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (environment_id, dedup_time, dedup_key) DO NOTHING",
         )?;
         let mut count_duplicate = tx.prepare_cached(
             "UPDATE events SET duplicates = duplicates + 1
-             WHERE environment_id = ?1 AND dedup_key = ?2",
+             WHERE environment_id = ?1 AND dedup_time = ?2 AND dedup_key = ?3",
         )?;
         let mut load_message = tx.prepare_cached(
             "SELECT state, events, external_id FROM messages
@@ -1543,12 +1631,7 @@ fn commit_group(
                body_hash = excluded.body_hash, status = excluded.status,
                response = excluded.response, created_at = excluded.created_at",
         )?;
-        for Job {
-            ingest,
-            events_json,
-            ..
-        } in batch
-        {
+        for Job { ingest, rows, .. } in batch {
             let received_at = format_time(&ingest.received_at);
             if let Some(nonce) = &ingest.nonce {
                 let taken = take_nonce.execute(params![
@@ -1598,7 +1681,8 @@ fn commit_group(
                 insert_bare_request.query_row(request, |row| {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
                 })?
-            } else if let Some(original) = repeated_request(&mut stored_by, &mut same_body, ingest)?
+            } else if let Some(original) =
+                repeated_request(&mut stored_by, &mut same_body, ingest, rows)?
             {
                 count_repeat.execute(params![original])?;
                 (original, 1)
@@ -1611,7 +1695,7 @@ fn commit_group(
                 repeat: repeats > 0,
                 ..IngestOutcome::default()
             };
-            for (event, json) in ingest.events.iter().zip(events_json) {
+            for (event, row) in ingest.events.iter().zip(rows) {
                 let inserted = insert_event.execute(params![
                     ingest.environment_id,
                     ingest.integration_id,
@@ -1620,13 +1704,21 @@ fn commit_group(
                     event.dedup_key,
                     event.body.status.as_str(),
                     format_time(&event.body.date),
-                    json,
+                    row.json,
                     request_seq,
                     received_at,
                     ingest.authentication,
+                    row.dedup_time,
+                    row.row_at,
+                    row.row_length,
+                    row.row_text,
                 ])?;
                 if inserted == 0 {
-                    count_duplicate.execute(params![ingest.environment_id, event.dedup_key])?;
+                    count_duplicate.execute(params![
+                        ingest.environment_id,
+                        row.dedup_time,
+                        event.dedup_key
+                    ])?;
                     outcome.duplicates += 1;
                     continue;
                 }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use tidings_core::Event;
 use tidings_core::fold::{Fact, MessageState};
 
-use super::{MessageKey, PgStore, Touched, save_message, upsert_message_sql};
+use super::{MessageKey, PgStore, Touched, row_sql, save_message, upsert_message_sql};
+use crate::layout;
 use crate::reparse::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
 use crate::{Error, Result};
 
@@ -65,31 +66,72 @@ impl PgStore {
         let tx = client.transaction().await?;
         let mut outcome = ReparseOutcome::default();
         let mut messages: BTreeSet<(String, String)> = BTreeSet::new();
+        // The body the new rows point into (see `layout.rs`).
+        let body: Vec<u8> = tx
+            .query_opt(
+                "SELECT body FROM raw_requests WHERE seq = $1",
+                &[&reparsed.request_seq],
+            )
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?
+            .unwrap_or_default();
+        let mut from = 0;
         for event in &reparsed.events {
+            let layout = layout::event_row(event, &body, &reparsed.received_at, &mut from);
             let json = serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let stored = tx
-                .query_opt(
-                    "SELECT seq, integration_id, message_id, event, duplicates FROM events
-                     WHERE environment_id = $1 AND dedup_key = $2 FOR UPDATE",
-                    &[&reparsed.environment_id, &event.dedup_key],
+            // Under its dedup time, or, when today's parser reads another time for the same
+            // key, among its message's events.
+            let select = |filter: &str| {
+                format!(
+                    "SELECT seq, integration_id, message_id, event, duplicates, {} FROM events
+                     WHERE environment_id = $1 AND {filter} AND dedup_key = $3 FOR UPDATE",
+                    row_sql!()
                 )
-                .await?;
+            };
+            let stored = match tx
+                .query_opt(
+                    &select("dedup_time = $2"),
+                    &[
+                        &reparsed.environment_id,
+                        &layout.dedup_time,
+                        &event.dedup_key,
+                    ],
+                )
+                .await?
+            {
+                Some(row) => Some(row),
+                None => {
+                    tx.query_opt(
+                        &select("message_id = $2"),
+                        &[&reparsed.environment_id, &event.id, &event.dedup_key],
+                    )
+                    .await?
+                }
+            };
+            let stored = match stored {
+                Some(row) => {
+                    let old = layout::read_event(row.try_get(3)?, row.try_get(5)?)?;
+                    let old_json =
+                        serde_json::to_string(&old).map_err(|e| Error::Corrupt(e.to_string()))?;
+                    Some((row, old, old_json))
+                }
+                None => None,
+            };
             let duplicates: i64 = match stored {
                 // Unchanged, or first stored through another integration of the environment
                 // (the same webhook configured twice): that one keeps it.
-                Some(row)
-                    if row.try_get::<_, &str>(3)? == json
+                Some((row, _, old_json))
+                    if old_json == json
                         || row.try_get::<_, &str>(1)? != reparsed.integration_id =>
                 {
                     outcome.unchanged += 1;
                     continue;
                 }
-                Some(row) => {
+                Some((row, old, _)) => {
                     let seq: i64 = row.try_get(0)?;
                     tx.execute("DELETE FROM events WHERE seq = $1", &[&seq])
                         .await?;
-                    let old: Event = serde_json::from_str(row.try_get(3)?)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?;
                     outcome.replaced.push((old.body.status, event.body.status));
                     messages.insert((row.try_get(1)?, row.try_get(2)?));
                     row.try_get(4)?
@@ -106,8 +148,9 @@ impl PgStore {
             tx.execute(
                 "INSERT INTO events
                    (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                    event, request_seq, received_at, duplicates, authentication)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    event, request_seq, received_at, duplicates, authentication, dedup_time,
+                    row_at, row_length, row_text)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 &[
                     &reparsed.environment_id,
                     &reparsed.integration_id,
@@ -116,11 +159,15 @@ impl PgStore {
                     &event.dedup_key,
                     &event.body.status.as_str(),
                     &date,
-                    &json,
+                    &layout.json,
                     &reparsed.request_seq,
                     &reparsed.received_at,
                     &duplicates,
                     &reparsed.authentication,
+                    &layout.dedup_time,
+                    &layout.row_at,
+                    &layout.row_length,
+                    &layout.row_text,
                 ],
             )
             .await?;

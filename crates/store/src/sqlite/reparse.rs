@@ -7,7 +7,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use tidings_core::Event;
 use tidings_core::fold::{Fact, MessageState};
 
-use super::{SAVE_MESSAGE, SqliteStore, format_time, parse_time};
+use super::{SAVE_MESSAGE, SqliteStore, format_time, parse_time, row_sql};
+use crate::layout;
 use crate::reparse::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
 use crate::{Error, Result};
 
@@ -76,37 +77,56 @@ fn apply(tx: &Transaction<'_>, reparsed: &Reparsed) -> Result<ReparseOutcome> {
     // (integration, message id) of every message whose events changed.
     let mut messages: BTreeSet<(String, String)> = BTreeSet::new();
     let received_at = format_time(&reparsed.received_at);
+    // The body the new rows point into (see `layout.rs`).
+    let body: Vec<u8> = tx
+        .prepare_cached("SELECT body FROM raw_requests WHERE seq = ?1")?
+        .query_row(params![reparsed.request_seq], |row| row.get(0))
+        .optional()?
+        .unwrap_or_default();
+    let mut from = 0;
     for event in &reparsed.events {
+        let row = layout::event_row(event, &body, &reparsed.received_at, &mut from);
         let json = serde_json::to_string(event).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let stored = tx
-            .prepare_cached(
-                "SELECT seq, integration_id, message_id, event, duplicates FROM events
-                 WHERE environment_id = ?1 AND dedup_key = ?2",
-            )?
-            .query_row(params![reparsed.environment_id, event.dedup_key], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            })
-            .optional()?;
+        // Under its dedup time, or, when today's parser reads another time for the same key,
+        // among its message's events.
+        let lookup = |filter: &str, second: &dyn rusqlite::ToSql| {
+            tx.prepare_cached(&format!(
+                "SELECT seq, integration_id, message_id, event, duplicates, {} FROM events
+                 WHERE environment_id = ?1 AND {filter} AND dedup_key = ?3",
+                row_sql!()
+            ))?
+            .query_row(
+                params![reparsed.environment_id, second, event.dedup_key],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, i64>(4)?,
+                        row.get::<_, Option<String>>(5)?,
+                    ))
+                },
+            )
+            .optional()
+        };
+        let stored = match lookup("dedup_time = ?2", &row.dedup_time)? {
+            Some(stored) => Some(stored),
+            None => lookup("message_id = ?2", &event.id)?,
+        };
         let duplicates = match stored {
-            // Unchanged, or first stored through another integration of the environment (the
-            // same webhook configured twice): that one keeps it.
-            Some((_, integration_id, _, old_json, _))
-                if old_json == json || integration_id != reparsed.integration_id =>
-            {
-                outcome.unchanged += 1;
-                continue;
-            }
-            Some((seq, integration_id, message_id, old_json, duplicates)) => {
+            Some((seq, integration_id, message_id, old_json, duplicates, old_row)) => {
+                let old = layout::read_event(&old_json, old_row)?;
+                let old_json =
+                    serde_json::to_string(&old).map_err(|e| Error::Corrupt(e.to_string()))?;
+                // Unchanged, or first stored through another integration of the environment
+                // (the same webhook configured twice): that one keeps it.
+                if old_json == json || integration_id != reparsed.integration_id {
+                    outcome.unchanged += 1;
+                    continue;
+                }
                 tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?
                     .execute(params![seq])?;
-                let old: Event =
-                    serde_json::from_str(&old_json).map_err(|e| Error::Corrupt(e.to_string()))?;
                 outcome.replaced.push((old.body.status, event.body.status));
                 messages.insert((integration_id, message_id));
                 duplicates
@@ -119,8 +139,9 @@ fn apply(tx: &Transaction<'_>, reparsed: &Reparsed) -> Result<ReparseOutcome> {
         tx.prepare_cached(
             "INSERT INTO events
                (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at, duplicates, authentication)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                event, request_seq, received_at, duplicates, authentication, dedup_time, row_at,
+                row_length, row_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             reparsed.environment_id,
@@ -130,11 +151,15 @@ fn apply(tx: &Transaction<'_>, reparsed: &Reparsed) -> Result<ReparseOutcome> {
             event.dedup_key,
             event.body.status.as_str(),
             format_time(&event.body.date),
-            json,
+            row.json,
             reparsed.request_seq,
             received_at,
             duplicates,
             reparsed.authentication,
+            row.dedup_time,
+            row.row_at,
+            row.row_length,
+            row.row_text,
         ])?;
         messages.insert((reparsed.integration_id.clone(), event.id.clone()));
     }

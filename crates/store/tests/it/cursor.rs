@@ -271,9 +271,11 @@ async fn postgres_cursor_waits_for_a_transaction_still_open() {
     let tx = held.transaction().await.unwrap();
     tx.execute(
         "INSERT INTO events (environment_id, integration_id, provider, message_id, dedup_key,
-           status, date, event, request_seq, received_at)
+           status, date, event, request_seq, received_at, dedup_time, row_at, row_length,
+           row_text)
          SELECT environment_id, integration_id, provider, message_id, 'test:held', status, date,
-           replace(event, 'test:first', 'test:held'), request_seq, received_at
+           replace(event, 'test:first', 'test:held'), request_seq, received_at, dedup_time,
+           row_at, row_length, row_text
          FROM events WHERE dedup_key = 'test:first'",
         &[],
     )

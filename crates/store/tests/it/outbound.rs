@@ -564,20 +564,20 @@ async fn retention(backend: &Backend) {
     let store = backend.open().await;
     let old = Utc::now() - Duration::days(40);
     for n in 0..3 {
-        store
-            .ingest(crate::support::ingest_at(
-                "prod",
-                vec![event(
-                    &format!("m{n}"),
-                    &format!("r{n}"),
-                    Status::Sent,
-                    at(n, 0),
-                    None,
-                )],
-                old,
-            ))
-            .await
-            .unwrap();
+        let mut request = crate::support::ingest_at(
+            "prod",
+            vec![event(
+                &format!("m{n}"),
+                &format!("r{n}"),
+                Status::Sent,
+                at(n, 0),
+                None,
+            )],
+            old,
+        );
+        // The event's row is a slice of its request's body, which is then kept with the event.
+        request.body = format!("[{{\"dedup\":\"r{n}\"}}]").into_bytes();
+        store.ingest(request).await.unwrap();
     }
     store
         .ingest(crate::support::ingest_at(
@@ -594,8 +594,17 @@ async fn retention(backend: &Backend) {
         .await
         .unwrap();
     let cutoff = now - Duration::days(30);
-    // Only the other environment's event goes: the endpoint has had none of prod's.
+    // Only the other environment's event goes: the endpoint has had none of prod's, and their
+    // requests stay, since their rows are read from them.
     assert_eq!(store.prune(cutoff, 10).await.unwrap().events, 1);
+    let kept = store.events(Some("prod"), None, 0, 10).await.unwrap();
+    assert_eq!(kept.len(), 3);
+    for (n, kept) in kept.iter().enumerate() {
+        assert_eq!(
+            kept.event.body.row.as_deref(),
+            Some(format!("{{\"dedup\":\"r{n}\"}}").as_str())
+        );
+    }
     let head = store
         .outbound_acquire("hooks", "a", now + Duration::seconds(30), now)
         .await
@@ -614,4 +623,5 @@ async fn retention(backend: &Backend) {
         .await
         .unwrap();
     assert_eq!(store.prune(cutoff, 10).await.unwrap().events, 2);
+    assert_eq!(store.raw_request_count().await.unwrap(), 0);
 }

@@ -140,7 +140,43 @@ async fn raw_requests_filter_by_integration_and_time(backend: &Backend) {
     );
 }
 
+/// Events are keyed by their time and their dedup key: a parser fix that reads another time for
+/// the same key still replaces the stored event (found among its message's events), and rows
+/// that are slices of the request body read back whole, unchanged by a second run.
+async fn reparse_follows_a_changed_time(backend: &Backend) {
+    let store = backend.open().await;
+    let mut old = event("m1", "k", Status::Sent, at(10, 0), None);
+    old.body.row = Some(r#"{"k":1}"#.into());
+    let mut request = ingest("env", vec![old]);
+    request.body = br#"[{"k":1}]"#.to_vec();
+    let first = store.ingest(request).await.unwrap();
+    let stored = store
+        .raw_requests(&RawRequestFilter::default(), 0, 10)
+        .await
+        .unwrap();
+    let mut fixed = event("m1", "k", Status::Sent, at(5000, 0), None);
+    fixed.body.row = Some(r#"{"k":1}"#.into());
+    let reparsed = Reparsed {
+        request_seq: first.request_seq,
+        environment_id: "env".into(),
+        integration_id: "sendgrid".into(),
+        provider: "sendgrid".into(),
+        received_at: stored[0].received_at,
+        authentication: stored[0].authentication.clone(),
+        events: vec![fixed.clone()],
+    };
+    let applied = store.supersede(reparsed.clone(), false).await.unwrap();
+    assert_eq!(applied.replaced, [(Status::Sent, Status::Sent)]);
+    assert!(applied.added.is_empty());
+    let events = store.events(Some("env"), Some("m1"), 0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, fixed);
+    let again = store.supersede(reparsed, false).await.unwrap();
+    assert_eq!((again.unchanged, again.changed()), (1, false));
+}
+
 conformance! {
+    reparse_follows_a_changed_time_of_one_key => reparse_follows_a_changed_time,
     reparse_supersedes_and_refolds_messages => reparse_supersedes_and_refolds,
     reparse_raw_requests_filter_by_integration_and_time => raw_requests_filter_by_integration_and_time,
 }
