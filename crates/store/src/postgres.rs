@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tidings_core::fold::{Fact, MessageState, precedence};
+use tidings_core::fold::MessageState;
 use tidings_core::{Failure, Status};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_postgres::error::SqlState;
@@ -36,10 +36,10 @@ use crate::cursor::{
     Collector, Cursor, EventPage, EventQuery, MessageQuery, SCAN_BATCH, SCAN_BUDGET, TIMELINE_MAX,
 };
 use crate::layout;
-use crate::suppressions::{SuppressionSettings, Touches, note_event};
+use crate::suppressions::SuppressionSettings;
 use crate::{
-    Activity, Claim, CommitStats, Error, IDEMPOTENCY_TTL, IdempotencyRecord, Ingest, IngestOutcome,
-    MessagePage, MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
+    Activity, Claim, CommitStats, Error, IDEMPOTENCY_TTL, Ingest, IngestOutcome, MessagePage,
+    MessageRow, PruneStats, Result, StoredEvent, StoredResponse, Window,
 };
 
 /// Migration 1: requests, events, idempotency records. `events.request_seq` refers to
@@ -83,6 +83,7 @@ const SCHEMA_1: &str = "CREATE TABLE raw_requests (
     );
     CREATE INDEX idempotency_by_age ON idempotency (created_at);";
 
+mod commit;
 mod existing;
 mod explain;
 mod outbound;
@@ -328,55 +329,6 @@ fn messages_table() -> String {
         updated_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (environment_id, message_id)
     );"
-    )
-}
-
-/// The fold in SQL: the greater `(precedence, status_at, status_ord, failure_ord)` wins, exactly
-/// as `Fact::key` compares in Rust; each first-seen time is the least of both.
-fn upsert_message_sql() -> String {
-    let firsts: Vec<String> = Status::ALL
-        .iter()
-        .map(|s| format!("first_{}", s.as_str()))
-        .collect();
-    let placeholders: Vec<String> = (11..11 + firsts.len()).map(|i| format!("${i}")).collect();
-    let more = 11 + firsts.len();
-    let newer = "(EXCLUDED.precedence, EXCLUDED.status_at, EXCLUDED.status_ord, EXCLUDED.failure_ord) \
-                 > (messages.precedence, messages.status_at, messages.status_ord, messages.failure_ord)";
-    let winner: Vec<String> = [
-        "status",
-        "precedence",
-        "status_at",
-        "status_ord",
-        "failure_ord",
-    ]
-    .iter()
-    .map(|c| format!("{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE messages.{c} END"))
-    .collect();
-    let least: Vec<String> = firsts
-        .iter()
-        .map(|c| format!("{c} = LEAST(messages.{c}, EXCLUDED.{c})"))
-        .collect();
-    format!(
-        "INSERT INTO messages (environment_id, message_id, provider, status, precedence, status_at,
-           status_ord, failure_ord, events, updated_at, {}, integration_id, external_id,
-           changed_xid, changed_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}, ${}, ${}, pg_current_xact_id(), ${})
-         ON CONFLICT (environment_id, integration_id, message_id) DO UPDATE SET
-           {},
-           provider = EXCLUDED.provider,
-           events = messages.events + EXCLUDED.events,
-           updated_at = EXCLUDED.updated_at,
-           external_id = COALESCE(EXCLUDED.external_id, messages.external_id),
-           changed_xid = EXCLUDED.changed_xid,
-           changed_seq = EXCLUDED.changed_seq,
-           {}",
-        firsts.join(", "),
-        placeholders.join(", "),
-        more,
-        more + 1,
-        more + 2,
-        winner.join(",\n           "),
-        least.join(",\n           "),
     )
 }
 
@@ -1331,7 +1283,6 @@ async fn committer(
     settings: Arc<SuppressionSettings>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
-    let upsert_message = Arc::new(upsert_message_sql());
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
@@ -1361,7 +1312,6 @@ async fn committer(
         }
         let pool = pool.clone();
         let stats = Arc::clone(&stats);
-        let upsert_message = Arc::clone(&upsert_message);
         let commits = Arc::clone(&commits);
         let readiness = Arc::clone(&readiness);
         let settings = Arc::clone(&settings);
@@ -1371,7 +1321,7 @@ async fn committer(
             let ingests: Vec<&Ingest> = batch.iter().map(|(ingest, _)| ingest).collect();
             let result = tokio::time::timeout(
                 commit_timeout,
-                commit_with_retries(&pool, &ingests, &upsert_message, &settings),
+                commit_with_retries(&pool, &ingests, &settings),
             )
             .await
             .unwrap_or(Err(Error::Unavailable));
@@ -1403,14 +1353,13 @@ async fn committer(
 async fn commit_with_retries(
     pool: &Pool,
     batch: &[&Ingest],
-    upsert_message: &str,
     settings: &SuppressionSettings,
 ) -> Result<Vec<IngestOutcome>> {
     let mut client = pool.get().await?;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match commit_group(&mut client, batch, upsert_message, settings).await {
+        match commit::commit_group(&mut client, batch, settings).await {
             Err(err) if attempt < 5 && is_retryable(&err) => {
                 tracing::debug!(error = %err, attempt, "Retrying a group after a conflict.");
                 tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
@@ -1418,362 +1367,6 @@ async fn commit_with_retries(
             other => return other.map_err(Error::from),
         }
     }
-}
-
-/// A message touched by a group (see the SQLite writer's twin).
-pub(crate) struct Touched<'a> {
-    pub(crate) provider: &'a str,
-    pub(crate) external_id: Option<&'a str>,
-    pub(crate) state: MessageState,
-    pub(crate) events: i64,
-    pub(crate) changed_seq: i64,
-}
-
-async fn commit_group(
-    client: &mut deadpool_postgres::Object,
-    batch: &[&Ingest],
-    upsert_message: &str,
-    settings: &SuppressionSettings,
-) -> std::result::Result<Vec<IngestOutcome>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    let mut suppression_touches = Touches::new();
-    // A request without events is a repeat when its body's hash is already indexed.
-    let insert_bare_request = tx
-        .prepare_cached(
-            "INSERT INTO raw_requests
-               (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, method, url, authentication)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (environment_id, integration_id, body_hash) WHERE NOT has_events
-             DO UPDATE SET repeats = raw_requests.repeats + 1
-             RETURNING seq, repeats",
-        )
-        .await?;
-    // One carrying events is appended; whether it repeats one is known from its events.
-    let insert_request = tx
-        .prepare_cached(
-            "INSERT INTO raw_requests
-               (environment_id, integration_id, provider, received_at, content_type, headers, body,
-                ignored, body_hash, method, url, authentication, has_events)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, TRUE)
-             RETURNING seq, repeats",
-        )
-        .await?;
-    // The original of a repeated body: counted, and the new copy dropped.
-    let count_repeat = tx
-        .prepare_cached(
-            "UPDATE raw_requests SET repeats = repeats + 1
-             WHERE seq = $1 AND environment_id = $2 AND integration_id = $3 AND body_hash = $4
-             RETURNING seq",
-        )
-        .await?;
-    let drop_request = tx
-        .prepare_cached("DELETE FROM raw_requests WHERE seq = $1")
-        .await?;
-    // A nonce is taken if it is new or its earlier use has expired. Two instances taking one
-    // nonce: the second waits for the first's commit, then sees its row.
-    let take_nonce = tx
-        .prepare_cached(
-            "INSERT INTO replay_nonces
-               (environment_id, integration_id, scope, nonce, body_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (environment_id, integration_id, scope, nonce) DO UPDATE SET
-               body_hash = EXCLUDED.body_hash, created_at = EXCLUDED.created_at,
-               expires_at = EXCLUDED.expires_at
-             WHERE replay_nonces.expires_at < EXCLUDED.created_at
-             RETURNING 1",
-        )
-        .await?;
-    let nonce_body = tx
-        .prepare_cached(
-            "SELECT body_hash FROM replay_nonces
-             WHERE environment_id = $1 AND integration_id = $2 AND scope = $3 AND nonce = $4",
-        )
-        .await?;
-    let insert_event = tx
-        .prepare_cached(
-            "INSERT INTO events
-               (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                event, request_seq, received_at, authentication, dedup_time, row_at, row_length,
-                row_text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (environment_id, dedup_time, dedup_key) DO NOTHING RETURNING seq",
-        )
-        .await?;
-    let count_duplicate = tx
-        .prepare_cached(
-            "UPDATE events SET duplicates = duplicates + 1
-             WHERE environment_id = $1 AND dedup_time = $2 AND dedup_key = $3
-             RETURNING request_seq",
-        )
-        .await?;
-    let save_idempotency = tx
-        .prepare_cached(
-            "INSERT INTO idempotency
-               (environment_id, key, body_hash, status, response, created_at, integration_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (environment_id, integration_id, key) DO UPDATE SET
-               body_hash = EXCLUDED.body_hash, status = EXCLUDED.status,
-               response = EXCLUDED.response, created_at = EXCLUDED.created_at",
-        )
-        .await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    // This group's events per message, folded here and merged with the stored row by the
-    // database. Sorted keys: concurrent groups lock message rows in the same order.
-    let mut touched: BTreeMap<(&str, &str, &str), Touched<'_>> = BTreeMap::new();
-    for ingest in batch {
-        if let Some(nonce) = &ingest.nonce {
-            let taken = tx
-                .query_opt(
-                    &take_nonce,
-                    &[
-                        &ingest.environment_id,
-                        &ingest.integration_id,
-                        &nonce.scope,
-                        &nonce.value,
-                        &ingest.body_hash,
-                        &ingest.received_at,
-                        &nonce.expires_at,
-                    ],
-                )
-                .await?;
-            if taken.is_none() {
-                let first: Vec<u8> = tx
-                    .query_one(
-                        &nonce_body,
-                        &[
-                            &ingest.environment_id,
-                            &ingest.integration_id,
-                            &nonce.scope,
-                            &nonce.value,
-                        ],
-                    )
-                    .await?
-                    .try_get(0)?;
-                // The same body again is the provider's retry; another body is a replay.
-                if first != ingest.body_hash {
-                    outcomes.push(IngestOutcome {
-                        nonce_reused: true,
-                        ..IngestOutcome::default()
-                    });
-                    continue;
-                }
-            }
-        }
-        let row = tx
-            .query_one(
-                if ingest.events.is_empty() {
-                    &insert_bare_request
-                } else {
-                    &insert_request
-                },
-                &[
-                    &ingest.environment_id,
-                    &ingest.integration_id,
-                    &ingest.provider,
-                    &ingest.received_at,
-                    &ingest.content_type,
-                    &ingest.headers_json,
-                    &ingest.body,
-                    &ingest.ignored_json,
-                    &ingest.body_hash,
-                    &ingest.method,
-                    &ingest.url,
-                    &ingest.authentication,
-                ],
-            )
-            .await?;
-        let request_seq: i64 = row.try_get(0)?;
-        let repeats: i64 = row.try_get(1)?;
-        let mut outcome = IngestOutcome {
-            request_seq,
-            repeat: repeats > 0,
-            ..IngestOutcome::default()
-        };
-        // The requests that first stored this request's duplicate events.
-        let mut originals: Vec<i64> = Vec::new();
-        let rows = layout::event_rows(ingest);
-        for (event, layout) in ingest.events.iter().zip(&rows) {
-            let date = event
-                .body
-                .date
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-            let inserted = tx
-                .query_opt(
-                    &insert_event,
-                    &[
-                        &ingest.environment_id,
-                        &ingest.integration_id,
-                        &ingest.provider,
-                        &event.id,
-                        &event.dedup_key,
-                        &event.body.status.as_str(),
-                        &date,
-                        &layout.json,
-                        &request_seq,
-                        &ingest.received_at,
-                        &ingest.authentication,
-                        &layout.dedup_time,
-                        &layout.row_at,
-                        &layout.row_length,
-                        &layout.row_text,
-                    ],
-                )
-                .await?;
-            let Some(inserted) = inserted else {
-                let original: i64 = tx
-                    .query_one(
-                        &count_duplicate,
-                        &[&ingest.environment_id, &layout.dedup_time, &event.dedup_key],
-                    )
-                    .await?
-                    .try_get(0)?;
-                if !originals.contains(&original) {
-                    originals.push(original);
-                }
-                outcome.duplicates += 1;
-                continue;
-            };
-            outcome.stored += 1;
-            let seq: i64 = inserted.try_get(0)?;
-            note_event(&mut suppression_touches, settings, ingest, event, seq);
-            let fact = Fact::from(event);
-            let external_id = event.body.external_id.as_deref();
-            touched
-                .entry((
-                    ingest.environment_id.as_str(),
-                    ingest.integration_id.as_str(),
-                    event.id.as_str(),
-                ))
-                .and_modify(|message| {
-                    message.state.apply(fact);
-                    message.events += 1;
-                    message.provider = ingest.provider.as_str();
-                    message.external_id = external_id.or(message.external_id);
-                    message.changed_seq = seq;
-                })
-                .or_insert_with(|| Touched {
-                    provider: ingest.provider.as_str(),
-                    external_id,
-                    state: MessageState::new(fact),
-                    events: 1,
-                    changed_seq: seq,
-                });
-        }
-        // Nothing new: if one of the requests that stored these events had the same body, this
-        // is its repeat, counted there instead of stored again.
-        if outcome.stored == 0 {
-            for original in originals {
-                let counted = tx
-                    .query_opt(
-                        &count_repeat,
-                        &[
-                            &original,
-                            &ingest.environment_id,
-                            &ingest.integration_id,
-                            &ingest.body_hash,
-                        ],
-                    )
-                    .await?;
-                if counted.is_some() {
-                    tx.execute(&drop_request, &[&request_seq]).await?;
-                    outcome.request_seq = original;
-                    outcome.repeat = true;
-                    break;
-                }
-            }
-        }
-        if let Some(IdempotencyRecord {
-            key,
-            body_hash,
-            status,
-            response,
-        }) = &ingest.idempotency
-        {
-            tx.execute(
-                &save_idempotency,
-                &[
-                    &ingest.environment_id,
-                    key,
-                    body_hash,
-                    &i32::from(*status),
-                    response,
-                    &ingest.received_at,
-                    &ingest.integration_id,
-                ],
-            )
-            .await?;
-        }
-        outcomes.push(outcome);
-    }
-    let upsert = tx.prepare_cached(upsert_message).await?;
-    let now = Utc::now();
-    for ((environment_id, integration_id, message_id), message) in &touched {
-        let key = MessageKey {
-            environment_id,
-            integration_id,
-            message_id,
-        };
-        save_message(&tx, &upsert, &key, message, &now).await?;
-    }
-    // After the messages: every group takes its row locks in the same order.
-    suppressions::apply(&tx, &suppression_touches, &settings.policy).await?;
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
-/// Which message a fold result belongs to.
-pub(crate) struct MessageKey<'a> {
-    pub(crate) environment_id: &'a str,
-    pub(crate) integration_id: &'a str,
-    pub(crate) message_id: &'a str,
-}
-
-/// Merges a message's folded state into its row with the upsert of [`upsert_message_sql`] (a
-/// row that is not there is inserted as is).
-pub(crate) async fn save_message(
-    tx: &deadpool_postgres::Transaction<'_>,
-    upsert: &tokio_postgres::Statement,
-    key: &MessageKey<'_>,
-    message: &Touched<'_>,
-    now: &DateTime<Utc>,
-) -> std::result::Result<(), tokio_postgres::Error> {
-    let Touched {
-        provider,
-        external_id,
-        state,
-        events: count,
-        changed_seq,
-    } = message;
-    let status_at = encode_time(&state.status_at);
-    let precedence = i16::from(precedence(state.status));
-    let status_ord = i16::from(state.status.ordinal());
-    let failure_ord = failure_ordinal(state.failure);
-    let status = state.status.as_str();
-    let firsts: Vec<Option<Vec<u8>>> = Status::ALL
-        .iter()
-        .map(|s| state.first_at.get(s).map(encode_time))
-        .collect();
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-        &key.environment_id,
-        &key.message_id,
-        provider,
-        &status,
-        &precedence,
-        &status_at,
-        &status_ord,
-        &failure_ord,
-        count,
-        now,
-    ];
-    params.extend(firsts.iter().map(|f| f as &(dyn ToSql + Sync)));
-    params.extend([
-        &key.integration_id as &(dyn ToSql + Sync),
-        external_id,
-        changed_seq,
-    ]);
-    tx.execute(upsert, &params).await?;
-    Ok(())
 }
 
 #[cfg(test)]

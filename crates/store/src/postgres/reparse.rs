@@ -2,13 +2,14 @@
 //! transaction. The messages it folds again are locked first, so an instance ingesting into
 //! one of them meanwhile merges its event into the new state instead of losing it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use tidings_core::Event;
 use tidings_core::fold::{Fact, MessageState};
 
-use super::{MessageKey, PgStore, Touched, row_sql, save_message, upsert_message_sql};
+use super::commit::{EventColumns, EventRequest, MessageKey, Touched, draw_seqs, save_messages};
+use super::{PgStore, row_sql};
 use crate::layout;
 use crate::reparse::{RawRequestFilter, ReparseOutcome, Reparsed, StoredRequest};
 use crate::{Error, Result};
@@ -141,47 +142,40 @@ impl PgStore {
                     0
                 }
             };
-            let date = event
-                .body
-                .date
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-            tx.execute(
-                "INSERT INTO events
-                   (environment_id, integration_id, provider, message_id, dedup_key, status, date,
-                    event, request_seq, received_at, duplicates, authentication, dedup_time,
-                    row_at, row_length, row_text)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                &[
-                    &reparsed.environment_id,
-                    &reparsed.integration_id,
-                    &reparsed.provider,
-                    &event.id,
-                    &event.dedup_key,
-                    &event.body.status.as_str(),
-                    &date,
-                    &layout.json,
-                    &reparsed.request_seq,
-                    &reparsed.received_at,
-                    &duplicates,
-                    &reparsed.authentication,
-                    &layout.dedup_time,
-                    &layout.row_at,
-                    &layout.row_length,
-                    &layout.row_text,
-                ],
-            )
-            .await?;
+            let (_, seqs) = draw_seqs(&tx, 0, 1).await?;
+            let request = EventRequest {
+                environment_id: &reparsed.environment_id,
+                integration_id: &reparsed.integration_id,
+                provider: &reparsed.provider,
+                request_seq: reparsed.request_seq,
+                received_at: reparsed.received_at,
+                authentication: reparsed.authentication.as_deref(),
+            };
+            let mut row = EventColumns::default();
+            row.push(
+                seqs.first().copied().unwrap_or_default(),
+                &request,
+                event,
+                layout,
+                duplicates,
+            );
+            // Nothing else holds this key: it was looked up (and deleted) above, locked.
+            if row.insert(&tx).await?.is_empty() {
+                return Err(Error::Corrupt(format!(
+                    "re-parse: event `{}` of request {} collides with a stored event",
+                    event.dedup_key, reparsed.request_seq
+                )));
+            }
             messages.insert((reparsed.integration_id.clone(), event.id.clone()));
         }
-        let upsert = tx.prepare_cached(&upsert_message_sql()).await?;
         let now = Utc::now();
         for (integration_id, message_id) in &messages {
-            let key = MessageKey {
-                environment_id: &reparsed.environment_id,
-                integration_id,
-                message_id,
-            };
-            refold(&tx, &upsert, &key, &now).await?;
+            let key = (
+                reparsed.environment_id.as_str(),
+                integration_id.as_str(),
+                message_id.as_str(),
+            );
+            refold(&tx, key, &now).await?;
         }
         outcome.refolded = messages.len();
         if dry_run {
@@ -197,16 +191,16 @@ impl PgStore {
 /// without events goes.
 async fn refold(
     tx: &deadpool_postgres::Transaction<'_>,
-    upsert: &tokio_postgres::Statement,
-    key: &MessageKey<'_>,
+    key: MessageKey<'_>,
     now: &DateTime<Utc>,
 ) -> Result<()> {
+    let (environment_id, integration_id, message_id) = key;
     // Taken first: an instance folding an event into this message waits, then merges into the
     // state written here.
     tx.execute(
         "SELECT 1 FROM messages
          WHERE environment_id = $1 AND integration_id = $2 AND message_id = $3 FOR UPDATE",
-        &[&key.environment_id, &key.integration_id, &key.message_id],
+        &[&environment_id, &integration_id, &message_id],
     )
     .await?;
     let rows = tx
@@ -214,7 +208,7 @@ async fn refold(
             "SELECT seq, provider, event FROM events
              WHERE environment_id = $1 AND integration_id = $2 AND message_id = $3
              ORDER BY seq",
-            &[&key.environment_id, &key.integration_id, &key.message_id],
+            &[&environment_id, &integration_id, &message_id],
         )
         .await?;
     let mut events = Vec::with_capacity(rows.len());
@@ -226,7 +220,7 @@ async fn refold(
     tx.execute(
         "DELETE FROM messages
          WHERE environment_id = $1 AND integration_id = $2 AND message_id = $3",
-        &[&key.environment_id, &key.integration_id, &key.message_id],
+        &[&environment_id, &integration_id, &message_id],
     )
     .await?;
     let Some(state) = MessageState::fold(events.iter().map(|(_, _, e)| Fact::from(e))) else {
@@ -247,6 +241,6 @@ async fn refold(
         events: i64::try_from(events.len()).unwrap_or(i64::MAX),
         changed_seq,
     };
-    save_message(tx, upsert, key, &touched, now).await?;
+    save_messages(tx, &BTreeMap::from([(key, touched)]), now).await?;
     Ok(())
 }
