@@ -518,8 +518,9 @@ impl PgStore {
         let stats = Arc::new(Mutex::new(CommitStats::default()));
         let commits = Arc::new(tokio::sync::watch::Sender::new(0));
         let readiness = Arc::new(crate::readiness::Readiness::default());
-        // Keep a connection or two for reads, claims and readiness checks.
-        let committers = (options.pool_size.max(2) / 2).max(1);
+        // A quarter of the pool commits (2 of the default 8): fewer, larger groups measured
+        // faster than half (BENCHMARKS.md), and the rest serves claims and readiness checks.
+        let committers = (options.pool_size.max(2) / 4).max(1);
         let suppression_settings = Arc::new(options.suppressions.clone());
         tokio::spawn(committer(
             pool.clone(),
