@@ -98,16 +98,28 @@ pub(crate) fn event_rows(ingest: &crate::Ingest) -> Vec<EventRow> {
 
 /// Where `needle` occurs in `body`, looked for after `from` first. An empty row is kept as
 /// text (it is no slice worth pointing at).
+///
+/// Searched by its first bytes, each candidate then compared whole: building a searcher for a
+/// whole row (often a kilobyte) cost more than the search itself, on every event.
 fn find(body: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() {
+    let prefix = needle.get(..needle.len().min(PREFIX))?;
+    if prefix.is_empty() {
         return None;
     }
+    let finder = memchr::memmem::Finder::new(prefix);
+    let whole_at = |at: &usize| body.get(*at..at.saturating_add(needle.len())) == Some(needle);
     let after = body
         .get(from..)
-        .and_then(|tail| memchr::memmem::find(tail, needle))
-        .map(|at| at + from);
-    after.or_else(|| memchr::memmem::find(body.get(..from.min(body.len()))?, needle))
+        .and_then(|tail| finder.find_iter(tail).map(|at| at + from).find(whole_at));
+    after.or_else(|| {
+        finder
+            .find_iter(body.get(..from.min(body.len()))?)
+            .find(whole_at)
+    })
 }
+
+/// How many leading bytes of a row [`find`] searches for.
+const PREFIX: usize = 32;
 
 /// The stored event: its JSON, with `row` put back where the row keeps it apart (`row` is the
 /// slice of the body or `row_text`, as the query read it).
@@ -165,6 +177,21 @@ mod tests {
         assert_eq!(text.row_at, None);
         let back = read_event(&text.json, text.row_text).unwrap();
         assert_eq!(back, event(Some(r#"{"b":1}"#), at));
+    }
+
+    #[test]
+    fn a_row_sharing_its_first_bytes_with_another_is_found_whole() {
+        let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let first = r#"{"event":"delivered","sg_message_id":"aaaaaaaaaaaa","n":1}"#;
+        let second = r#"{"event":"delivered","sg_message_id":"aaaaaaaaaaaa","n":2}"#;
+        let body = format!("[{first},{second}]");
+        // Looked for from the start, the second row's first bytes match the first row first.
+        let mut from = 0;
+        let row = event_row(&event(Some(second), at), body.as_bytes(), &at, &mut from);
+        assert_eq!(row.row_at, Some(first.len() + 2).map(|n| n as i64));
+        // Looked for after the end, the first row is found before `from`.
+        let row = event_row(&event(Some(first), at), body.as_bytes(), &at, &mut from);
+        assert_eq!(row.row_at, Some(1));
     }
 
     #[test]
