@@ -383,8 +383,6 @@ pub(crate) async fn save_messages(
 struct Pending<'a> {
     ingest: &'a Ingest,
     outcome: IngestOutcome,
-    /// Its nonce was reused with another body: nothing of it is stored.
-    refused: bool,
 }
 
 /// An event's dedup key: environment, dedup time, dedup key.
@@ -401,29 +399,28 @@ pub(super) async fn commit_group(
         .map(|ingest| Pending {
             ingest,
             outcome: IngestOutcome::default(),
-            refused: false,
         })
         .collect();
     for pending in &mut group {
         if let Some(nonce) = &pending.ingest.nonce
             && !take_nonce(&tx, pending.ingest, nonce).await?
         {
+            // Reused with another body: nothing of the request is stored.
             pending.outcome.nonce_reused = true;
-            pending.refused = true;
         }
     }
     for pending in group
         .iter_mut()
-        .filter(|p| !p.refused && p.ingest.events.is_empty())
+        .filter(|p| !p.outcome.nonce_reused && p.ingest.events.is_empty())
     {
         let (seq, repeats) = insert_bare_request(&tx, pending.ingest).await?;
         pending.outcome.request_seq = seq;
         pending.outcome.repeat = repeats > 0;
     }
 
-    let carrying: Vec<&mut Pending<'_>> = group
+    let mut carrying: Vec<&mut Pending<'_>> = group
         .iter_mut()
-        .filter(|p| !p.refused && !p.ingest.events.is_empty())
+        .filter(|p| !p.outcome.nonce_reused && !p.ingest.events.is_empty())
         .collect();
     let event_count = carrying.iter().map(|p| p.ingest.events.len()).sum();
     let (request_seqs, event_seqs) = if carrying.is_empty() {
@@ -468,7 +465,6 @@ pub(super) async fn commit_group(
     let mut touched: BTreeMap<MessageKey<'_>, Touched<'_>> = BTreeMap::new();
     // Each dedup key met again, with how many times: counted on the stored event.
     let mut repeated: BTreeMap<DedupKey<'_>, i64> = BTreeMap::new();
-    let mut carrying = carrying;
     for ((pending, request_seq), keys) in carrying.iter_mut().zip(&request_seqs).zip(&laid_out) {
         let ingest = pending.ingest;
         pending.outcome.request_seq = *request_seq;
@@ -520,8 +516,7 @@ pub(super) async fn commit_group(
         }
         let mut candidates: Vec<i64> = Vec::new();
         for (_, key) in keys {
-            let key = (key.0.to_owned(), key.1, key.2.to_owned());
-            if let Some(original) = originals.get(&key)
+            if let Some(original) = originals.get(key)
                 && !candidates.contains(original)
             {
                 candidates.push(*original);
@@ -648,7 +643,7 @@ async fn insert_bare_request(
 async fn count_duplicates<'a>(
     tx: &deadpool_postgres::Transaction<'_>,
     repeated: &BTreeMap<DedupKey<'a>, i64>,
-) -> PgResult<BTreeMap<(String, i64, String), i64>> {
+) -> PgResult<BTreeMap<DedupKey<'a>, i64>> {
     if repeated.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -656,10 +651,10 @@ async fn count_duplicates<'a>(
         .prepare_cached(
             "UPDATE events e SET duplicates = e.duplicates + d.n
              FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[])
-               AS d(environment_id, dedup_time, dedup_key, n)
+               WITH ORDINALITY AS d(environment_id, dedup_time, dedup_key, n, i)
              WHERE e.environment_id = d.environment_id AND e.dedup_time = d.dedup_time
                AND e.dedup_key = d.dedup_key
-             RETURNING e.environment_id, e.dedup_time, e.dedup_key, e.request_seq",
+             RETURNING d.i, e.request_seq",
         )
         .await?;
     let environment_id: Vec<&str> = repeated.keys().map(|k| k.0).collect();
@@ -669,14 +664,16 @@ async fn count_duplicates<'a>(
     let rows = tx
         .query(&count, &[&environment_id, &dedup_time, &dedup_key, &n])
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?),
-                row.try_get(3)?,
-            ))
-        })
-        .collect()
+    let keys: Vec<&DedupKey<'a>> = repeated.keys().collect();
+    let mut originals = BTreeMap::new();
+    for row in &rows {
+        // Which key a row is, by its (1-based) place in the arrays.
+        let place = usize::try_from(row.try_get::<_, i64>(0)?).unwrap_or_default();
+        if let Some(key) = place.checked_sub(1).and_then(|i| keys.get(i)) {
+            originals.insert(**key, row.try_get(1)?);
+        }
+    }
+    Ok(originals)
 }
 
 /// If one of `originals` (the requests that first stored a request's events) has the same
